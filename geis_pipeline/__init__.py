@@ -1,0 +1,53 @@
+"""geis-pipeline: operando galvanostatic impedance (GEIS) from instrument files to published numbers.
+
+Stages, each a module with one verb returning a frozen result:
+ingest (:func:`read_spectra`, :func:`read_experiment`) and the example
+experiment simulator (:mod:`geis_pipeline.simulate`).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from geis_pipeline.errors import (
+    GeisPipelineError,
+    IngestError,
+    NoImpedanceDataError,
+    SimulationError,
+    UnknownFormatError,
+)
+from geis_pipeline.ingest import FORMATS, read_experiment, read_file, read_spectra
+from geis_pipeline.spectrum import (
+    FLAG_INCOMPLETE,
+    DCRecord,
+    Experiment,
+    ExperimentMetadata,
+    InstrumentFile,
+    SkippedFile,
+    Spectrum,
+)
+
+try:
+    __version__ = version("geis-pipeline")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "FLAG_INCOMPLETE",
+    "FORMATS",
+    "DCRecord",
+    "Experiment",
+    "ExperimentMetadata",
+    "GeisPipelineError",
+    "IngestError",
+    "InstrumentFile",
+    "NoImpedanceDataError",
+    "SimulationError",
+    "SkippedFile",
+    "Spectrum",
+    "UnknownFormatError",
+    "__version__",
+    "read_experiment",
+    "read_file",
+    "read_spectra",
+]

@@ -1,0 +1,208 @@
+"""What the EC-Lab text (.mpt) and binary (.mpr) readers share: named columns -> spectra.
+
+Both readers end with a mapping of EC-Lab column names to arrays; this module
+turns that into an :class:`~geis_pipeline.spectrum.InstrumentFile`, so the two
+formats give identical spectra for the same measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from geis_pipeline.errors import IngestError
+from geis_pipeline.ingest._table import Table, require_finite
+from geis_pipeline.ingest.sweeps import incomplete_sweeps, split_sweeps
+from geis_pipeline.spectrum import FLAG_INCOMPLETE, DCRecord, InstrumentFile, Spectrum
+
+# Canonical role -> the EC-Lab column names that carry it (first match wins).
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "freq": ("freq/Hz",),
+    "re": ("Re(Z)/Ohm",),
+    "minus_im": ("-Im(Z)/Ohm",),
+    "modulus": ("|Z|/Ohm",),
+    "phase": ("Phase(Z)/deg",),
+    "time": ("time/s",),
+    "potential": ("<Ewe>/V", "Ewe/V", "<Ewe/V>"),
+    "current": ("<I>/mA", "I/mA", "<I/mA>"),
+    "charge_mAh": ("(Q-Qo)/mA.h",),
+    "charge_C": ("(Q-Qo)/C",),
+    "step": ("Ns",),
+}
+
+# Technique titles as EC-Lab writes them on the 4th header line -> short names.
+TECHNIQUES: dict[str, str] = {
+    "galvano electrochemical impedance spectroscopy": "GEIS",
+    "potentio electrochemical impedance spectroscopy": "PEIS",
+    "staircase galvano electrochemical impedance spectroscopy": "SGEIS",
+    "staircase potentio electrochemical impedance spectroscopy": "SPEIS",
+    "open circuit voltage": "OCV",
+    "galvanostatic cycling with potential limitation": "GCPL",
+    "chronopotentiometry": "CP",
+    "chronoamperometry / chronocoulometry": "CA",
+    "modulo bat": "MB",
+}
+
+_FILENAME_TECHNIQUE = re.compile(r"_\d+_([A-Za-z]+)(?:_C\d+)?$")
+
+
+def technique_from_filename(path: Path) -> str | None:
+    """EC-Lab names linked-technique files ``<stem>_03_GEIS_C01``: take ``GEIS``."""
+    match = _FILENAME_TECHNIQUE.search(path.stem)
+    return match.group(1).upper() if match else None
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def build_eclab_file(
+    table: Table,
+    path: Path,
+    *,
+    file_format: str,
+    start_time: datetime | None,
+    area_cm2: float | None,
+    current_setpoint_mA: float | None,
+    technique: str | None,
+    settings: tuple[tuple[str, str], ...] = (),
+    column_names: Mapping[str, str] | None = None,
+) -> InstrumentFile:
+    """Turn EC-Lab columns (keyed by role, see :data:`COLUMN_NAMES`) into spectra.
+
+    Parameters
+    ----------
+    table
+        Columns by role name (``line_numbers`` None for binary files).
+    path, file_format, start_time, area_cm2, current_setpoint_mA, technique, settings
+        Passed through to the :class:`InstrumentFile`.
+    column_names
+        Role -> the file's own column name, for error messages.
+
+    Raises
+    ------
+    IngestError
+        Required columns are missing, or values are non-finite or negative
+        frequencies, naming the line (text) or data row (binary).
+    """
+    columns = table.columns
+    names = dict(column_names or {})
+    n_rows = len(table)
+    if "time" not in columns:
+        raise IngestError("no 'time/s' column", file=path, column="time/s")
+    nan_column = np.full(n_rows, np.nan)
+    potential = columns.get("potential", nan_column)
+    current = columns.get("current", nan_column)
+    if "charge_mAh" in columns:
+        charge = columns["charge_mAh"]
+    elif "charge_C" in columns:
+        charge = columns["charge_C"] / 3.6  # 1 mAh = 3.6 C
+    else:
+        charge = nan_column
+    time = columns["time"]
+    require_finite(table, ["time"], path, column_names=names)
+    spectra: list[Spectrum] = []
+    if "freq" in columns:
+        require_finite(table, ["freq"], path, column_names=names)
+        freq = columns["freq"]
+        negative = np.flatnonzero(freq < 0)
+        if negative.size:
+            row = int(negative[0])
+            raise table.error(f"negative frequency {freq[row]!r}", path, row, names.get("freq"))
+        rows = np.flatnonzero(freq > 0)
+        z = _impedance(table, rows, path, names)
+        step = columns["step"][rows] if "step" in columns else None
+        sweeps = split_sweeps(freq[rows], rows, step)
+        flags = incomplete_sweeps([sweep.stop - sweep.start for sweep in sweeps])
+        for index, (sweep, incomplete) in enumerate(zip(sweeps, flags, strict=True)):
+            sweep_rows = rows[sweep]
+            spectra.append(
+                Spectrum(
+                    freq=freq[sweep_rows],
+                    z=z[sweep],
+                    time_s=time[sweep_rows[0]],
+                    point_time_s=time[sweep_rows],
+                    current_mA=_mean_or_nan(current[sweep_rows]),
+                    potential_V=_mean_or_nan(potential[sweep_rows]),
+                    charge_mAh=float(charge[sweep_rows[0]]),
+                    source=str(path),
+                    sweep_index=index,
+                    flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
+                )
+            )
+    return InstrumentFile(
+        path=str(path),
+        format=file_format,
+        spectra=tuple(spectra),
+        dc_record=DCRecord(time, potential, current, charge),
+        start_time=start_time,
+        area_cm2=area_cm2,
+        current_setpoint_mA=current_setpoint_mA,
+        technique=technique,
+        settings=settings,
+    )
+
+
+def _impedance(
+    table: Table, rows: np.ndarray, path: Path, names: Mapping[str, str]
+) -> np.ndarray:
+    """Complex Z of the impedance rows, from Re/-Im or (Modulo Bat) from |Z| and phase."""
+    columns = table.columns
+    if "re" in columns and "minus_im" in columns:
+        require_finite(table, ["re", "minus_im"], path, rows, names)
+        # EC-Lab writes -Im(Z): negate back to the true imaginary part.
+        return columns["re"][rows] - 1j * columns["minus_im"][rows]
+    if "modulus" in columns and "phase" in columns:
+        require_finite(table, ["modulus", "phase"], path, rows, names)
+        # Phase(Z)/deg is the phase of Z itself (negative for capacitive arcs).
+        return columns["modulus"][rows] * np.exp(1j * np.deg2rad(columns["phase"][rows]))
+    raise IngestError(
+        "impedance rows but neither Re(Z)/-Im(Z) nor |Z|/Phase(Z) columns",
+        file=path,
+        column="Re(Z)/Ohm",
+    )
+
+
+def role_columns(names: list[str]) -> dict[str, tuple[int, str]]:
+    """Map each role to (index, actual name) of the first matching column present."""
+    found: dict[str, tuple[int, str]] = {}
+    stripped = [name.strip() for name in names]
+    for role, candidates in COLUMN_NAMES.items():
+        for candidate in candidates:
+            if candidate in stripped:
+                found[role] = (stripped.index(candidate), candidate)
+                break
+    return found
+
+
+def parse_number(text: str) -> float | None:
+    """A float from header text, accepting a decimal comma; None if it is not one."""
+    token = text.strip().split()[0] if text.strip() else ""
+    try:
+        return float(token.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def current_in_mA(value: float | None, unit: str | None) -> float | None:
+    """Convert a header current to mA (EC-Lab writes the unit on its own line)."""
+    if value is None:
+        return None
+    scale = {"a": 1e3, "ma": 1.0, "µa": 1e-3, "ua": 1e-3, "na": 1e-6, "pa": 1e-9}
+    factor = scale.get((unit or "mA").strip().split()[0].lower() if unit and unit.strip() else "ma")
+    return None if factor is None else value * factor
+
+
+def mapping_get(settings: Mapping[str, str], key: str) -> str | None:
+    """Case-insensitive lookup in header settings."""
+    wanted = key.lower()
+    for name, value in settings.items():
+        if name.lower() == wanted:
+            return value
+    return None

@@ -1,0 +1,212 @@
+"""Shared text-table helpers for the text readers: numbers with file/line/column context.
+
+numpy's C parser (``np.loadtxt``) reads the numbers; only when it fails does a
+slow second pass find the first bad cell, so that the error names the line and
+column instead of numpy's row count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geis_pipeline.errors import IngestError
+
+__all__ = [
+    "ColumnSpec",
+    "Table",
+    "find_column",
+    "parse_table",
+    "read_text",
+    "require_finite",
+]
+
+# Control characters other than tab/CR/LF never occur in instrument text files;
+# finding one means binary garbage (a corrupt or mislabelled file).
+_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def read_text(path: Path, encoding: str = "latin-1") -> list[str]:
+    """Read a text file as lines without line ends (CRLF or LF).
+
+    Raises
+    ------
+    IngestError
+        The file cannot be opened or holds binary bytes.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
+    text = raw.decode(encoding, errors="replace")
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if _BINARY.search(line):
+            raise IngestError("binary bytes in a text file (corrupt?)", file=path, line=number)
+    return lines
+
+
+@dataclass(frozen=True)
+class Table:
+    """Numbers parsed from a text block.
+
+    Attributes
+    ----------
+    columns
+        Column name -> float64 array, one value per data row.
+    line_numbers
+        1-based file line of each data row; None for binary files, whose
+        errors name the 0-based data row instead.
+    """
+
+    columns: Mapping[str, np.ndarray]
+    line_numbers: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(next(iter(self.columns.values())).size) if self.columns else 0
+
+    def error(self, message: str, path: Path, row: int, column: str | None) -> IngestError:
+        """An :class:`IngestError` pointing at data row ``row``."""
+        if self.line_numbers is None:
+            return IngestError(f"{message} (data row {row})", file=path, column=column)
+        return IngestError(message, file=path, line=int(self.line_numbers[row]), column=column)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column to parse: its index in the row and the name it is reported by."""
+
+    index: int
+    name: str
+
+
+def parse_table(
+    lines: Sequence[str],
+    first_line_number: int,
+    columns: Sequence[ColumnSpec],
+    path: Path,
+    *,
+    delimiter: str | None = "\t",
+    decimal_comma: bool = False,
+) -> Table:
+    """Parse rows of delimited numbers.
+
+    Parameters
+    ----------
+    lines
+        The data rows (no header), as text.
+    first_line_number
+        1-based file line of ``lines[0]``.
+    columns
+        Which columns to keep and their names.
+    path
+        The file, for error messages.
+    delimiter
+        Cell separator; None splits on runs of white space.
+    decimal_comma
+        Cells use ``,`` as the decimal mark (German-locale EC-Lab exports).
+
+    Raises
+    ------
+    IngestError
+        A row is short (truncated file) or a cell is not a number; the error
+        names the line and column.
+    """
+    line_numbers = np.arange(first_line_number, first_line_number + len(lines))
+    # Blank lines carry nothing (trailing newlines at the end of a file).
+    keep = [index for index, line in enumerate(lines) if line.strip()]
+    if len(keep) != len(lines):
+        lines = [lines[index] for index in keep]
+        line_numbers = line_numbers[keep]
+    if not lines:
+        return Table({spec.name: np.empty(0) for spec in columns}, line_numbers)
+    rows: Iterable[str] = lines
+    if decimal_comma:
+        rows = (line.replace(",", ".") for line in lines)
+    usecols = [spec.index for spec in columns]
+    try:
+        values = np.loadtxt(
+            rows,
+            delimiter=delimiter,
+            usecols=usecols,
+            ndmin=2,
+            dtype=np.float64,
+            comments=None,
+            encoding=None,
+        )
+    except (ValueError, IndexError) as exc:
+        _raise_bad_cell(lines, line_numbers, columns, path, delimiter, decimal_comma)
+        raise IngestError(f"cannot parse numbers: {exc}", file=path) from exc
+    return Table(
+        {spec.name: values[:, position] for position, spec in enumerate(columns)},
+        line_numbers,
+    )
+
+
+def _raise_bad_cell(
+    lines: Sequence[str],
+    line_numbers: np.ndarray,
+    columns: Sequence[ColumnSpec],
+    path: Path,
+    delimiter: str | None,
+    decimal_comma: bool,
+) -> None:
+    """Find the first short row or non-numeric cell and raise an error naming it."""
+    for line, number in zip(lines, line_numbers, strict=True):
+        cells = line.split(delimiter)
+        for spec in columns:
+            if spec.index >= len(cells):
+                raise IngestError(
+                    f"row has {len(cells)} cells, expected at least {spec.index + 1} "
+                    "(truncated file?)",
+                    file=path,
+                    line=int(number),
+                    column=spec.name,
+                )
+            cell = cells[spec.index].strip()
+            if decimal_comma:
+                cell = cell.replace(",", ".")
+            try:
+                float(cell)
+            except ValueError:
+                raise IngestError(
+                    f"not a number: {cell[:40]!r}", file=path, line=int(number), column=spec.name
+                ) from None
+
+
+def require_finite(
+    table: Table,
+    names: Iterable[str],
+    path: Path,
+    rows: np.ndarray | None = None,
+    column_names: Mapping[str, str] | None = None,
+) -> None:
+    """Raise if any of the named columns holds NaN or inf (in ``rows`` if given).
+
+    Raises
+    ------
+    IngestError
+        Naming the line and column of the first non-finite value.
+    """
+    column_names = column_names or {}
+    for name in names:
+        values = table.columns[name] if rows is None else table.columns[name][rows]
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            row = int(bad[0]) if rows is None else int(rows[bad[0]])
+            raise table.error(f"non-finite value {values[bad[0]]!r}", path, row, column_names.get(name, name))
+
+
+def find_column(header: Sequence[str], candidates: Iterable[str]) -> int | None:
+    """Index of the first header cell equal (case-insensitive, trimmed) to a candidate."""
+    normalised = [cell.strip().lower() for cell in header]
+    for candidate in candidates:
+        try:
+            return normalised.index(candidate.lower())
+        except ValueError:
+            continue
+    return None

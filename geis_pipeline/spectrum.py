@@ -1,0 +1,303 @@
+"""The data model every stage works on: spectra, DC records and experiments.
+
+Frozen dataclasses holding read-only numpy arrays; no I/O here (readers live in
+:mod:`geis_pipeline.ingest`, the HDF5 store in :mod:`geis_pipeline.store`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+__all__ = [
+    "FLAG_INCOMPLETE",
+    "DCRecord",
+    "Experiment",
+    "ExperimentMetadata",
+    "InstrumentFile",
+    "SkippedFile",
+    "Spectrum",
+]
+
+#: Flag set on a sweep that stopped before reaching the last frequency of the
+#: file's full sweeps (fewer points than the longest sweep of its file).
+FLAG_INCOMPLETE = "incomplete"
+
+
+def _readonly(values: np.ndarray) -> np.ndarray:
+    values = np.array(values, copy=True)
+    values.flags.writeable = False
+    return values
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """One impedance sweep.
+
+    Attributes
+    ----------
+    freq
+        Frequencies, Hz, float64, all finite and > 0, in measured order.
+    z
+        True complex impedance Z' + jZ'', ohm, complex128 (whatever sign
+        convention the file used: capacitive arcs have ``z.imag < 0``).
+    time_s
+        Start of the sweep (first point), s since the experiment's start.
+    point_time_s
+        Time of every point, s since the experiment's start (NaN where the
+        file has no time column).
+    current_mA
+        Mean DC current during the sweep, mA (NaN if the file has none).
+    potential_V
+        Mean DC working-electrode potential during the sweep, V (NaN if none).
+    charge_mAh
+        Charge passed since the start of the technique, at the start of the
+        sweep, mAh (NaN if the file has none).
+    source
+        The file the sweep was read from.
+    sweep_index
+        0-based index of the sweep within ``source``.
+    flags
+        Quality flags, e.g. :data:`FLAG_INCOMPLETE`.
+    """
+
+    freq: np.ndarray
+    z: np.ndarray
+    time_s: float
+    point_time_s: np.ndarray
+    current_mA: float = math.nan
+    potential_V: float = math.nan
+    charge_mAh: float = math.nan
+    source: str = ""
+    sweep_index: int = 0
+    flags: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        freq = np.asarray(self.freq, dtype=np.float64)
+        z = np.asarray(self.z, dtype=np.complex128)
+        point_time = np.asarray(self.point_time_s, dtype=np.float64)
+        if freq.ndim != 1 or freq.size == 0:
+            raise ValueError("a spectrum needs a non-empty 1-D frequency array")
+        if z.shape != freq.shape or point_time.shape != freq.shape:
+            raise ValueError("freq, z and point_time_s must have the same shape")
+        if not np.all(np.isfinite(freq)) or np.any(freq <= 0):
+            raise ValueError("frequencies must be finite and > 0")
+        if not np.all(np.isfinite(z)):
+            raise ValueError("impedance values must be finite")
+        object.__setattr__(self, "freq", _readonly(freq))
+        object.__setattr__(self, "z", _readonly(z))
+        object.__setattr__(self, "point_time_s", _readonly(point_time))
+        object.__setattr__(self, "flags", frozenset(self.flags))
+        object.__setattr__(self, "time_s", float(self.time_s))
+
+    @property
+    def n_points(self) -> int:
+        """Number of frequency points."""
+        return int(self.freq.size)
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the sweep stopped early."""
+        return FLAG_INCOMPLETE in self.flags
+
+    def shifted(self, offset_s: float) -> Spectrum:
+        """Return a copy with every time moved by ``offset_s`` seconds."""
+        return Spectrum(
+            freq=self.freq,
+            z=self.z,
+            time_s=self.time_s + offset_s,
+            point_time_s=self.point_time_s + offset_s,
+            current_mA=self.current_mA,
+            potential_V=self.potential_V,
+            charge_mAh=self.charge_mAh,
+            source=self.source,
+            sweep_index=self.sweep_index,
+            flags=self.flags,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DCRecord:
+    """The DC record: potential, current and charge versus time.
+
+    Rows from current holds, rests (OCV), galvanostatic cycling files and the
+    impedance rows themselves (their <Ewe> and <I>) where a file has them.
+    All arrays share one length and are sorted by time; NaN marks a quantity
+    the source file did not record.
+
+    Attributes
+    ----------
+    time_s
+        s since the experiment's start.
+    potential_V
+        Working-electrode potential, V.
+    current_mA
+        DC current, mA (positive = anodic, as the instrument writes it).
+    charge_mAh
+        Charge passed since the start of each technique, mAh.
+    """
+
+    time_s: np.ndarray
+    potential_V: np.ndarray
+    current_mA: np.ndarray
+    charge_mAh: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrays = [np.asarray(getattr(self, name), dtype=np.float64) for name in _DC_FIELDS]
+        if any(values.ndim != 1 for values in arrays):
+            raise ValueError("DC record columns must be 1-D")
+        if len({values.size for values in arrays}) != 1:
+            raise ValueError("DC record columns must have one length")
+        order = np.argsort(arrays[0], kind="stable")
+        for name, values in zip(_DC_FIELDS, arrays, strict=True):
+            object.__setattr__(self, name, _readonly(values[order]))
+
+    def __len__(self) -> int:
+        return int(self.time_s.size)
+
+    @classmethod
+    def empty(cls) -> DCRecord:
+        """A record with no rows."""
+        return cls(*(np.empty(0) for _ in _DC_FIELDS))
+
+    @classmethod
+    def concatenate(cls, records: Iterable[DCRecord]) -> DCRecord:
+        """Merge records into one, sorted by time."""
+        records = list(records)
+        if not records:
+            return cls.empty()
+        return cls(
+            *(np.concatenate([getattr(record, name) for record in records]) for name in _DC_FIELDS)
+        )
+
+    def shifted(self, offset_s: float) -> DCRecord:
+        """Return a copy with time moved by ``offset_s`` seconds."""
+        return DCRecord(self.time_s + offset_s, self.potential_V, self.current_mA, self.charge_mAh)
+
+
+_DC_FIELDS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+
+
+@dataclass(frozen=True)
+class InstrumentFile:
+    """Everything read from one instrument file.
+
+    Attributes
+    ----------
+    path
+        The file.
+    format
+        Reader that read it: ``eclab-mpt``, ``eclab-mpr``, ``gamry-dta``,
+        ``zplot-z`` or ``csv``.
+    spectra
+        Its sweeps, in file order; times are s since ``start_time`` (or since
+        the file's first row when the file states no start time).
+    dc_record
+        Its DC rows (may be empty).
+    start_time
+        Absolute start of the acquisition the file's time column counts from,
+        if the file states it (naive local time, as instruments write it).
+    area_cm2
+        Electrode area from the file header, cm2, if stated.
+    current_setpoint_mA
+        DC current setpoint from the header (galvanostatic techniques), mA.
+    technique
+        Technique name, e.g. ``GEIS``, ``PEIS``, ``OCV``, ``GCPL``.
+    settings
+        Raw header settings, key -> text value, for provenance.
+    """
+
+    path: str
+    format: str
+    spectra: tuple[Spectrum, ...]
+    dc_record: DCRecord = field(default_factory=DCRecord.empty)
+    start_time: datetime | None = None
+    area_cm2: float | None = None
+    current_setpoint_mA: float | None = None
+    technique: str | None = None
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file :func:`~geis_pipeline.read_experiment` could not read."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExperimentMetadata:
+    """What is known about the experiment as a whole.
+
+    Attributes
+    ----------
+    area_cm2
+        Electrode area, cm2 (from the option given, else the file headers;
+        None when neither states it).
+    current_setpoint_mA
+        DC current setpoint of the first galvanostatic file, mA (None if none).
+    techniques
+        Technique of each source file, in time order.
+    start_time
+        Absolute start of the experiment (earliest file start), if known.
+    sources
+        The files read, in time order.
+    """
+
+    area_cm2: float | None
+    current_setpoint_mA: float | None
+    techniques: tuple[str, ...]
+    start_time: datetime | None
+    sources: tuple[str, ...]
+
+    @property
+    def current_density_mA_cm2(self) -> float | None:
+        """DC current setpoint per electrode area, mA/cm2."""
+        if self.current_setpoint_mA is None or not self.area_cm2:
+            return None
+        return self.current_setpoint_mA / self.area_cm2
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One time-ordered experiment read from a folder.
+
+    Attributes
+    ----------
+    spectra
+        All sweeps of all files, sorted by start time.
+    dc_record
+        The merged DC record of all files.
+    metadata
+        Area, setpoint, techniques, start time, sources.
+    skipped
+        Files that could not be read (with the reason).
+    """
+
+    spectra: tuple[Spectrum, ...]
+    dc_record: DCRecord
+    metadata: ExperimentMetadata
+    skipped: tuple[SkippedFile, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.spectra)
+
+    @property
+    def time_s(self) -> np.ndarray:
+        """Start time of every sweep, s."""
+        return np.array([spectrum.time_s for spectrum in self.spectra], dtype=np.float64)
+
+    @property
+    def flagged(self) -> tuple[Spectrum, ...]:
+        """Sweeps carrying any quality flag."""
+        return tuple(spectrum for spectrum in self.spectra if spectrum.flags)
+
+
+def sort_spectra(spectra: Sequence[Spectrum]) -> tuple[Spectrum, ...]:
+    """Sort sweeps by start time, keeping file order for equal times."""
+    return tuple(sorted(spectra, key=lambda spectrum: spectrum.time_s))
