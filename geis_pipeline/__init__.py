@@ -1,4 +1,4 @@
-"""geis-pipeline: operando galvanostatic impedance (GEIS) from instrument files to published numbers.
+"""geis-pipeline: operando galvanostatic impedance, from instrument files to published numbers.
 
 Stages, each a module with one verb returning a frozen result:
 ingest (:func:`read_spectra`, :func:`read_experiment`) and the example

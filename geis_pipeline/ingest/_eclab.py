@@ -149,9 +149,7 @@ def build_eclab_file(
     )
 
 
-def _impedance(
-    table: Table, rows: np.ndarray, path: Path, names: Mapping[str, str]
-) -> np.ndarray:
+def _impedance(table: Table, rows: np.ndarray, path: Path, names: Mapping[str, str]) -> np.ndarray:
     """Complex Z of the impedance rows, from Re/-Im or (Modulo Bat) from |Z| and phase."""
     columns = table.columns
     if "re" in columns and "minus_im" in columns:

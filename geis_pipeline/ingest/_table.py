@@ -78,10 +78,12 @@ class Table:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One column to parse: its index in the row and the name it is reported by."""
+    """One column to parse: its index in the row, its key in :attr:`Table.columns`,
+    and the file's own column name for error messages (default: the key)."""
 
     index: int
     name: str
+    label: str | None = None
 
 
 def parse_table(
@@ -165,7 +167,7 @@ def _raise_bad_cell(
                     "(truncated file?)",
                     file=path,
                     line=int(number),
-                    column=spec.name,
+                    column=spec.label or spec.name,
                 )
             cell = cells[spec.index].strip()
             if decimal_comma:
@@ -174,7 +176,10 @@ def _raise_bad_cell(
                 float(cell)
             except ValueError:
                 raise IngestError(
-                    f"not a number: {cell[:40]!r}", file=path, line=int(number), column=spec.name
+                    f"not a number: {cell[:40]!r}",
+                    file=path,
+                    line=int(number),
+                    column=spec.label or spec.name,
                 ) from None
 
 
@@ -198,7 +203,9 @@ def require_finite(
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             row = int(bad[0]) if rows is None else int(rows[bad[0]])
-            raise table.error(f"non-finite value {values[bad[0]]!r}", path, row, column_names.get(name, name))
+            raise table.error(
+                f"non-finite value {values[bad[0]]!r}", path, row, column_names.get(name, name)
+            )
 
 
 def find_column(header: Sequence[str], candidates: Iterable[str]) -> int | None:

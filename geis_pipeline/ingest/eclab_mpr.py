@@ -60,7 +60,9 @@ def read_mpr(path: Path) -> InstrumentFile:
     # galvani reports a bad file with whatever its decoding hit (struct.error,
     # ValueError, KeyError, NotImplementedError, ...): all mean "cannot decode".
     except Exception as exc:
-        raise IngestError(f"cannot decode EC-Lab .mpr file: {type(exc).__name__}: {exc}", file=path) from exc
+        raise IngestError(
+            f"cannot decode EC-Lab .mpr file: {type(exc).__name__}: {exc}", file=path
+        ) from exc
     technique = technique_from_filename(path) or _technique_from_settings(modules)
     start_time = timestamp if isinstance(timestamp, datetime) else None
     return spectra_from_records(records, path, start_time=start_time, technique=technique)
@@ -86,10 +88,13 @@ def spectra_from_records(
     if not names:
         raise IngestError("no data columns in the file", file=path)
     roles = role_columns(names)
-    table = Table(
-        {role: np.asarray(records[name], dtype=np.float64) for role, (_, name) in roles.items()},
-        None,
-    )
+    # Corrupt bytes can decode to values that overflow the cast; require_finite
+    # reports them with the row, so numpy's warning would only add noise.
+    with np.errstate(invalid="ignore", over="ignore"):
+        table = Table(
+            {role: np.asarray(records[name], dtype=np.float64) for role, (_, name) in roles.items()},
+            None,
+        )
     return build_eclab_file(
         table,
         path,

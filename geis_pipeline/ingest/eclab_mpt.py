@@ -84,7 +84,7 @@ def read_mpt(path: Path) -> InstrumentFile:
     table = parse_table(
         data,
         header_count + 1,
-        [ColumnSpec(index, role) for role, (index, _) in roles.items()],
+        [ColumnSpec(index, role, name) for role, (index, name) in roles.items()],
         path,
         delimiter="\t",
         decimal_comma="," in first_data,
@@ -120,8 +120,7 @@ def _header_line_count(lines: list[str], path: Path) -> int:
                 ) from None
             if not 3 <= count <= len(lines):
                 raise IngestError(
-                    f"'Nb header lines : {count}' but the file has {len(lines)} lines "
-                    "(truncated?)",
+                    f"'Nb header lines : {count}' but the file has {len(lines)} lines (truncated?)",
                     file=path,
                     line=2,
                 )

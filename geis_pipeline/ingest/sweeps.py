@@ -16,6 +16,8 @@ some files count loops differently.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 __all__ = ["incomplete_sweeps", "split_sweeps"]
@@ -60,11 +62,13 @@ def split_sweeps(
         run_steps = freq_step[run_start : run_end - 1]
         if run_steps.size == 0:
             continue
-        direction = -1.0 if np.count_nonzero(run_steps < 0) >= np.count_nonzero(run_steps > 0) else 1.0
+        direction = (
+            -1.0 if np.count_nonzero(run_steps < 0) >= np.count_nonzero(run_steps > 0) else 1.0
+        )
         against = np.flatnonzero(run_steps != direction)
         starts[run_start + 1 + against] = True
     boundaries = np.append(np.flatnonzero(starts), n_rows)
-    return [slice(int(a), int(b)) for a, b in zip(boundaries[:-1], boundaries[1:], strict=True)]
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(boundaries)]
 
 
 def incomplete_sweeps(lengths: np.ndarray | list[int]) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""A one-screen summary of an ingested experiment (numbers first, text second)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from geis_pipeline.physics import stripped_thickness_um
+from geis_pipeline.spectrum import Experiment
+
+__all__ = ["ExperimentSummary", "format_summary", "summarize"]
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    """What a user checks first after reading an experiment.
+
+    Attributes
+    ----------
+    n_files, n_skipped
+        Files read and files skipped.
+    techniques
+        Count of files per technique.
+    start_time
+        Absolute start, if known.
+    area_cm2
+        Electrode area, cm2 (None if unknown).
+    current_setpoint_mA, current_density_mA_cm2
+        DC setpoint and its density (None if not galvanostatic or no area).
+    n_spectra
+        Sweeps read.
+    flag_counts
+        Number of sweeps per quality flag.
+    points_median, points_min
+        Points per sweep.
+    freq_max_hz, freq_min_hz
+        Frequency range over all sweeps, Hz.
+    time_span_s
+        First and last sweep start, s.
+    n_dc_rows
+        Rows in the DC record.
+    potential_range_V
+        Min and max DC potential (NaN if none recorded).
+    charge_max_mAh
+        Largest |charge| passed at a sweep start, mAh (NaN if not recorded).
+    """
+
+    n_files: int
+    n_skipped: int
+    techniques: dict[str, int]
+    start_time: datetime | None
+    area_cm2: float | None
+    current_setpoint_mA: float | None
+    current_density_mA_cm2: float | None
+    n_spectra: int
+    flag_counts: dict[str, int]
+    points_median: int
+    points_min: int
+    freq_max_hz: float
+    freq_min_hz: float
+    time_span_s: tuple[float, float]
+    n_dc_rows: int
+    potential_range_V: tuple[float, float]
+    charge_max_mAh: float
+
+
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
+
+
+def summarize(experiment: Experiment) -> ExperimentSummary:
+    """Summarise an experiment read by :func:`~geis_pipeline.read_experiment`."""
+    spectra = experiment.spectra
+    points = np.array([spectrum.n_points for spectrum in spectra])
+    charges = np.abs([spectrum.charge_mAh for spectrum in spectra])
+    finite_charges = charges[np.isfinite(charges)]
+    metadata = experiment.metadata
+    return ExperimentSummary(
+        n_files=len(metadata.sources),
+        n_skipped=len(experiment.skipped),
+        techniques=dict(Counter(metadata.techniques)),
+        start_time=metadata.start_time,
+        area_cm2=metadata.area_cm2,
+        current_setpoint_mA=metadata.current_setpoint_mA,
+        current_density_mA_cm2=metadata.current_density_mA_cm2,
+        n_spectra=len(spectra),
+        flag_counts=dict(Counter(flag for spectrum in spectra for flag in spectrum.flags)),
+        points_median=int(np.median(points)),
+        points_min=int(points.min()),
+        freq_max_hz=max(float(spectrum.freq.max()) for spectrum in spectra),
+        freq_min_hz=min(float(spectrum.freq.min()) for spectrum in spectra),
+        time_span_s=(spectra[0].time_s, spectra[-1].time_s),
+        n_dc_rows=len(experiment.dc_record),
+        potential_range_V=_finite_range(
+            np.concatenate(
+                [experiment.dc_record.potential_V, [spectrum.potential_V for spectrum in spectra]]
+            )
+        ),
+        charge_max_mAh=float(finite_charges.max()) if finite_charges.size else math.nan,
+    )
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def format_summary(summary: ExperimentSummary, title: str = "") -> str:
+    """The summary as aligned text lines for the terminal."""
+    techniques = ", ".join(f"{count} {name}" for name, count in summary.techniques.items())
+    flags = ", ".join(f"{count} {flag}" for flag, count in sorted(summary.flag_counts.items()))
+    rows = [
+        ("files read", f"{summary.n_files} ({techniques}); skipped {summary.n_skipped}"),
+        ("start", str(summary.start_time) if summary.start_time else "not stated in the files"),
+        (
+            "electrode area",
+            f"{summary.area_cm2:.4g} cm2" if summary.area_cm2 else "unknown (give --area-cm2)",
+        ),
+    ]
+    if summary.current_setpoint_mA is not None:
+        density = (
+            f" = {summary.current_density_mA_cm2 * 1e3:.4g} uA/cm2"
+            if summary.current_density_mA_cm2 is not None
+            else ""
+        )
+        rows.append(("DC setpoint", f"{summary.current_setpoint_mA:.4g} mA{density}"))
+    rows += [
+        ("spectra", f"{summary.n_spectra} (flagged: {flags or 'none'})"),
+        ("points/spectrum", f"{summary.points_median} (min {summary.points_min})"),
+        (
+            "frequency range",
+            f"{_si(summary.freq_max_hz, 'Hz')} .. {_si(summary.freq_min_hz, 'Hz')}",
+        ),
+        (
+            "sweep starts",
+            f"{summary.time_span_s[0] / 3600:.3f} .. {summary.time_span_s[1] / 3600:.3f} h",
+        ),
+        ("DC record", f"{summary.n_dc_rows} rows"),
+    ]
+    low, high = summary.potential_range_V
+    if math.isfinite(low):
+        rows.append(("DC potential", f"{low:.4g} .. {high:.4g} V"))
+    if math.isfinite(summary.charge_max_mAh):
+        charge = f"{summary.charge_max_mAh:.4g} mAh"
+        if summary.area_cm2:
+            per_area = summary.charge_max_mAh / summary.area_cm2
+            charge += f" = {per_area:.4g} mAh/cm2 (~{stripped_thickness_um(per_area):.3g} um of Li)"
+        rows.append(("charge passed", charge))
+    width = max(len(label) for label, _ in rows)
+    lines = [title] if title else []
+    lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    return "\n".join(lines)

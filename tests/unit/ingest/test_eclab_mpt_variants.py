@@ -1,0 +1,183 @@
+"""EC-Lab .mpt variants (locale, line ends, column order, header-less) and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import geis_pipeline as gp
+
+N_DATA_ROWS = 200  # 29 hold rows + four full sweeps and a part of a fifth
+
+
+@pytest.fixture(scope="module")
+def snippet_lines(realdata: Path) -> list[str]:
+    """Header and the first data rows of the real geis.mpt."""
+    lines = (realdata / "geis.mpt").read_text(encoding="latin-1").splitlines()
+    return lines[: 76 + N_DATA_ROWS]
+
+
+def _write(tmp_path: Path, lines: list[str], name: str = "cell.mpt", newline: str = "\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(newline.join(lines).encode("latin-1") + newline.encode())
+    return path
+
+
+@pytest.fixture
+def reference(tmp_path: Path, snippet_lines: list[str]) -> list[gp.Spectrum]:
+    return gp.read_spectra(_write(tmp_path, snippet_lines, "reference.mpt"))
+
+
+def _assert_same(spectra: list[gp.Spectrum], reference: list[gp.Spectrum]) -> None:
+    assert len(spectra) == len(reference)
+    for spectrum, expected in zip(spectra, reference, strict=True):
+        np.testing.assert_array_equal(spectrum.freq, expected.freq)
+        np.testing.assert_array_equal(spectrum.z, expected.z)
+        assert spectrum.time_s == expected.time_s
+        assert spectrum.flags == expected.flags
+
+
+def test_snippet_sweeps(reference: list[gp.Spectrum]) -> None:
+    # 171 impedance rows = 4 full sweeps of 41 and 7 points of a fifth.
+    assert [spectrum.n_points for spectrum in reference] == [41, 41, 41, 41, 7]
+    assert [spectrum.incomplete for spectrum in reference] == [False] * 4 + [True]
+
+
+def test_crlf_line_ends(tmp_path: Path, snippet_lines, reference) -> None:
+    _assert_same(gp.read_spectra(_write(tmp_path, snippet_lines, newline="\r\n")), reference)
+
+
+def test_german_decimal_comma(tmp_path: Path, snippet_lines, reference) -> None:
+    german = snippet_lines[:76] + [line.replace(".", ",") for line in snippet_lines[76:]]
+    german = [line.replace("1.130 cm", "1,130 cm") for line in german]
+    path = _write(tmp_path, german, newline="\r\n")
+    _assert_same(gp.read_spectra(path), reference)
+    assert gp.read_file(path).area_cm2 == pytest.approx(1.13)
+
+
+def test_columns_found_by_name_not_position(tmp_path: Path, snippet_lines, reference) -> None:
+    rows = [line.split("\t") for line in snippet_lines[75:]]
+    width = len(rows[0]) - 1  # the trailing tab makes an empty last cell
+    order = list(reversed(range(width)))
+    shuffled = ["\t".join(row[index] for index in order) for row in rows]
+    _assert_same(gp.read_spectra(_write(tmp_path, snippet_lines[:75] + shuffled)), reference)
+
+
+def test_headerless_export(tmp_path: Path, snippet_lines, reference) -> None:
+    lines = ["EC-Lab ASCII FILE", *snippet_lines[75:]]
+    _assert_same(gp.read_spectra(_write(tmp_path, lines)), reference)
+
+
+def _cell_column(snippet_lines: list[str], name: str) -> int:
+    return snippet_lines[75].split("\t").index(name)
+
+
+def _replace_cell(lines: list[str], row: int, column: int, text: str) -> list[str]:
+    cells = lines[row].split("\t")
+    cells[column] = text
+    return [*lines[:row], "\t".join(cells), *lines[row + 1 :]]
+
+
+@pytest.mark.parametrize("text", ["abc", "1.2.3", ""])
+def test_non_numeric_cell_names_line_and_column(tmp_path, snippet_lines, text) -> None:
+    row = 76 + 40  # file line 117
+    lines = _replace_cell(snippet_lines, row, _cell_column(snippet_lines, "Re(Z)/Ohm"), text)
+    with pytest.raises(gp.IngestError) as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert caught.value.line == row + 1
+    assert caught.value.column == "Re(Z)/Ohm"
+    assert "cell.mpt:117" in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["NaN", "inf", "-Inf"])
+def test_non_finite_impedance_names_line_and_column(tmp_path, snippet_lines, text) -> None:
+    row = 76 + 50
+    lines = _replace_cell(snippet_lines, row, _cell_column(snippet_lines, "-Im(Z)/Ohm"), text)
+    with pytest.raises(gp.IngestError, match="non-finite") as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert (caught.value.line, caught.value.column) == (row + 1, "-Im(Z)/Ohm")
+
+
+def test_negative_frequency(tmp_path, snippet_lines) -> None:
+    row = 76 + 60
+    lines = _replace_cell(snippet_lines, row, _cell_column(snippet_lines, "freq/Hz"), "-5.0E+000")
+    with pytest.raises(gp.IngestError, match="negative frequency") as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert (caught.value.line, caught.value.column) == (row + 1, "freq/Hz")
+
+
+def test_truncated_mid_row(tmp_path, snippet_lines) -> None:
+    text = "\n".join(snippet_lines)
+    path = tmp_path / "cell.mpt"
+    path.write_bytes(text[: len(text) - 300].encode("latin-1"))
+    with pytest.raises(gp.IngestError, match="truncated") as caught:
+        gp.read_spectra(path)
+    assert caught.value.line == len(snippet_lines)
+
+
+def test_header_count_beyond_file(tmp_path, snippet_lines) -> None:
+    lines = [snippet_lines[0], "Nb header lines : 9999", *snippet_lines[2:]]
+    with pytest.raises(gp.IngestError, match="truncated") as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert caught.value.line == 2
+
+
+def test_header_count_not_at_column_header(tmp_path, snippet_lines) -> None:
+    lines = [snippet_lines[0], "Nb header lines : 50", *snippet_lines[2:]]
+    with pytest.raises(gp.IngestError, match="not the column header") as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert caught.value.line == 50
+
+
+def test_missing_impedance_columns(tmp_path, snippet_lines) -> None:
+    drop = {
+        _cell_column(snippet_lines, name)
+        for name in ("Re(Z)/Ohm", "-Im(Z)/Ohm", "|Z|/Ohm", "Phase(Z)/deg")
+    }
+    lines = snippet_lines[:75] + [
+        "\t".join(cell for index, cell in enumerate(line.split("\t")) if index not in drop)
+        for line in snippet_lines[75:]
+    ]
+    with pytest.raises(gp.IngestError, match="neither") as caught:
+        gp.read_spectra(_write(tmp_path, lines))
+    assert caught.value.column == "Re(Z)/Ohm"
+
+
+def test_no_impedance_rows(tmp_path, snippet_lines) -> None:
+    path = _write(tmp_path, snippet_lines[: 76 + 29])  # only the current-hold rows
+    assert len(gp.read_file(path).dc_record) == 29
+    with pytest.raises(gp.NoImpedanceDataError):
+        gp.read_spectra(path)
+
+
+def test_binary_garbage_in_text_file(tmp_path, snippet_lines) -> None:
+    path = _write(tmp_path, snippet_lines)
+    raw = bytearray(path.read_bytes())
+    raw[5000:5004] = b"\x00\x01\x02\x03"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(gp.IngestError, match="binary"):
+        gp.read_spectra(path)
+
+
+def test_unknown_format(tmp_path) -> None:
+    path = tmp_path / "notes.xyz"
+    path.write_text("hello")
+    with pytest.raises(gp.UnknownFormatError, match=r"notes\.xyz"):
+        gp.read_spectra(path)
+    with pytest.raises(gp.UnknownFormatError, match="choose one of"):
+        gp.read_spectra(path, format="nova")
+
+
+def test_truncated_mpr(tmp_path, realdata) -> None:
+    raw = (realdata / "geis.mpr").read_bytes()
+    path = tmp_path / "cut.mpr"
+    path.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(gp.IngestError, match=r"cut\.mpr"):
+        gp.read_spectra(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(gp.IngestError, match="cannot open"):
+        gp.read_spectra("/nonexistent/cell.mpt")
