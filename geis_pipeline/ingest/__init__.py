@@ -213,7 +213,15 @@ def _merge(
     dated = [item for item in files if item.start_time is not None]
     undated = [item for item in files if item.start_time is None]
     start: datetime | None = min((item.start_time for item in dated), default=None)
-    ordered = sorted(dated, key=lambda item: (item.start_time, _first_time(item), item.path))
+    # Order files by the absolute time of their first row: linked techniques
+    # share one acquisition start, so the start alone does not order them.
+    ordered = sorted(
+        dated,
+        key=lambda item: (
+            (item.start_time - start).total_seconds() + _first_time(item),
+            item.path,
+        ),
+    )
     ordered += sorted(undated, key=lambda item: item.path)
     spectra: list[Spectrum] = []
     records: list[DCRecord] = []
