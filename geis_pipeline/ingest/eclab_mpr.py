@@ -92,7 +92,10 @@ def spectra_from_records(
     # reports them with the row, so numpy's warning would only add noise.
     with np.errstate(invalid="ignore", over="ignore"):
         table = Table(
-            {role: np.asarray(records[name], dtype=np.float64) for role, (_, name) in roles.items()},
+            {
+                role: np.asarray(records[name], dtype=np.float64)
+                for role, (_, name) in roles.items()
+            },
             None,
         )
     return build_eclab_file(

@@ -72,6 +72,10 @@ def read_mpt(path: Path) -> InstrumentFile:
     column_line = lines[header_count - 1]
     names = column_line.split("\t")
     roles = role_columns(names)
+    if "re" in roles and "minus_im" in roles:
+        # |Z| and phase are only needed for files without Re/-Im: skip parsing them.
+        roles.pop("modulus", None)
+        roles.pop("phase", None)
     if "time" not in roles and "freq" not in roles:
         raise IngestError(
             f"'Nb header lines : {header_count}' but line {header_count} is not the column "

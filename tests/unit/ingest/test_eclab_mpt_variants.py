@@ -155,7 +155,7 @@ def test_no_impedance_rows(tmp_path, snippet_lines) -> None:
 def test_binary_garbage_in_text_file(tmp_path, snippet_lines) -> None:
     path = _write(tmp_path, snippet_lines)
     raw = bytearray(path.read_bytes())
-    raw[5000:5004] = b"\x00\x01\x02\x03"
+    raw[5000:5004] = b"\x00\x00\x02\x03"
     path.write_bytes(bytes(raw))
     with pytest.raises(gp.IngestError, match="binary"):
         gp.read_spectra(path)
