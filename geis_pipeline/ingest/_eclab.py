@@ -7,7 +7,6 @@ formats give identical spectra for the same measurement.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,8 +16,8 @@ import numpy as np
 
 from geis_pipeline.errors import IngestError
 from geis_pipeline.ingest._table import Table, require_finite
-from geis_pipeline.ingest.sweeps import incomplete_sweeps, split_sweeps
-from geis_pipeline.spectrum import FLAG_INCOMPLETE, DCRecord, InstrumentFile, Spectrum
+from geis_pipeline.ingest.sweeps import spectra_from_rows
+from geis_pipeline.spectrum import DCRecord, InstrumentFile, Spectrum
 
 # Canonical role -> the EC-Lab column names that carry it (first match wins).
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
@@ -55,11 +54,6 @@ def technique_from_filename(path: Path) -> str | None:
     """EC-Lab names linked-technique files ``<stem>_03_GEIS_C01``: take ``GEIS``."""
     match = _FILENAME_TECHNIQUE.search(path.stem)
     return match.group(1).upper() if match else None
-
-
-def _mean_or_nan(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan
 
 
 def build_eclab_file(
@@ -107,7 +101,7 @@ def build_eclab_file(
         charge = nan_column
     time = columns["time"]
     require_finite(table, ["time"], path, column_names=names)
-    spectra: list[Spectrum] = []
+    spectra: tuple[Spectrum, ...] = ()
     if "freq" in columns:
         require_finite(table, ["freq"], path, column_names=names)
         freq = columns["freq"]
@@ -117,29 +111,21 @@ def build_eclab_file(
             raise table.error(f"negative frequency {freq[row]!r}", path, row, names.get("freq"))
         rows = np.flatnonzero(freq > 0)
         z = _impedance(table, rows, path, names)
-        step = columns["step"][rows] if "step" in columns else None
-        sweeps = split_sweeps(freq[rows], rows, step)
-        flags = incomplete_sweeps([sweep.stop - sweep.start for sweep in sweeps])
-        for index, (sweep, incomplete) in enumerate(zip(sweeps, flags, strict=True)):
-            sweep_rows = rows[sweep]
-            spectra.append(
-                Spectrum(
-                    freq=freq[sweep_rows],
-                    z=z[sweep],
-                    time_s=time[sweep_rows[0]],
-                    point_time_s=time[sweep_rows],
-                    current_mA=_mean_or_nan(current[sweep_rows]),
-                    potential_V=_mean_or_nan(potential[sweep_rows]),
-                    charge_mAh=float(charge[sweep_rows[0]]),
-                    source=str(path),
-                    sweep_index=index,
-                    flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
-                )
-            )
+        spectra = spectra_from_rows(
+            freq[rows],
+            z,
+            source=str(path),
+            point_time_s=time[rows],
+            current_mA=current[rows],
+            potential_V=potential[rows],
+            charge_mAh=charge[rows],
+            row_number=rows,
+            step=columns["step"][rows] if "step" in columns else None,
+        )
     return InstrumentFile(
         path=str(path),
         format=file_format,
-        spectra=tuple(spectra),
+        spectra=spectra,
         dc_record=DCRecord(time, potential, current, charge),
         start_time=start_time,
         area_cm2=area_cm2,

@@ -17,10 +17,13 @@ some files count loops differently.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
-__all__ = ["incomplete_sweeps", "split_sweeps"]
+from geis_pipeline.spectrum import FLAG_INCOMPLETE, Spectrum
+
+__all__ = ["incomplete_sweeps", "mean_or_nan", "spectra_from_rows", "split_sweeps"]
 
 
 def split_sweeps(
@@ -88,3 +91,78 @@ def incomplete_sweeps(lengths: np.ndarray | list[int]) -> np.ndarray:
     if lengths.size == 0:
         return np.zeros(0, dtype=bool)
     return lengths < lengths.max()
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    """Mean of the finite values (NaN if there are none)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return math.nan
+    with np.errstate(over="ignore"):  # a sum beyond float range is inf, not a warning
+        return float(finite.mean())
+
+
+def spectra_from_rows(
+    freq: np.ndarray,
+    z: np.ndarray,
+    *,
+    source: str,
+    point_time_s: np.ndarray | None = None,
+    current_mA: np.ndarray | None = None,
+    potential_V: np.ndarray | None = None,
+    charge_mAh: np.ndarray | None = None,
+    row_number: np.ndarray | None = None,
+    step: np.ndarray | None = None,
+    last_incomplete: bool = False,
+) -> tuple[Spectrum, ...]:
+    """Split validated impedance rows into sweeps and build their spectra.
+
+    Every reader ends here, so all formats split and flag sweeps alike.
+
+    Parameters
+    ----------
+    freq, z
+        Impedance rows only (freq > 0 Hz, finite Z in ohm), in file order.
+    source
+        The file, recorded in each spectrum.
+    point_time_s
+        Time of each row, s; None: sweeps start at 0 s with NaN point times.
+    current_mA, potential_V
+        DC current (mA) and potential (V) of each row, averaged per sweep.
+    charge_mAh
+        Passed charge of each row, mAh; a sweep keeps the value at its start.
+    row_number, step
+        See :func:`split_sweeps`.
+    last_incomplete
+        Flag the last sweep incomplete whatever its length (the file says the
+        measurement was aborted).
+
+    Returns
+    -------
+    tuple of Spectrum
+    """
+    n_rows = freq.size
+    nan_rows = np.full(n_rows, np.nan)
+    times = nan_rows if point_time_s is None else point_time_s
+    current = nan_rows if current_mA is None else current_mA
+    potential = nan_rows if potential_V is None else potential_V
+    charge = nan_rows if charge_mAh is None else charge_mAh
+    sweeps = split_sweeps(freq, row_number, step)
+    short = incomplete_sweeps([sweep.stop - sweep.start for sweep in sweeps])
+    if last_incomplete and sweeps:
+        short[-1] = True
+    return tuple(
+        Spectrum(
+            freq=freq[sweep],
+            z=z[sweep],
+            time_s=0.0 if point_time_s is None else float(times[sweep.start]),
+            point_time_s=times[sweep],
+            current_mA=mean_or_nan(current[sweep]),
+            potential_V=mean_or_nan(potential[sweep]),
+            charge_mAh=float(charge[sweep.start]),
+            source=source,
+            sweep_index=index,
+            flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
+        )
+        for index, (sweep, incomplete) in enumerate(zip(sweeps, short, strict=True))
+    )
