@@ -138,7 +138,10 @@ class DCRecord:
     current_mA
         DC current, mA (positive = anodic, as the instrument writes it).
     charge_mAh
-        Charge passed since the start of each technique, mAh.
+        Passed charge as the file records it, mAh (EC-Lab's ``(Q-Qo)``: real
+        files count it from the start of each technique; the bundled
+        simulator carries it across linked techniques). Tracking integrates
+        the current itself where it needs the total.
     """
 
     time_s: np.ndarray
