@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "DRTError",
+    "FitError",
     "GeisPipelineError",
     "IngestError",
     "NoImpedanceDataError",
     "SimulationError",
     "UnknownFormatError",
+    "ValidationError",
 ]
 
 
@@ -88,3 +91,15 @@ class NoImpedanceDataError(IngestError):
 
 class SimulationError(GeisPipelineError):
     """The settings given to the experiment simulator are impossible."""
+
+
+class ValidationError(GeisPipelineError):
+    """Kramers-Kronig validation was given impossible input or options."""
+
+
+class FitError(GeisPipelineError):
+    """Equivalent-circuit fitting was given an impossible circuit, bounds or options."""
+
+
+class DRTError(GeisPipelineError):
+    """The DRT inversion was given impossible input or options."""
