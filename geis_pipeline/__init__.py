@@ -1,7 +1,8 @@
 """geis-pipeline: operando galvanostatic impedance, from instrument files to published numbers.
 
 Stages, each a module with one verb returning a frozen result:
-ingest (:func:`read_spectra`, :func:`read_experiment`) and the example
+ingest (:func:`read_spectra`, :func:`read_experiment`), equivalent-circuit
+fitting (:func:`fit_circuit`, :func:`fit_experiment`) and the example
 experiment simulator (:mod:`geis_pipeline.simulate`).
 """
 
@@ -10,12 +11,16 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from geis_pipeline.errors import (
+    DRTError,
+    FitError,
     GeisPipelineError,
     IngestError,
     NoImpedanceDataError,
     SimulationError,
     UnknownFormatError,
+    ValidationError,
 )
+from geis_pipeline.fit import ArcCapacitance, FitResult, fit_circuit, fit_experiment, parse_circuit
 from geis_pipeline.ingest import FORMATS, read_experiment, read_file, read_spectra
 from geis_pipeline.spectrum import (
     FLAG_INCOMPLETE,
@@ -35,9 +40,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "FLAG_INCOMPLETE",
     "FORMATS",
+    "ArcCapacitance",
     "DCRecord",
+    "DRTError",
     "Experiment",
     "ExperimentMetadata",
+    "FitError",
+    "FitResult",
     "GeisPipelineError",
     "IngestError",
     "InstrumentFile",
@@ -46,7 +55,11 @@ __all__ = [
     "SkippedFile",
     "Spectrum",
     "UnknownFormatError",
+    "ValidationError",
     "__version__",
+    "fit_circuit",
+    "fit_experiment",
+    "parse_circuit",
     "read_experiment",
     "read_file",
     "read_spectra",
