@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "ConfigError",
     "DRTError",
     "FitError",
     "GeisPipelineError",
@@ -103,3 +104,7 @@ class FitError(GeisPipelineError):
 
 class DRTError(GeisPipelineError):
     """The DRT inversion was given impossible input or options."""
+
+
+class ConfigError(GeisPipelineError):
+    """A config file or option is invalid (the error names the key)."""

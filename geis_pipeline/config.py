@@ -1,0 +1,335 @@
+"""Run configuration: TOML read with tomllib into typed, validated, frozen dataclasses.
+
+Every key has a default (``configs/default.toml`` documents them); a config
+file only states what differs. Unknown keys and ill-typed values are errors
+that name the key's path and list the valid keys or choices. A resolved config
+is written back as TOML into every result file, and each stage's section is
+hashed so that re-processing re-runs only the stages whose settings changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from geis_pipeline.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DRTConfig",
+    "ExecutorConfig",
+    "ExperimentConfig",
+    "FitConfig",
+    "KKConfig",
+    "TrackConfig",
+    "config_to_toml",
+    "load_config",
+    "parse_config",
+    "section_hash",
+]
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What the instrument files may not say.
+
+    Attributes
+    ----------
+    area_cm2
+        Electrode area, cm2; overrides the file headers (needed for .mpr).
+    strict
+        Stop at the first unreadable file instead of skipping it.
+    """
+
+    area_cm2: float | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class KKConfig:
+    """Kramers-Kronig validation (Lin-KK) and low-frequency truncation."""
+
+    enabled: bool = True
+    threshold: float = 0.01
+    mu_criterion: float = 0.85
+    truncate: bool = True
+    include_inductance: bool = True
+    max_freq_hz: float | None = None
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Equivalent-circuit fitting.
+
+    Attributes
+    ----------
+    circuit
+        impedance.py circuit string.
+    weighting
+        ``modulus``, ``proportional`` or ``unit``.
+    roles
+        Element -> role; the ``int`` role is the interface tracked over time.
+    fixed
+        Parameter -> fixed value (the grain-boundary exponent, as the papers do).
+    bounds
+        Parameter -> [lower, upper].
+    use_kk_mask
+        Fit only the points the Kramers-Kronig truncation kept.
+    """
+
+    circuit: str = "L0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
+    weighting: Literal["modulus", "proportional", "unit"] = "modulus"
+    roles: dict[str, str] = field(
+        default_factory=lambda: {"L0": "cable", "R1": "bulk", "R2": "gb", "R3": "int"}
+    )
+    fixed: dict[str, float] = field(default_factory=lambda: {"CPE2_1": 0.9})
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    use_kk_mask: bool = True
+
+
+@dataclass(frozen=True)
+class DRTConfig:
+    """Regularised distribution of relaxation times."""
+
+    enabled: bool = True
+    basis: Literal["gaussian", "piecewise_linear"] = "gaussian"
+    points_per_decade: int = 10
+    derivative: Literal[1, 2] = 2
+    lam: float | Literal["gcv", "lcurve", "re-im"] = "gcv"
+    lam_per_spectrum: bool = False
+    solver: Literal["CLARABEL", "OSQP", "SCS"] = "CLARABEL"
+    inductance: bool = True
+    windows: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}
+    )
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Per-step tracking of the interface."""
+
+    interfaces: int = 1
+    reference_step: int | None = None
+    r_int_threshold_ohm_cm2: float = 10000.0
+    temperature_K: float | None = None
+    reference_temperature_K: float = 298.15
+    activation_energy_eV: float = 0.37
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where the work runs."""
+
+    kind: Literal["serial", "process", "dask"] = "process"
+    workers: int = 2
+    chunk_size: int = 500
+    scheduler: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run's configuration, one section per stage."""
+
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    kk: KKConfig = field(default_factory=KKConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    drt: DRTConfig = field(default_factory=DRTConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a TOML config file (None: all defaults).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not TOML (with the line), or holds unknown
+        keys or wrong types (with the key's path and what is valid).
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=path) from exc
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, source: str | Path | None = None) -> Config:
+    """Validate TOML text into a :class:`Config` (see :func:`load_config`)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(f"not valid TOML: {exc}", file=source, line=line) from exc
+    config = _build(Config, document, "", source)
+    _check_values(config, source)
+    return config
+
+
+def _build(cls: type, values: Any, path: str, source: str | Path | None) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"must be a table of keys, got {type(values).__name__}", file=source, key=path or "."
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(
+            f"unknown key; valid keys here: {', '.join(fields)}", file=source, key=key
+        )
+    arguments = {}
+    for name, value in values.items():
+        key = f"{path}.{name}" if path else name
+        arguments[name] = _convert(hints[name], value, key, source)
+    return cls(**arguments)
+
+
+def _convert(hint: Any, value: Any, key: str, source: str | Path | None) -> Any:
+    origin = typing.get_origin(hint)
+    arguments = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, source)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in arguments:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, key, source)
+            except ConfigError as exc:
+                errors.append(exc.message)
+        raise ConfigError("; or ".join(errors), file=source, key=key)
+    if origin is Literal:
+        if value in arguments and type(value) is type(arguments[arguments.index(value)]):
+            return value
+        raise ConfigError(
+            f"got {value!r}; choose one of {', '.join(repr(choice) for choice in arguments)}",
+            file=source,
+            key=key,
+        )
+    if origin is dict:
+        key_type, value_type = arguments
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"must be a table, got {type(value).__name__}", file=source, key=key)
+        return {
+            _convert(key_type, name, f"{key}.{name}", source): _convert(
+                value_type, item, f"{key}.{name}", source
+            )
+            for name, item in value.items()
+        }
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(arguments):
+            raise ConfigError(
+                f"must be a list of {len(arguments)} values, got {value!r}", file=source, key=key
+            )
+        return tuple(
+            _convert(item_type, item, key, source)
+            for item_type, item in zip(arguments, value, strict=True)
+        )
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"must be true or false, got {value!r}", file=source, key=key)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"must be a whole number, got {value!r}", file=source, key=key)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"must be finite, got {value!r}", file=source, key=key)
+            return float(value)
+        raise ConfigError(f"must be a number, got {value!r}", file=source, key=key)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"must be a string, got {value!r}", file=source, key=key)
+    raise ConfigError(f"unsupported setting type {hint!r}", file=source, key=key)
+
+
+def _check_values(config: Config, source: str | Path | None) -> None:
+    """Range checks that types cannot express."""
+
+    def require(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            raise ConfigError(message, file=source, key=key)
+
+    area = config.experiment.area_cm2
+    require(area is None or area > 0, "experiment.area_cm2", f"must be > 0 cm2, got {area}")
+    require(0 < config.kk.threshold < 1, "kk.threshold", "must be a fraction in (0, 1)")
+    require(0 < config.kk.mu_criterion < 1, "kk.mu_criterion", "must be in (0, 1)")
+    require(config.drt.points_per_decade >= 1, "drt.points_per_decade", "must be at least 1")
+    lam = config.drt.lam
+    require(isinstance(lam, str) or lam > 0, "drt.lam", f"must be > 0 or a method, got {lam}")
+    require(config.track.interfaces in (1, 2), "track.interfaces", "must be 1 or 2")
+    require(config.executor.workers >= 1, "executor.workers", "must be at least 1")
+    require(config.executor.chunk_size >= 1, "executor.chunk_size", "must be at least 1")
+    require(
+        config.executor.kind != "dask" or bool(config.executor.scheduler),
+        "executor.scheduler",
+        "the dask executor needs a scheduler address",
+    )
+    for name, (low, high) in config.fit.bounds.items():
+        require(0 <= low < high, f"fit.bounds.{name}", f"needs 0 <= lower < upper, got {low, high}")
+    for name, (low, high) in config.drt.windows.items():
+        require(0 < low < high, f"drt.windows.{name}", f"needs 0 < low < high, got {low, high}")
+
+
+def config_to_toml(config: Config) -> str:
+    """The resolved config as TOML text (every key, defaults included)."""
+    lines: list[str] = []
+    for section in dataclasses.fields(config):
+        lines.append(f"[{section.name}]")
+        nested: list[tuple[str, Mapping[str, Any]]] = []
+        for item in dataclasses.fields(getattr(config, section.name)):
+            value = getattr(getattr(config, section.name), item.name)
+            if value is None:
+                lines.append(f"# {item.name} not set")
+            elif isinstance(value, Mapping):
+                nested.append((item.name, value))
+            else:
+                lines.append(f"{item.name} = {_toml_value(value)}")
+        for name, table in nested:
+            lines.append(f"[{section.name}.{name}]")
+            lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in table.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def section_hash(config: Config, section: str) -> str:
+    """sha256 of one section's resolved values: equal hashes mean equal settings."""
+    values = dataclasses.asdict(getattr(config, section))
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()

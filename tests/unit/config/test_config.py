@@ -1,0 +1,100 @@
+"""Config files: defaults, validation errors naming the key, TOML round trip, section hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geis_pipeline.config import (
+    Config,
+    config_to_toml,
+    load_config,
+    parse_config,
+    section_hash,
+)
+from geis_pipeline.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None)
+    assert config == Config()
+    assert config.fit.fixed == {"CPE2_1": 0.9}
+    assert config.drt.windows["int"] == (1e-5, 1e-1)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda path: path.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    config = load_config(path)
+    assert parse_config(config_to_toml(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("[fit]\nweightin = 'unit'", "fit.weightin", "valid keys here: circuit, weighting"),
+        ("[nonsense]\na = 1", "nonsense", "valid keys here: experiment, kk, fit"),
+        ("[fit]\nweighting = 'sigma'", "fit.weighting", "choose one of 'modulus'"),
+        ("[kk]\nthreshold = true", "kk.threshold", "must be a number"),
+        ("[kk]\nthreshold = 2.0", "kk.threshold", "fraction"),
+        ("[drt]\nlam = 'foo'", "drt.lam", "'gcv'"),
+        ("[drt]\nlam = -1.0", "drt.lam", "> 0"),
+        ("[drt]\npoints_per_decade = 2.5", "drt.points_per_decade", "whole number"),
+        ("[fit.bounds]\nR1 = [5.0, 1.0]", "fit.bounds.R1", "lower < upper"),
+        ("[fit.bounds]\nR1 = [5.0]", "fit.bounds.R1", "list of 2"),
+        ("[experiment]\narea_cm2 = 0", "experiment.area_cm2", "> 0"),
+        ("[executor]\nkind = 'dask'", "executor.scheduler", "scheduler"),
+        ("fit = 3", "fit", "table"),
+    ],
+)
+def test_errors_name_the_key(text: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(text, source="run.toml")
+    assert caught.value.key == key
+    assert caught.value.file == "run.toml"
+
+
+def test_not_toml() -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[fit\ncircuit = ", source="run.toml")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+@given(
+    st.floats(1e-6, 0.5),
+    st.floats(0.01, 0.99),
+    st.integers(1, 40),
+    st.one_of(st.floats(1e-8, 10.0), st.sampled_from(["gcv", "lcurve", "re-im"])),
+    st.dictionaries(st.sampled_from(["CPE1_1", "CPE2_1", "R0"]), st.floats(0.1, 1.0)),
+)
+def test_toml_round_trip(threshold, mu, points, lam, fixed) -> None:
+    text = (
+        f"[kk]\nthreshold = {threshold!r}\nmu_criterion = {mu!r}\n"
+        f"[drt]\npoints_per_decade = {points}\nlam = {lam!r}\n".replace("'", '"')
+    )
+    config = parse_config(text)
+    config = type(config)(
+        experiment=config.experiment,
+        kk=config.kk,
+        fit=type(config.fit)(**{**config.fit.__dict__, "fixed": fixed}),
+        drt=config.drt,
+        track=config.track,
+        executor=config.executor,
+    )
+    assert parse_config(config_to_toml(config)) == config
+
+
+def test_section_hash_changes_only_with_its_section() -> None:
+    base = parse_config("")
+    changed_drt = parse_config("[drt]\nlam = 0.5")
+    assert section_hash(base, "drt") != section_hash(changed_drt, "drt")
+    for section in ("experiment", "kk", "fit", "track", "executor"):
+        assert section_hash(base, section) == section_hash(changed_drt, section)
