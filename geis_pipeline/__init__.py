@@ -1,7 +1,8 @@
 """geis-pipeline: operando galvanostatic impedance, from instrument files to published numbers.
 
 Stages, each a module with one verb returning a frozen result:
-ingest (:func:`read_spectra`, :func:`read_experiment`), equivalent-circuit
+ingest (:func:`read_spectra`, :func:`read_experiment`), Kramers-Kronig
+validation (:func:`check_kk`, :func:`check_kk_batch`), equivalent-circuit
 fitting (:func:`fit_circuit`, :func:`fit_experiment`) and the example
 experiment simulator (:mod:`geis_pipeline.simulate`).
 """
@@ -22,6 +23,7 @@ from geis_pipeline.errors import (
 )
 from geis_pipeline.fit import ArcCapacitance, FitResult, fit_circuit, fit_experiment, parse_circuit
 from geis_pipeline.ingest import FORMATS, read_experiment, read_file, read_spectra
+from geis_pipeline.kk import KKBasis, KKResult, build_kk_basis, check_kk, check_kk_batch
 from geis_pipeline.spectrum import (
     FLAG_INCOMPLETE,
     DCRecord,
@@ -50,6 +52,8 @@ __all__ = [
     "GeisPipelineError",
     "IngestError",
     "InstrumentFile",
+    "KKBasis",
+    "KKResult",
     "NoImpedanceDataError",
     "SimulationError",
     "SkippedFile",
@@ -57,6 +61,9 @@ __all__ = [
     "UnknownFormatError",
     "ValidationError",
     "__version__",
+    "build_kk_basis",
+    "check_kk",
+    "check_kk_batch",
     "fit_circuit",
     "fit_experiment",
     "parse_circuit",
