@@ -3,7 +3,8 @@
 Stages, each a module with one verb returning a frozen result:
 ingest (:func:`read_spectra`, :func:`read_experiment`), Kramers-Kronig
 validation (:func:`check_kk`, :func:`check_kk_batch`), equivalent-circuit
-fitting (:func:`fit_circuit`, :func:`fit_experiment`) and the example
+fitting (:func:`fit_circuit`, :func:`fit_experiment`), the regularised DRT
+(:func:`invert_drt`, :func:`invert_drt_batch`, :func:`track_peaks`) and the example
 experiment simulator (:mod:`geis_pipeline.simulate`).
 """
 
@@ -11,6 +12,17 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from geis_pipeline.drt import (
+    DRTOptions,
+    DRTPeak,
+    DRTProblem,
+    DRTResult,
+    PeakTrack,
+    build_drt_problem,
+    invert_drt,
+    invert_drt_batch,
+    track_peaks,
+)
 from geis_pipeline.errors import (
     DRTError,
     FitError,
@@ -45,6 +57,10 @@ __all__ = [
     "ArcCapacitance",
     "DCRecord",
     "DRTError",
+    "DRTOptions",
+    "DRTPeak",
+    "DRTProblem",
+    "DRTResult",
     "Experiment",
     "ExperimentMetadata",
     "FitError",
@@ -55,19 +71,24 @@ __all__ = [
     "KKBasis",
     "KKResult",
     "NoImpedanceDataError",
+    "PeakTrack",
     "SimulationError",
     "SkippedFile",
     "Spectrum",
     "UnknownFormatError",
     "ValidationError",
     "__version__",
+    "build_drt_problem",
     "build_kk_basis",
     "check_kk",
     "check_kk_batch",
     "fit_circuit",
     "fit_experiment",
+    "invert_drt",
+    "invert_drt_batch",
     "parse_circuit",
     "read_experiment",
     "read_file",
     "read_spectra",
+    "track_peaks",
 ]

@@ -1,0 +1,376 @@
+"""Peaks of a DRT, their assignment to processes and their tracking through time.
+
+A peak is a local maximum of γ(ln τ) standing out by at least a fraction of
+the largest γ (its prominence). Its resistance is the area of γ over ln τ
+between the valleys (minima) on either side, or the grid ends; its position
+is the τ of the maximum (refined by a parabola through the three samples
+around it); its width the full width at half maximum, in decades.
+
+Processes are named τ windows (``{"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}``):
+a peak belongs to the window holding its τ, or to none. Tracking follows every
+process through the time steps and reports, rather than guesses, when its
+window holds no peak, two or more peaks (a split), or when a peak outside
+every window appears.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from scipy.signal import find_peaks, peak_widths
+
+from geis_pipeline.errors import DRTError
+
+__all__ = [
+    "DEFAULT_WINDOWS",
+    "EVENT_KINDS",
+    "DRTPeak",
+    "PeakEvent",
+    "PeakTrack",
+    "ProcessTrack",
+    "assign_process",
+    "detect_peaks",
+    "track_peaks",
+    "validate_windows",
+]
+
+#: Typical Li | LLZO windows (DOMAIN.md), s: grain boundary and interface.
+DEFAULT_WINDOWS: Mapping[str, tuple[float, float]] = {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}
+
+#: What :func:`track_peaks` reports (see :class:`PeakEvent`).
+EVENT_KINDS = ("appear", "vanish", "split", "merge", "unassigned", "failed")
+
+
+@dataclass(frozen=True)
+class DRTPeak:
+    """One peak of a DRT.
+
+    Attributes
+    ----------
+    tau
+        Position (the maximum of γ), s.
+    R
+        Resistance: area of γ over ln τ between the valleys around the peak, ohm.
+    width
+        Full width at half maximum, decades of τ.
+    height
+        γ at the maximum, ohm.
+    process
+        Name of the τ window holding ``tau``, None if no window does.
+    """
+
+    tau: float
+    R: float
+    width: float
+    height: float
+    process: str | None = None
+
+
+def validate_windows(windows: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """Check process windows: names to (τ_low, τ_high) in s, 0 < low < high, no overlap.
+
+    Returns
+    -------
+    dict
+        The windows as plain floats, sorted by τ_low.
+
+    Raises
+    ------
+    DRTError
+        (key ``windows``) on a malformed, empty or overlapping window.
+    """
+    if not isinstance(windows, Mapping):
+        raise DRTError(
+            f"must map process names to (tau_low, tau_high), got {windows!r}", key="windows"
+        )
+    checked: dict[str, tuple[float, float]] = {}
+    for name, bounds in windows.items():
+        try:
+            low, high = (float(value) for value in bounds)
+        except (TypeError, ValueError):
+            raise DRTError(
+                f"{name!r} must be (tau_low, tau_high) in s, got {bounds!r}", key="windows"
+            ) from None
+        if not (isinstance(name, str) and name and 0 < low < high < math.inf):
+            raise DRTError(f"{name!r} needs 0 < tau_low < tau_high, got {bounds!r}", key="windows")
+        checked[name] = (low, high)
+    ordered = sorted(checked.items(), key=lambda item: item[1][0])
+    for (name, (_, high)), (next_name, (next_low, _)) in itertools.pairwise(ordered):
+        if next_low < high:
+            raise DRTError(f"windows {name!r} and {next_name!r} overlap", key="windows")
+    return dict(ordered)
+
+
+def assign_process(tau: float, windows: Mapping[str, tuple[float, float]]) -> str | None:
+    """Name of the window holding ``tau`` (low <= τ < high), None if none does."""
+    for name, (low, high) in windows.items():
+        if low <= tau < high:
+            return name
+    return None
+
+
+def detect_peaks(
+    log_tau: np.ndarray,
+    gamma: np.ndarray,
+    windows: Mapping[str, tuple[float, float]],
+    min_prominence: float = 0.02,
+) -> tuple[DRTPeak, ...]:
+    """Peaks of γ sampled finely on a uniform ln τ grid.
+
+    Parameters
+    ----------
+    log_tau
+        ln τ (τ in s), uniform and ascending, fine enough to integrate γ
+        with the trapezoid rule.
+    gamma
+        γ at ``log_tau``, ohm.
+    windows
+        Process windows (validated, see :func:`validate_windows`).
+    min_prominence
+        A maximum counts if it stands out of its surroundings by this
+        fraction of max γ.
+
+    Returns
+    -------
+    tuple of DRTPeak
+        In ascending τ.
+    """
+    top = float(np.max(gamma)) if gamma.size else 0.0
+    if not top > 0:
+        return ()
+    # Pad with zeros so a maximum at a grid end still counts as a peak.
+    padded = np.concatenate(([0.0], gamma, [0.0]))
+    indices, _ = find_peaks(padded, prominence=min_prominence * top)
+    indices = indices - 1
+    if indices.size == 0:
+        return ()
+    step = float(log_tau[1] - log_tau[0])
+    widths = peak_widths(padded, indices + 1, rel_height=0.5)[0] * step / math.log(10.0)
+    bounds = [0]
+    for left, right in itertools.pairwise(indices):
+        bounds.append(left + int(np.argmin(gamma[left : right + 1])))
+    bounds.append(gamma.size - 1)
+    peaks = []
+    for number, index in enumerate(indices):
+        start, stop = bounds[number], bounds[number + 1]
+        area = float(np.trapezoid(gamma[start : stop + 1], dx=step))
+        position = float(log_tau[index])
+        if 0 < index < gamma.size - 1:
+            # Vertex of the parabola through the three samples around the maximum.
+            below, centre, above = gamma[index - 1 : index + 2]
+            curvature = below - 2.0 * centre + above
+            if curvature < 0:
+                position += 0.5 * step * (below - above) / curvature
+        tau = math.exp(position)
+        peaks.append(
+            DRTPeak(
+                tau=tau,
+                R=area,
+                width=float(widths[number]),
+                height=float(gamma[index]),
+                process=assign_process(tau, windows),
+            )
+        )
+    return tuple(peaks)
+
+
+class _HasPeaks(Protocol):
+    ok: bool
+    peaks: tuple[DRTPeak, ...]
+
+
+@dataclass(frozen=True)
+class PeakEvent:
+    """Something :func:`track_peaks` could not turn into one value per process.
+
+    Attributes
+    ----------
+    step
+        Index of the time step (of the results given) where it happens.
+    kind
+        ``appear``: the process window held no peak at the previous usable step
+        and holds one or more now; ``vanish``: the reverse; ``split``: one peak
+        before, two or more now; ``merge``: two or more before, one now;
+        ``unassigned``: more peaks outside every window than at the previous
+        usable step; ``failed``: the inversion of this step failed (no peaks).
+    process
+        The process window concerned (None for ``unassigned`` and ``failed``).
+    taus
+        Positions of the peaks concerned at this step, s.
+    """
+
+    step: int
+    kind: str
+    process: str | None
+    taus: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ProcessTrack:
+    """One process through time; arrays have one value per time step.
+
+    Attributes
+    ----------
+    tau
+        Position of the process's peak, s; NaN where its window holds no peak,
+        several major peaks or the inversion failed.
+    R
+        Resistance of that peak, ohm; NaN where ``tau`` is.
+    width
+        Its full width at half maximum, decades; NaN where ``tau`` is.
+    n_peaks
+        Major peaks inside the window (see ``split_fraction`` of
+        :func:`track_peaks`; 0 where the inversion failed).
+    R_window
+        Sum of the resistances of all peaks inside the window, ohm (0 if
+        none; NaN where the inversion failed): the process resistance even
+        when its peak is split.
+    """
+
+    tau: np.ndarray
+    R: np.ndarray
+    width: np.ndarray
+    n_peaks: np.ndarray
+    R_window: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("tau", "R", "width", "n_peaks", "R_window"):
+            values = np.array(getattr(self, name), copy=True)
+            values.flags.writeable = False
+            object.__setattr__(self, name, values)
+
+
+@dataclass(frozen=True, eq=False)
+class PeakTrack:
+    """Every process followed through the time steps.
+
+    Attributes
+    ----------
+    windows
+        The process windows used, name -> (τ_low, τ_high) in s.
+    processes
+        Name -> :class:`ProcessTrack`.
+    ok
+        Whether the inversion of each step succeeded.
+    events
+        Splits, appearances, disappearances, unassigned peaks and failures,
+        in step order.
+    """
+
+    windows: Mapping[str, tuple[float, float]]
+    processes: Mapping[str, ProcessTrack]
+    ok: np.ndarray
+    events: tuple[PeakEvent, ...] = field(default=())
+
+    def __getitem__(self, process: str) -> ProcessTrack:
+        return self.processes[process]
+
+    def __len__(self) -> int:
+        return int(self.ok.size)
+
+
+def _window_transition(before: int, now: int) -> str | None:
+    if before == 0 and now > 0:
+        return "appear"
+    if before > 0 and now == 0:
+        return "vanish"
+    if before == 1 and now > 1:
+        return "split"
+    if before > 1 and now == 1:
+        return "merge"
+    return None
+
+
+def track_peaks(
+    results: Sequence[_HasPeaks],
+    windows: Mapping[str, tuple[float, float]] | None = None,
+    split_fraction: float = 0.2,
+    progress: Callable[[int, int], None] | None = None,
+) -> PeakTrack:
+    """Follow each process's DRT peak through a time series of DRT results.
+
+    Parameters
+    ----------
+    results
+        DRT results in time order (anything with ``ok`` and ``peaks``, e.g.
+        :class:`~geis_pipeline.drt.DRTResult`).
+    windows
+        Process name -> (τ_low, τ_high), s; peaks are (re)assigned by their
+        τ. Defaults to :data:`DEFAULT_WINDOWS`.
+    split_fraction
+        A window holds several (major) peaks, i.e. the process is split, when
+        the second largest has at least this fraction of the largest's area;
+        smaller ones are noise ripples beside the process's peak (still
+        counted in ``R_window``).
+    progress
+        Called as ``progress(done, total)`` after each step.
+
+    Returns
+    -------
+    PeakTrack
+        Per-process arrays (one value per step) and the events. A step whose
+        window holds several peaks gets NaN position and resistance (and the
+        sum in ``R_window``), never one of the peaks picked at random.
+    """
+    windows = validate_windows(DEFAULT_WINDOWS if windows is None else windows)
+    if not 0 < split_fraction <= 1:
+        raise DRTError(f"must be in (0, 1], got {split_fraction!r}", key="split_fraction")
+    n_steps = len(results)
+    names = list(windows)
+    tau = np.full((len(names), n_steps), np.nan)
+    resistance = np.full((len(names), n_steps), np.nan)
+    width = np.full((len(names), n_steps), np.nan)
+    window_R = np.full((len(names), n_steps), np.nan)
+    counts = np.zeros((len(names), n_steps), dtype=np.int64)
+    ok = np.zeros(n_steps, dtype=bool)
+    events: list[PeakEvent] = []
+    previous_counts: list[int] | None = None
+    previous_unassigned = 0
+    for step, result in enumerate(results):
+        ok[step] = bool(result.ok)
+        if not ok[step]:
+            events.append(PeakEvent(step, "failed", None))
+            if progress is not None:
+                progress(step + 1, n_steps)
+            continue
+        grouped: dict[str | None, list[DRTPeak]] = {}
+        for peak in result.peaks:
+            grouped.setdefault(assign_process(peak.tau, windows), []).append(peak)
+        for row, name in enumerate(names):
+            inside = sorted(grouped.get(name, []), key=lambda peak: -peak.R)
+            window_R[row, step] = sum(peak.R for peak in inside)
+            # Minor peaks beside a dominant one (noise ripples) do not make a split.
+            major = [peak for peak in inside if peak.R >= split_fraction * inside[0].R]
+            counts[row, step] = len(major)
+            if len(major) == 1:
+                tau[row, step] = major[0].tau
+                resistance[row, step] = major[0].R
+                width[row, step] = major[0].width
+            if previous_counts is not None:
+                kind = _window_transition(previous_counts[row], len(major))
+                if kind is not None:
+                    events.append(PeakEvent(step, kind, name, tuple(p.tau for p in major)))
+        outside = grouped.get(None, [])
+        if len(outside) > previous_unassigned:
+            events.append(PeakEvent(step, "unassigned", None, tuple(p.tau for p in outside)))
+        previous_unassigned = len(outside)
+        previous_counts = [int(count) for count in counts[:, step]]
+        if progress is not None:
+            progress(step + 1, n_steps)
+    processes = {
+        name: ProcessTrack(
+            tau=tau[row],
+            R=resistance[row],
+            width=width[row],
+            n_peaks=counts[row],
+            R_window=window_R[row],
+        )
+        for row, name in enumerate(names)
+    }
+    ok.flags.writeable = False
+    return PeakTrack(windows=windows, processes=processes, ok=ok, events=tuple(events))
