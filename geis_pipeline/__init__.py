@@ -36,6 +36,7 @@ from geis_pipeline.errors import (
 from geis_pipeline.fit import ArcCapacitance, FitResult, fit_circuit, fit_experiment, parse_circuit
 from geis_pipeline.ingest import FORMATS, read_experiment, read_file, read_spectra
 from geis_pipeline.kk import KKBasis, KKResult, build_kk_basis, check_kk, check_kk_batch
+from geis_pipeline.results import open_results
 from geis_pipeline.spectrum import (
     FLAG_INCOMPLETE,
     DCRecord,
@@ -86,6 +87,7 @@ __all__ = [
     "fit_experiment",
     "invert_drt",
     "invert_drt_batch",
+    "open_results",
     "parse_circuit",
     "read_experiment",
     "read_file",

@@ -2,12 +2,17 @@
 
 Commands
 --------
+``geis-pipeline run FOLDER [FOLDER...] -c CONFIG -o OUT.h5``
+    Process experiment folders (ingest, KK, fit, DRT, tracking) into one HDF5
+    file; re-running resumes and processes only what is new or changed.
+``geis-pipeline reprocess OUT.h5 -c NEW.toml``
+    Re-run from the stored raw spectra only the stages whose config changed.
+``geis-pipeline info OUT.h5``
+    What a result file holds.
 ``geis-pipeline demo``
     Write the bundled example experiment (a simulated operando Li | LLZO
     stripping run, as real EC-Lab .mpt files with its ground truth) and run
     the pipeline on it.
-``geis-pipeline run FOLDER``
-    Read an experiment folder and print its summary.
 ``geis-pipeline simulate FOLDER``
     Only write the example experiment.
 
@@ -28,8 +33,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from geis_pipeline import __version__
+from geis_pipeline.config import Config, load_config
 from geis_pipeline.errors import GeisPipelineError
-from geis_pipeline.ingest import read_experiment
 from geis_pipeline.summary import format_summary, summarize
 
 __all__ = ["main"]
@@ -48,16 +53,19 @@ class _ProgressBar:
     Quiet when stderr is not a terminal (CI logs, pipes) or with ``--quiet``.
     """
 
-    def __init__(self, description: str, enabled: bool) -> None:
+    def __init__(self, description: str, enabled: bool, unit: str = "file") -> None:
         self._description = description
         self._enabled = enabled
+        self._unit = unit
         self._bar: tqdm | None = None
 
     def __call__(self, done: int, total: int, label: str = "") -> None:
         if not self._enabled:
             return
         if self._bar is None:
-            self._bar = tqdm(total=total, desc=self._description, unit="file", leave=False)
+            self._bar = tqdm(total=total, desc=self._description, unit=self._unit, leave=False)
+        elif self._bar.total != total:
+            self._bar.reset(total=total)
         self._bar.n = done
         if label:
             self._bar.set_postfix_str(label, refresh=False)
@@ -83,12 +91,28 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", parents=[common], help="read an experiment folder and summarise it"
+        "run", parents=[common], help="process experiment folders into an HDF5 result file"
     )
     run.add_argument(
-        "folder", type=Path, help="folder of instrument files (.mpt .mpr .DTA .z .csv)"
+        "folders", type=Path, nargs="+", help="experiment folders (.mpt .mpr .DTA .z .csv)"
     )
+    _add_processing_options(run, output_required=False)
     _add_read_options(run)
+
+    reprocess = commands.add_parser(
+        "reprocess",
+        parents=[common],
+        help="re-run, from the stored raw spectra, the stages whose config changed",
+    )
+    reprocess.add_argument("results", type=Path, help="result file written by 'run'")
+    reprocess.add_argument("-c", "--config", type=Path, required=True, help="the new config")
+    reprocess.add_argument(
+        "-o", "--output", type=Path, default=None, help="write here instead of replacing RESULTS"
+    )
+    _add_executor_options(reprocess)
+
+    info = commands.add_parser("info", parents=[common], help="what a result file holds")
+    info.add_argument("results", type=Path)
 
     demo = commands.add_parser(
         "demo",
@@ -99,9 +123,10 @@ def _parser() -> argparse.ArgumentParser:
         "--folder",
         type=Path,
         default=Path("geis-demo"),
-        help="where to write the example experiment (default: ./geis-demo)",
+        help="where to write the example experiment and demo.h5 (default: ./geis-demo)",
     )
     _add_simulation_options(demo)
+    _add_executor_options(demo)
 
     simulate = commands.add_parser(
         "simulate", parents=[common], help="only write the example experiment"
@@ -109,6 +134,33 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("folder", type=Path, help="folder to write the .mpt files and truth to")
     _add_simulation_options(simulate)
     return parser
+
+
+def _add_processing_options(parser: argparse.ArgumentParser, output_required: bool) -> None:
+    parser.add_argument(
+        "-c", "--config", type=Path, default=None, help="TOML config (default: built-in defaults)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None if not output_required else argparse.SUPPRESS,
+        help="HDF5 result file (default: results.h5 in the first folder)",
+    )
+    _add_executor_options(parser)
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("serial", "process", "dask"),
+        default=None,
+        help="where the work runs (overrides executor.kind)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="processes (executor.workers)")
+    parser.add_argument(
+        "--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786"
+    )
 
 
 def _add_read_options(parser: argparse.ArgumentParser) -> None:
@@ -161,23 +213,95 @@ def _write_example(arguments: argparse.Namespace, folder: Path) -> None:
     )
 
 
-def _run(arguments: argparse.Namespace, folder: Path) -> int:
-    started = time.perf_counter()
-    progress = _ProgressBar("reading", _show_progress(arguments))
-    try:
-        experiment = read_experiment(
-            folder,
-            area_cm2=getattr(arguments, "area_cm2", None),
-            strict=getattr(arguments, "strict", False),
-            progress=progress,
+def _config(arguments: argparse.Namespace) -> Config:
+    """The config file with the command-line overrides applied."""
+    from dataclasses import replace
+
+    config = load_config(getattr(arguments, "config", None))
+    executor = config.executor
+    if getattr(arguments, "executor", None):
+        executor = replace(executor, kind=arguments.executor)
+    if getattr(arguments, "workers", None):
+        executor = replace(executor, workers=arguments.workers)
+    if getattr(arguments, "scheduler", None):
+        executor = replace(executor, scheduler=arguments.scheduler)
+    experiment = config.experiment
+    if getattr(arguments, "area_cm2", None) is not None:
+        experiment = replace(experiment, area_cm2=arguments.area_cm2)
+    if getattr(arguments, "strict", False):
+        experiment = replace(experiment, strict=True)
+    config = replace(config, executor=executor, experiment=experiment)
+    from geis_pipeline.config import config_to_toml, parse_config
+
+    return parse_config(config_to_toml(config), source="command line")  # re-validate
+
+
+def _print_report(report) -> None:
+    for experiment in report.experiments:
+        print(format_summary(experiment.ingest, title=f"Experiment {experiment.name}"))
+        print(
+            f"  Kramers-Kronig   {experiment.n_kk_failed} failed, "
+            f"{experiment.n_truncated} low-frequency tails truncated"
         )
+        print(f"  circuit fits     {experiment.n_fit_failed} failed")
+        print(f"  DRT              {experiment.n_drt_failed} failed")
+        print(
+            f"  stages           computed: {', '.join(experiment.stages_computed) or 'none'} "
+            f"({experiment.n_sweeps_computed} sweeps); "
+            f"reused: {', '.join(experiment.stages_reused) or 'none'}"
+        )
+        for path in experiment.skipped_files:
+            print(f"  skipped file     {path}")
+    rate = report.n_spectra / report.elapsed_s if report.elapsed_s else float("nan")
+    print(f"Results in {report.output}  ({report.elapsed_s:.1f} s, {rate:.0f} spectra/s)")
+
+
+def _process(arguments: argparse.Namespace, folders: list[Path], output: Path) -> int:
+    from geis_pipeline.pipeline import run
+
+    config = _config(arguments)
+    progress = _ProgressBar("processing", _show_progress(arguments), unit="sweep")
+    try:
+        report = run(folders, config, output, progress=progress)
     finally:
         progress.close()
-    elapsed = time.perf_counter() - started
-    print(format_summary(summarize(experiment), title=f"Experiment {folder}"))
-    for skipped in experiment.skipped:
-        print(f"  skipped: {skipped.reason}")
-    print(f"  time taken       {elapsed:.2f} s")
+    _print_report(report)
+    return EXIT_OK
+
+
+def _reprocess(arguments: argparse.Namespace) -> int:
+    from geis_pipeline.pipeline import reprocess
+
+    config = _config(arguments)
+    progress = _ProgressBar("reprocessing", _show_progress(arguments), unit="sweep")
+    try:
+        report = reprocess(arguments.results, config, output=arguments.output, progress=progress)
+    finally:
+        progress.close()
+    _print_report(report)
+    return EXIT_OK
+
+
+def _info(arguments: argparse.Namespace) -> int:
+    from geis_pipeline.results import open_results
+
+    results = open_results(arguments.results)
+    print(f"{arguments.results}: geis-pipeline {results.package_version}")
+    for experiment in results:
+        stages = ", ".join(
+            f"{name} ({int(stage.attrs.get('n_done', 0))} done)"
+            for name, stage in experiment.record.stages.items()
+        )
+        print(
+            format_summary(
+                summarize(experiment.record.experiment), title=f"Experiment {experiment.name}"
+            )
+        )
+        print(f"  stages           {stages or 'none'}")
+        table = experiment.tracking(as_frame=False)
+        if "R_int_ohm_cm2" in table and len(table["R_int_ohm_cm2"]):
+            r_int = table["R_int_ohm_cm2"]
+            print(f"  R_int            {r_int[0]:.4g} -> {r_int[-1]:.4g} ohm cm2")
     return EXIT_OK
 
 
@@ -188,13 +312,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(arguments)
     try:
         if arguments.command == "run":
-            return _run(arguments, arguments.folder)
+            output = arguments.output or arguments.folders[0] / "results.h5"
+            return _process(arguments, arguments.folders, output)
+        if arguments.command == "reprocess":
+            return _reprocess(arguments)
+        if arguments.command == "info":
+            return _info(arguments)
         if arguments.command == "simulate":
             _write_example(arguments, arguments.folder)
             return EXIT_OK
         if arguments.command == "demo":
-            _write_example(arguments, arguments.folder)
-            return _run(arguments, arguments.folder)
+            experiment_folder = arguments.folder / "experiment"
+            _write_example(arguments, experiment_folder)
+            output = arguments.folder / "demo.h5"
+            output.unlink(missing_ok=True)  # the demo always starts fresh
+            return _process(arguments, [experiment_folder], output)
     except GeisPipelineError as exc:
         print(f"geis-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -101,10 +101,10 @@ class DRTConfig:
     """Regularised distribution of relaxation times."""
 
     enabled: bool = True
-    basis: Literal["gaussian", "piecewise_linear"] = "gaussian"
+    basis: Literal["gaussian", "pwl"] = "gaussian"
     points_per_decade: int = 10
-    derivative: Literal[1, 2] = 2
-    lam: float | Literal["gcv", "lcurve", "re-im"] = "gcv"
+    derivative: Literal[1, 2] = 1
+    lam: float | Literal["gcv", "lcurve", "reim"] = "lcurve"
     lam_per_spectrum: bool = False
     solver: Literal["CLARABEL", "OSQP", "SCS"] = "CLARABEL"
     inductance: bool = True
@@ -133,6 +133,7 @@ class ExecutorConfig:
     workers: int = 2
     chunk_size: int = 500
     scheduler: str | None = None
+    publish_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ def _check_values(config: Config, source: str | Path | None) -> None:
     require(config.track.interfaces in (1, 2), "track.interfaces", "must be 1 or 2")
     require(config.executor.workers >= 1, "executor.workers", "must be at least 1")
     require(config.executor.chunk_size >= 1, "executor.chunk_size", "must be at least 1")
+    require(config.executor.publish_interval_s > 0, "executor.publish_interval_s", "must be > 0 s")
     require(
         config.executor.kind != "dask" or bool(config.executor.scheduler),
         "executor.scheduler",

@@ -17,6 +17,7 @@ __all__ = [
     "IngestError",
     "NoImpedanceDataError",
     "SimulationError",
+    "StoreError",
     "UnknownFormatError",
     "ValidationError",
 ]
@@ -108,3 +109,7 @@ class DRTError(GeisPipelineError):
 
 class ConfigError(GeisPipelineError):
     """A config file or option is invalid (the error names the key)."""
+
+
+class StoreError(GeisPipelineError):
+    """A result file cannot be written or read."""

@@ -21,22 +21,35 @@ def real_folder(tmp_path: Path, realdata: Path) -> Path:
     return folder
 
 
-def test_run_prints_summary(real_folder: Path, capsys) -> None:
-    assert main(["run", str(real_folder), "--quiet"]) == EXIT_OK
+def test_run_prints_summary(real_folder: Path, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "geis.h5"
+    config = tmp_path / "fit.toml"
+    # geis.mpt is a Li | PEO cell with wiring artefacts above 100 kHz: crop them.
+    config.write_text(
+        '[kk]\nmax_freq_hz = 1e5\n[fit]\ncircuit = "R0-p(R1,CPE1)-p(R2,CPE2)"\n'
+        '[fit.roles]\nR2 = "int"\n[fit.fixed]\n[executor]\nkind = "serial"\n'
+    )
+    assert main(["run", str(real_folder), "-c", str(config), "-o", str(output), "-q"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "spectra          61 (flagged: 1 incomplete)" in out
     assert "electrode area   1.13 cm2" in out
     assert "DC setpoint      0.38 mA = 336.3 uA/cm2" in out
+    assert f"Results in {output}" in out
+    assert main(["info", str(output)]) == EXIT_OK
+    assert "fit (61 done)" in capsys.readouterr().out
 
 
 def test_run_reports_skipped_file(real_folder: Path, capsys) -> None:
     (real_folder / "bad.csv").write_text("freq,Re,Im\n1000,abc,1\n")
-    assert main(["run", str(real_folder)]) == EXIT_OK
-    captured = capsys.readouterr()
-    assert "skipped 1" in captured.out
-    assert "bad.csv:2" in captured.out
     assert main(["run", str(real_folder), "--strict"]) == EXIT_BAD_INPUT
     assert "bad.csv:2" in capsys.readouterr().err
+
+
+def test_bad_config_names_the_key(real_folder: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[fit]\nweighting = 'sigma'\n")
+    assert main(["run", str(real_folder), "-c", str(config)]) == EXIT_BAD_INPUT
+    assert "fit.weighting" in capsys.readouterr().err
 
 
 def test_run_bad_folder_exit_code(tmp_path: Path, capsys) -> None:
@@ -55,23 +68,26 @@ def test_usage_error_exit_code() -> None:
     assert caught.value.code == 2
 
 
-def test_demo_writes_and_reads_example(tmp_path: Path, capsys) -> None:
+def test_demo_writes_and_processes_example(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "demo"
-    assert main(["demo", "--folder", str(folder), "--sweeps", "40", "--quiet"]) == EXIT_OK
+    command = ["demo", "--folder", str(folder), "--sweeps", "20", "--executor", "serial", "-q"]
+    assert main(command) == EXIT_OK
     out = capsys.readouterr().out
     assert "Example experiment" in out
-    assert (folder / "truth.npz").is_file()
-    experiment = gp.read_experiment(folder)
+    assert (folder / "experiment" / "truth.npz").is_file()
+    experiment = gp.read_experiment(folder / "experiment")
     assert f"spectra          {len(experiment)} " in out
     assert experiment.metadata.techniques[0] == "GEIS"
+    results = gp.open_results(folder / "demo.h5")
+    assert len(results["experiment"].tracking()) == len(experiment)
 
 
-def test_console_script_runs(real_folder: Path) -> None:
+def test_module_entry_point_runs(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "geis_pipeline", "run", str(real_folder)],
+        [sys.executable, "-m", "geis_pipeline", "info", str(tmp_path / "missing.h5")],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert completed.returncode == EXIT_OK, completed.stderr
-    assert "spectra          61" in completed.stdout
+    assert completed.returncode == EXIT_BAD_INPUT
+    assert "missing.h5" in completed.stderr

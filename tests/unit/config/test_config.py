@@ -72,7 +72,7 @@ def test_missing_file(tmp_path: Path) -> None:
     st.floats(1e-6, 0.5),
     st.floats(0.01, 0.99),
     st.integers(1, 40),
-    st.one_of(st.floats(1e-8, 10.0), st.sampled_from(["gcv", "lcurve", "re-im"])),
+    st.one_of(st.floats(1e-8, 10.0), st.sampled_from(["gcv", "lcurve", "reim"])),
     st.dictionaries(st.sampled_from(["CPE1_1", "CPE2_1", "R0"]), st.floats(0.1, 1.0)),
 )
 def test_toml_round_trip(threshold, mu, points, lam, fixed) -> None:

@@ -1,0 +1,796 @@
+"""The staged pipeline: ingest -> kk -> fit -> drt -> track -> store.
+
+The orchestrator is the only place that knows about configs, folders and
+files; the stages it calls take arrays and options. Work is cut into chunks of
+``executor.chunk_size`` consecutive sweeps (the warm-start chain of the fit
+runs within a chunk, from a fresh start at its first sweep), so the same
+chunks give the same numbers whichever executor runs them: serial, a local
+process pool, or a Dask cluster.
+
+Crash safety and resuming: every finished chunk is saved atomically beside
+the output (``OUT.h5.parts/``); the result file itself is only ever replaced
+whole (:func:`geis_pipeline.store.write_store`), right after ingest, every
+``executor.publish_interval_s`` and at the end. A run killed at any moment
+leaves a result file that opens (the last published one) and the saved chunks;
+running the same command again reuses both and computes only what is missing.
+Each stage's results carry the hash of the config sections they depend on, so
+re-processing with a changed config recomputes only the stages it touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from geis_pipeline import __version__
+from geis_pipeline.config import Config, config_to_toml, section_hash
+from geis_pipeline.drt import build_drt_problem, invert_drt_batch, track_peaks
+from geis_pipeline.errors import ConfigError, GeisPipelineError
+from geis_pipeline.fit import FitOptions, fit_circuit
+from geis_pipeline.ingest import read_experiment
+from geis_pipeline.kk import check_kk_batch
+from geis_pipeline.spectrum import Experiment
+from geis_pipeline.store import ExperimentRecord, InputFile, StageData, read_store, write_store
+from geis_pipeline.summary import ExperimentSummary, summarize
+from geis_pipeline.track import track
+
+__all__ = ["STAGE_SECTIONS", "RunReport", "reprocess", "run", "stage_hashes"]
+
+log = logging.getLogger(__name__)
+
+#: Config sections each stage's results depend on.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "kk": ("kk",),
+    "fit": ("experiment", "kk", "fit"),
+    "drt": ("kk", "drt"),
+}
+STAGES = tuple(STAGE_SECTIONS)
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def stage_hashes(config: Config) -> dict[str, str]:
+    """Hash of every stage's config dependencies (disabled stages hash as such)."""
+    hashes = {}
+    for stage, sections in STAGE_SECTIONS.items():
+        digest = hashlib.sha256()
+        for section in sections:
+            digest.update(section_hash(config, section).encode())
+        hashes[stage] = digest.hexdigest()
+    return hashes
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    """What happened to one experiment."""
+
+    name: str
+    n_spectra: int
+    n_flagged: int
+    n_kk_failed: int
+    n_truncated: int
+    n_fit_failed: int
+    n_drt_failed: int
+    stages_computed: tuple[str, ...]
+    stages_reused: tuple[str, ...]
+    n_sweeps_computed: int
+    skipped_files: tuple[str, ...]
+    ingest: ExperimentSummary
+    summary: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's outcome, for the terminal summary."""
+
+    output: Path
+    experiments: tuple[ExperimentReport, ...]
+    elapsed_s: float
+
+    @property
+    def n_spectra(self) -> int:
+        return sum(report.n_spectra for report in self.experiments)
+
+
+# ----------------------------------------------------------------------------- chunks
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of work: consecutive sweeps of one experiment and the stages to run."""
+
+    experiment: str
+    start: int
+    stop: int
+    freq: tuple[np.ndarray, ...]
+    z: tuple[np.ndarray, ...]
+    stages: tuple[str, ...]
+    config: Config
+    area_cm2: float | None
+    drt_lam: float | None
+    drt_tau_range: tuple[float, float] | None
+    kk_masks: tuple[np.ndarray, ...] | None  # stored KK masks when KK is not re-run
+
+
+def _chunk_digest(freq: Sequence[np.ndarray], z: Sequence[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for frequencies, impedance in zip(freq, z, strict=True):
+        digest.update(np.ascontiguousarray(frequencies).tobytes())
+        digest.update(np.ascontiguousarray(impedance).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Run the requested stages on one chunk (pure: same task, same numbers).
+
+    Returns
+    -------
+    dict
+        Stage -> {"sweeps": column -> array (one row per sweep),
+        "points": column -> array (the chunk's points, concatenated)}.
+    """
+    config = task.config
+    pairs = list(zip(task.freq, task.z, strict=True))
+    output: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    masks: list[np.ndarray] = [np.ones(freq.size, dtype=bool) for freq in task.freq]
+    if "kk" in task.stages:
+        output["kk"] = _run_kk(pairs, config)
+    if config.kk.enabled:
+        kk_points = output["kk"]["points"] if "kk" in output else None
+        if kk_points is not None:
+            used = kk_points["used"]
+            offsets = np.cumsum([0] + [freq.size for freq in task.freq])
+            masks = [used[a:b] for a, b in itertools.pairwise(offsets)]
+        elif task.kk_masks is not None:
+            masks = list(task.kk_masks)
+    if "fit" in task.stages:
+        fit_masks = masks if config.fit.use_kk_mask else [None] * len(pairs)
+        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2)
+    if "drt" in task.stages:
+        output["drt"] = _run_drt(pairs, masks, config, task.drt_lam, task.drt_tau_range)
+    return output
+
+
+def _kk_options(config: Config) -> dict[str, object]:
+    section = config.kk
+    return {
+        "threshold": section.threshold,
+        "mu_criterion": section.mu_criterion,
+        "truncate": section.truncate,
+        "include_inductance": section.include_inductance,
+        "max_freq_hz": section.max_freq_hz,
+    }
+
+
+def _run_kk(pairs, config: Config) -> dict[str, dict[str, np.ndarray]]:
+    results = check_kk_batch(pairs, **_kk_options(config))
+    used = []
+    for result, (freq, _) in zip(results, pairs, strict=True):
+        points_used = np.asarray(result.mask, dtype=bool).copy()
+        points_used[np.asarray(result.outliers, dtype=int)] = False
+        if points_used.size != freq.size:  # defensive: the stage reports on all points
+            raise GeisPipelineError("KK mask does not match the spectrum", key="kk")
+        used.append(points_used)
+    outlier_flags = []
+    for result, (freq, _) in zip(results, pairs, strict=True):
+        flags = np.zeros(freq.size, dtype=bool)
+        flags[np.asarray(result.outliers, dtype=int)] = True
+        outlier_flags.append(flags)
+    return {
+        "sweeps": {
+            "ok": np.array([result.ok for result in results]),
+            "reason": np.array([result.reason for result in results], dtype=object),
+            "mu": np.array([result.mu for result in results]),
+            "n_elements": np.array([result.n_elements for result in results]),
+            "truncated_below_hz": np.array([result.truncated_below_hz for result in results]),
+            "rms": np.array([result.rms for result in results]),
+        },
+        "points": {
+            "used": np.concatenate(used),
+            "outlier": np.concatenate(outlier_flags),
+            "residual_real": np.concatenate([result.residuals_real for result in results]),
+            "residual_imag": np.concatenate([result.residuals_imag for result in results]),
+        },
+    }
+
+
+def _fit_options(config: Config, area_cm2: float | None) -> FitOptions:
+    section = config.fit
+    return FitOptions.build(
+        section.circuit,
+        bounds=section.bounds,
+        fixed=section.fixed,
+        roles=section.roles,
+        weighting=section.weighting,
+        area_cm2=area_cm2,
+    )
+
+
+def _run_fit(pairs, masks, config: Config, area_cm2) -> dict[str, dict[str, np.ndarray]]:
+    options = _fit_options(config, area_cm2)
+    results = []
+    previous = None
+    for (freq, z), mask in zip(pairs, masks, strict=True):
+        if mask is not None and 2 * int(np.sum(mask)) <= len(options.circuit.parameter_names):
+            mask = None  # too few points kept to fit: fit all and let the flags speak
+        if previous is None or not previous.ok:
+            result = fit_circuit(freq, z, options, mask=mask)
+        else:
+            result = fit_circuit(freq, z, options, mask=mask, initial=previous.vector)
+            if not result.ok or result.chi2 > 3.0 * max(previous.chi2, 1e-300):
+                fresh = fit_circuit(freq, z, options, mask=mask)
+                if fresh.chi2 < result.chi2 or (fresh.ok and not result.ok):
+                    result = replace(fresh, start="fallback")
+        results.append(result)
+        previous = result
+    return {
+        "sweeps": {
+            "parameters": np.array([result.vector for result in results]),
+            "stderr": np.array([list(result.stderr.values()) for result in results]),
+            "chi2": np.array([result.chi2 for result in results]),
+            "ok": np.array([result.ok for result in results]),
+            "status": np.array([result.status for result in results], dtype=object),
+            "start": np.array([result.start for result in results], dtype=object),
+        },
+        "points": {
+            "used": np.concatenate([result.mask for result in results]),
+            "z_fit_real_ohm": np.concatenate([result.z_fit.real for result in results]),
+            "z_fit_imag_ohm": np.concatenate([result.z_fit.imag for result in results]),
+        },
+    }
+
+
+def _drt_options(config: Config, tau_range) -> dict[str, object]:
+    section = config.drt
+    return {
+        "basis": section.basis,
+        "points_per_decade": float(section.points_per_decade),
+        "derivative": section.derivative,
+        "inductance": section.inductance,
+        "solver": section.solver,
+        "windows": dict(section.windows),
+        "tau_range": tau_range,
+    }
+
+
+def _run_drt(pairs, masks, config: Config, lam, tau_range) -> dict[str, dict[str, np.ndarray]]:
+    results = invert_drt_batch(
+        pairs,
+        masks=masks,
+        lam=lam if lam is not None else config.drt.lam,
+        lam_per_spectrum=config.drt.lam_per_spectrum,
+        **_drt_options(config, tau_range),
+    )
+    tracks = track_peaks(results, windows=dict(config.drt.windows))
+    sweeps: dict[str, np.ndarray] = {
+        "gamma_ohm": np.array([result.gamma for result in results]),
+        "R_inf_ohm": np.array([result.R_inf for result in results]),
+        "L_H": np.array([result.L for result in results]),
+        "lam": np.array([result.lam for result in results]),
+        "ok": np.array([result.ok for result in results]),
+        "status": np.array([result.status for result in results], dtype=object),
+    }
+    for process in config.drt.windows:
+        process_track = tracks[process]
+        sweeps[f"{process}_tau_s"] = np.asarray(process_track.tau, dtype=np.float64)
+        sweeps[f"{process}_R_ohm"] = np.asarray(process_track.R, dtype=np.float64)
+        sweeps[f"{process}_R_window_ohm"] = np.asarray(process_track.R_window, dtype=np.float64)
+    return {
+        "sweeps": sweeps,
+        "points": {
+            "z_fit_real_ohm": np.concatenate([np.real(result.z_fit) for result in results]),
+            "z_fit_imag_ohm": np.concatenate([np.imag(result.z_fit) for result in results]),
+        },
+        "grid": {"tau_s": np.asarray(results[0].tau, dtype=np.float64)},
+    }
+
+
+# ------------------------------------------------------------------------ executors
+
+
+class _Executor:
+    """Runs chunk tasks and yields (task, output) as they finish."""
+
+    def __init__(self, config: Config) -> None:
+        self.section = config.executor
+
+    def map(self, tasks: list[ChunkTask]) -> Iterable[tuple[ChunkTask, dict]]:
+        if not tasks:
+            return
+        kind = self.section.kind
+        if kind == "serial" or (
+            kind == "process" and (self.section.workers == 1 or len(tasks) == 1)
+        ):
+            for task in tasks:
+                yield task, process_chunk(task)
+            return
+        if kind == "process":
+            with ProcessPoolExecutor(max_workers=self.section.workers) as pool:
+                futures: dict[Future, ChunkTask] = {
+                    pool.submit(process_chunk, task): task for task in tasks
+                }
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            return
+        yield from self._dask(tasks)
+
+    def _dask(self, tasks: list[ChunkTask]) -> Iterable[tuple[ChunkTask, dict]]:
+        try:
+            from distributed import Client
+            from distributed import as_completed as dask_completed
+        except ImportError as exc:
+            raise ConfigError(
+                "the dask executor needs: pip install 'geis-pipeline[dask]'", key="executor.kind"
+            ) from exc
+        with Client(self.section.scheduler) as client:
+            futures = {client.submit(process_chunk, task, pure=False): task for task in tasks}
+            for future in dask_completed(futures):
+                yield futures[future], future.result()
+
+
+# --------------------------------------------------------------------- orchestration
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inputs(experiment: Experiment) -> tuple[InputFile, ...]:
+    return tuple(
+        InputFile(Path(source).name, Path(source).stat().st_size, _sha256(Path(source)))
+        for source in experiment.metadata.sources
+        if Path(source).is_file()
+    )
+
+
+class _Parts:
+    """Finished chunks saved beside the output (atomic writes), for resuming."""
+
+    def __init__(self, output: Path) -> None:
+        self.root = output.with_name(output.name + ".parts")
+
+    def _path(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask) -> Path:
+        key = _chunk_digest(task.freq, task.z)
+        return (
+            self.root / experiment / f"{stage}-{stage_hash[:16]}-{task.start}-{task.stop}-{key}.npz"
+        )
+
+    def load(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask) -> dict | None:
+        path = self._path(experiment, stage, stage_hash, task)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=True) as archive:
+                output: dict[str, dict[str, np.ndarray]] = {"sweeps": {}, "points": {}, "grid": {}}
+                for key in archive.files:
+                    kind, name = key.split("/", 1)
+                    output[kind][name] = archive[key]
+                return output
+        except (OSError, ValueError, KeyError) as exc:  # a damaged part is recomputed
+            log.warning("ignoring unreadable saved chunk %s: %s", path, exc)
+            return None
+
+    def save(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask, output) -> None:
+        path = self._path(experiment, stage, stage_hash, task)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        arrays = {
+            f"{kind}/{name}": values
+            for kind in ("sweeps", "points", "grid")
+            for name, values in output.get(kind, {}).items()
+        }
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _tau_range(experiment: Experiment, config: Config) -> tuple[float, float]:
+    """One tau grid for the whole experiment (so gamma(tau) maps stack over time)."""
+    f_max = max(float(spectrum.freq.max()) for spectrum in experiment.spectra)
+    f_min = min(float(spectrum.freq.min()) for spectrum in experiment.spectra)
+    if config.kk.max_freq_hz is not None:
+        f_max = min(f_max, config.kk.max_freq_hz)
+    decade = 10.0
+    return 1 / (2 * math.pi * f_max) / decade, 1 / (2 * math.pi * f_min) * decade
+
+
+def _experiment_lambda(experiment: Experiment, config: Config, tau_range) -> float | None:
+    """lambda chosen once per experiment on a few representative full sweeps (median of log)."""
+    if not config.drt.enabled or not isinstance(config.drt.lam, str) or config.drt.lam_per_spectrum:
+        return float(config.drt.lam) if not isinstance(config.drt.lam, str) else None
+    longest = max(spectrum.n_points for spectrum in experiment.spectra)
+    full = [spectrum for spectrum in experiment.spectra if spectrum.n_points == longest]
+    picks = [full[int(index)] for index in np.linspace(0, len(full) - 1, min(5, len(full)))]
+    problem = build_drt_problem(
+        picks[0].freq, lam=config.drt.lam, **_drt_options(config, tau_range)
+    )
+    lams = [
+        problem.choose_lambda(spectrum.z)
+        for spectrum in picks
+        if np.array_equal(spectrum.freq, picks[0].freq)
+    ]
+    return float(np.exp(np.median(np.log(lams))))
+
+
+def _sweep_digests(experiment: Experiment) -> list[str]:
+    return [
+        hashlib.sha1(
+            spectrum.freq.tobytes() + spectrum.z.tobytes(), usedforsecurity=False
+        ).hexdigest()
+        for spectrum in experiment.spectra
+    ]
+
+
+def _reusable_rows(previous: ExperimentRecord | None, experiment: Experiment) -> int:
+    """How many leading sweeps the stored experiment shares with the new one."""
+    if previous is None:
+        return 0
+    old = _sweep_digests(previous.experiment)
+    new = _sweep_digests(experiment)
+    shared = 0
+    for old_digest, new_digest in zip(old, new, strict=False):
+        if old_digest != new_digest:
+            break
+        shared += 1
+    return shared
+
+
+def _slice_stage(stage: StageData, start: int, stop: int, offsets: np.ndarray) -> dict:
+    return {
+        "sweeps": {name: values[start:stop] for name, values in stage.sweeps.items()},
+        "points": {
+            name: values[offsets[start] : offsets[stop]] for name, values in stage.points.items()
+        },
+        "grid": dict(stage.grid),
+    }
+
+
+def _assemble(
+    chunks: list[dict], n_sweeps: int, stage: str, config: Config, stage_hash: str
+) -> StageData:
+    sweeps: dict[str, np.ndarray] = {}
+    points: dict[str, np.ndarray] = {}
+    grid: dict[str, np.ndarray] = {}
+    if chunks:
+        grid = dict(chunks[0].get("grid", {}))
+        for name in chunks[0]["sweeps"]:
+            sweeps[name] = np.concatenate([chunk["sweeps"][name] for chunk in chunks])
+        for name in chunks[0]["points"]:
+            points[name] = np.concatenate([chunk["points"][name] for chunk in chunks])
+    n_done = next(iter(sweeps.values())).shape[0] if sweeps else 0
+    attrs: dict[str, object] = {"n_done": n_done, "complete": n_done == n_sweeps}
+    if stage == "fit":
+        circuit = _fit_options(config, None).circuit
+        attrs |= {
+            "circuit": circuit.text,
+            "parameter_names": list(circuit.parameter_names),
+            "zarcs": [list(pair) for pair in circuit.zarcs],
+        }
+    if stage == "drt":
+        attrs["windows"] = {name: list(bounds) for name, bounds in config.drt.windows.items()}
+    return StageData(stage_hash, sweeps, points, grid, attrs)
+
+
+def _tracking(
+    experiment: Experiment, stages: dict[str, StageData], config: Config
+) -> tuple[dict, dict]:
+    fit = stages.get("fit")
+    n_done = int(fit.attrs["n_done"]) if fit is not None else 0
+    spectra = experiment.spectra[:n_done]
+    if fit is None or n_done == 0:
+        return {}, {}
+    options = _fit_options(config, experiment.metadata.area_cm2)
+    kk = stages.get("kk")
+    drt = stages.get("drt")
+    kk_ok = kk.sweeps["ok"][:n_done] if kk is not None and kk.sweeps["ok"].size >= n_done else None
+    drt_ready = (
+        drt is not None and "int_R_ohm" in drt.sweeps and drt.sweeps["int_R_ohm"].size >= n_done
+    )
+    result = track(
+        np.array([spectrum.time_s for spectrum in spectra]),
+        parameters=fit.sweeps["parameters"],
+        stderr=fit.sweeps["stderr"],
+        parameter_names=options.circuit.parameter_names,
+        zarcs=options.circuit.zarcs,
+        roles=options.roles,
+        fit_ok=fit.sweeps["ok"],
+        kk_ok=kk_ok,
+        potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
+        charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
+        area_cm2=experiment.metadata.area_cm2,
+        interfaces=config.track.interfaces,
+        reference_step=config.track.reference_step,
+        drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
+        drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
+    )
+    summary = {
+        "n_spectra": len(experiment.spectra),
+        "n_processed": n_done,
+        "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
+        "reference_step": result.reference_step,
+    }
+    return dict(result.columns), summary
+
+
+@dataclass
+class _RunState:
+    """Everything the orchestrator accumulates while it runs."""
+
+    output: Path
+    config: Config
+    records: dict[str, ExperimentRecord]
+    study: dict = field(default_factory=dict)
+    last_publish: float = field(default_factory=time.monotonic)
+
+    def publish(self) -> None:
+        write_store(
+            self.output,
+            self.records,
+            config_toml=config_to_toml(self.config),
+            package_version=__version__,
+            study=self.study,
+        )
+        self.last_publish = time.monotonic()
+
+
+def _process_experiment(
+    name: str,
+    experiment: Experiment,
+    previous: ExperimentRecord | None,
+    state: _RunState,
+    parts: _Parts,
+    progress: ProgressCallback | None,
+    inputs: tuple[InputFile, ...],
+) -> ExperimentReport:
+    config = state.config
+    hashes = stage_hashes(config)
+    n_sweeps = len(experiment.spectra)
+    np.concatenate([[0], np.cumsum([spectrum.n_points for spectrum in experiment.spectra])])
+    enabled = [stage for stage in STAGES if stage == "fit" or getattr(config, stage).enabled]
+    shared = _reusable_rows(previous, experiment)
+    chunk_size = config.executor.chunk_size
+    bounds = [
+        (start, min(start + chunk_size, n_sweeps)) for start in range(0, n_sweeps, chunk_size)
+    ]
+    tau_range = _tau_range(experiment, config)
+    stored = {
+        stage: previous.stages[stage]
+        for stage in enabled
+        if previous is not None
+        and stage in previous.stages
+        and previous.stages[stage].config_hash == hashes[stage]
+    }
+    previous_offsets = (
+        np.concatenate([[0], np.cumsum([s.n_points for s in previous.experiment.spectra])])
+        if previous is not None
+        else None
+    )
+    chunk_outputs: dict[str, dict[int, dict]] = {stage: {} for stage in enabled}
+    reused: set[str] = set()
+    tasks: list[ChunkTask] = []
+    drt_lam = None
+    for start, stop in bounds:
+        freq = tuple(spectrum.freq for spectrum in experiment.spectra[start:stop])
+        z = tuple(spectrum.z for spectrum in experiment.spectra[start:stop])
+        probe = ChunkTask(name, start, stop, freq, z, (), config, None, None, None, None)
+        missing = []
+        for stage in enabled:
+            stage_data = stored.get(stage)
+            if (
+                stage_data is not None
+                and stop <= shared
+                and int(stage_data.attrs.get("n_done", 0)) >= stop
+            ):
+                chunk_outputs[stage][start] = _slice_stage(
+                    stage_data, start, stop, previous_offsets
+                )
+                reused.add(stage)
+                continue
+            saved = parts.load(name, stage, hashes[stage], probe)
+            if saved is not None:
+                chunk_outputs[stage][start] = saved
+                reused.add(stage)
+                continue
+            missing.append(stage)
+        if not missing:
+            continue
+        kk_masks = None
+        if "kk" not in missing and "kk" in enabled:
+            used = chunk_outputs["kk"][start]["points"]["used"]
+            local = np.cumsum([0] + [f.size for f in freq])
+            kk_masks = tuple(used[a:b] for a, b in itertools.pairwise(local))
+        if "drt" in missing and drt_lam is None:
+            drt_lam = _experiment_lambda(experiment, config, tau_range)
+        tasks.append(
+            ChunkTask(
+                name,
+                start,
+                stop,
+                freq,
+                z,
+                tuple(missing),
+                config,
+                experiment.metadata.area_cm2,
+                drt_lam,
+                tau_range,
+                kk_masks,
+            )
+        )
+    done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
+    if progress is not None:
+        progress(done_sweeps, n_sweeps, name)
+    interval = config.executor.publish_interval_s
+    for task, output in _Executor(config).map(tasks):
+        for stage, stage_output in output.items():
+            parts.save(name, stage, hashes[stage], task, stage_output)
+            chunk_outputs[stage][task.start] = stage_output
+        done_sweeps += task.stop - task.start
+        if progress is not None:
+            progress(done_sweeps, n_sweeps, name)
+        if time.monotonic() - state.last_publish > interval:
+            state.records[name] = _record(
+                name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+            )
+            state.publish()
+    state.records[name] = _record(name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps)
+    stages = state.records[name].stages
+    kk = stages.get("kk")
+    fit = stages["fit"]
+    drt = stages.get("drt")
+    return ExperimentReport(
+        name=name,
+        n_spectra=n_sweeps,
+        n_flagged=len(experiment.flagged),
+        n_kk_failed=int(np.sum(~kk.sweeps["ok"])) if kk else 0,
+        n_truncated=int(np.sum(np.isfinite(kk.sweeps["truncated_below_hz"]))) if kk else 0,
+        n_fit_failed=int(np.sum(~fit.sweeps["ok"])),
+        n_drt_failed=int(np.sum(~drt.sweeps["ok"])) if drt else 0,
+        stages_computed=tuple(sorted({stage for task in tasks for stage in task.stages})),
+        stages_reused=tuple(sorted(reused)),
+        n_sweeps_computed=sum(task.stop - task.start for task in tasks),
+        skipped_files=tuple(item.path for item in experiment.skipped),
+        ingest=summarize(experiment),
+        summary=dict(state.records[name].summary),
+    )
+
+
+def _record(name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps) -> ExperimentRecord:
+    stages = {}
+    for stage, by_start in chunk_outputs.items():
+        # Only the contiguous run of finished chunks from the first sweep is published.
+        ordered = []
+        position = 0
+        while position in by_start:
+            chunk = by_start[position]
+            ordered.append(chunk)
+            position += next(iter(chunk["sweeps"].values())).shape[0] if chunk["sweeps"] else 0
+            if not chunk["sweeps"]:
+                break
+        stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
+    tracking, summary = _tracking(experiment, stages, config)
+    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)
+
+
+def _experiment_name(folder: Path, taken: set[str]) -> str:
+    name = folder.resolve().name or "experiment"
+    candidate, counter = name, 2
+    while candidate in taken:
+        candidate, counter = f"{name}_{counter}", counter + 1
+    return candidate
+
+
+def run(
+    folders: Sequence[str | Path],
+    config: Config,
+    output: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Process experiment folders into one result file (resuming where possible).
+
+    Parameters
+    ----------
+    folders
+        Experiment folders; each becomes ``/experiments/<folder name>``.
+    config
+        The resolved configuration.
+    output
+        The HDF5 result file. If it exists, its raw data and results are
+        reused where the sweeps and the stage's config are unchanged (a
+        measurement still running: only the new sweeps are processed).
+    progress
+        Called as ``progress(done_sweeps, total_sweeps, experiment)``.
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    previous_records: dict[str, ExperimentRecord] = {}
+    if output.exists():
+        previous_records, _ = read_store(output)
+    state = _RunState(output, config, dict(previous_records))
+    parts = _Parts(output)
+    reports = []
+    taken: set[str] = set()
+    experiments = []
+    for folder in folders:
+        folder = Path(folder)
+        name = _experiment_name(folder, taken)
+        taken.add(name)
+        experiment = read_experiment(
+            folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
+        )
+        experiments.append((name, experiment))
+        if name not in state.records:  # raw data goes in first: the file opens from now on
+            state.records[name] = ExperimentRecord(name, experiment, _inputs(experiment))
+    state.publish()
+    for name, experiment in experiments:
+        reports.append(
+            _process_experiment(
+                name,
+                experiment,
+                previous_records.get(name),
+                state,
+                parts,
+                progress,
+                state.records[name].inputs or _inputs(experiment),
+            )
+        )
+        state.publish()
+    parts.clear()
+    return RunReport(output, tuple(reports), time.perf_counter() - started)
+
+
+def reprocess(
+    result_file: str | Path,
+    config: Config,
+    *,
+    output: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Re-run, from the stored raw spectra, only the stages whose config changed.
+
+    Parameters
+    ----------
+    result_file
+        A file written by :func:`run`.
+    config
+        The new configuration.
+    output
+        Where to write (default: replace ``result_file``, atomically).
+    """
+    started = time.perf_counter()
+    source = Path(result_file)
+    output = Path(output) if output is not None else source
+    records, _ = read_store(source)
+    state = _RunState(output, config, dict(records))
+    parts = _Parts(output)
+    reports = []
+    for name, record in records.items():
+        experiment = record.experiment
+        if config.experiment.area_cm2 is not None:
+            experiment = replace(
+                experiment,
+                metadata=replace(experiment.metadata, area_cm2=config.experiment.area_cm2),
+            )
+        reports.append(
+            _process_experiment(name, experiment, record, state, parts, progress, record.inputs)
+        )
+    state.publish()
+    parts.clear()
+    return RunReport(output, tuple(reports), time.perf_counter() - started)

@@ -1,0 +1,381 @@
+"""The HDF5 result store: the only module that imports h5py.
+
+Layout (``layout_version`` 1; every name carries its unit)::
+
+    /                               attrs: format, layout_version, package_version,
+                                           created, config_toml
+    /experiments/<name>/            attrs: area_cm2, current_setpoint_mA, start_time,
+                                           techniques, inputs (JSON: name, size, sha256)
+        raw/offsets                 (n_sweeps + 1,) int64: sweep i is points offsets[i]:offsets[i+1]
+        raw/freq_hz, z_real_ohm, z_imag_ohm, point_time_s      (n_points,)
+        raw/time_s, current_mA, potential_V, charge_mAh, sweep_index, source_index,
+            incomplete                                          (n_sweeps,)
+        raw/sources                 (n_sources,) file names
+        raw/dc/time_s, potential_V, current_mA, charge_mAh     (n_dc,)
+        <stage>/                    kk, fit, drt; attrs: config_hash, and stage attrs
+            <column>                (n_sweeps, ...) per-sweep results
+            points/<column>         (n_points,) per-point results (raw/offsets applies)
+            grid/<column>           shared axes (e.g. drt/grid/tau_s)
+        tracking/<column>           (n_sweeps,) one value per time step
+        summary                     attrs: experiment-level results
+
+Writing is atomic: :func:`write_store` builds the whole file under a temporary
+name and renames it over the target, so a run killed at any moment leaves the
+previous complete file (or none), never a half-written one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from geis_pipeline.errors import StoreError
+from geis_pipeline.spectrum import (
+    FLAG_INCOMPLETE,
+    DCRecord,
+    Experiment,
+    ExperimentMetadata,
+    Spectrum,
+)
+
+__all__ = [
+    "FORMAT",
+    "LAYOUT_VERSION",
+    "ExperimentRecord",
+    "InputFile",
+    "StageData",
+    "read_store",
+    "write_store",
+]
+
+FORMAT = "geis-pipeline results"
+LAYOUT_VERSION = 1
+STAGES = ("kk", "fit", "drt")
+_STRING = h5py.string_dtype()
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """Provenance of one instrument file."""
+
+    name: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StageData:
+    """One stage's results for one experiment.
+
+    Attributes
+    ----------
+    config_hash
+        Hash of the config sections the stage depends on.
+    sweeps
+        Column -> array with one row per sweep.
+    points
+        Column -> array with one entry per raw point (raw offsets apply).
+    grid
+        Shared axes (e.g. the DRT tau grid).
+    attrs
+        Scalars and strings describing the stage.
+    """
+
+    config_hash: str
+    sweeps: Mapping[str, np.ndarray] = field(default_factory=dict)
+    points: Mapping[str, np.ndarray] = field(default_factory=dict)
+    grid: Mapping[str, np.ndarray] = field(default_factory=dict)
+    attrs: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """Everything stored for one experiment."""
+
+    name: str
+    experiment: Experiment
+    inputs: tuple[InputFile, ...] = ()
+    stages: Mapping[str, StageData] = field(default_factory=dict)
+    tracking: Mapping[str, np.ndarray] = field(default_factory=dict)
+    summary: Mapping[str, object] = field(default_factory=dict)
+
+
+def write_store(
+    path: str | Path,
+    records: Mapping[str, ExperimentRecord] | list[ExperimentRecord],
+    *,
+    config_toml: str,
+    package_version: str,
+    study: Mapping[str, Mapping[str, object]] | None = None,
+) -> None:
+    """Write a complete result file atomically (temporary file, then rename).
+
+    Raises
+    ------
+    StoreError
+        The file cannot be written (the previous file, if any, is untouched).
+    """
+    path = Path(path)
+    records = list(records.values()) if isinstance(records, Mapping) else list(records)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(temporary, "w") as handle:
+            handle.attrs["format"] = FORMAT
+            handle.attrs["layout_version"] = LAYOUT_VERSION
+            handle.attrs["package_version"] = package_version
+            handle.attrs["created"] = datetime.now().isoformat(timespec="seconds")
+            handle.attrs["config_toml"] = config_toml
+            experiments = handle.create_group("experiments", track_order=True)
+            for record in records:
+                _write_record(experiments.create_group(record.name), record)
+            study_group = handle.create_group("study")
+            for name, attrs in (study or {}).items():
+                _write_attrs(study_group.create_group(name), attrs)
+        with open(temporary, "rb+") as raw:  # durable before it becomes visible
+            os.fsync(raw.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise StoreError(f"cannot write results: {exc}", file=path) from exc
+
+
+def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        group.attrs[key] = (
+            value if not isinstance(value, list | tuple | dict) else json.dumps(value)
+        )
+
+
+def _dataset(group: h5py.Group, name: str, values: np.ndarray) -> None:
+    values = np.asarray(values)
+    if values.dtype.kind in "OU":
+        group.create_dataset(name, data=values.astype(object), dtype=_STRING)
+        return
+    chunks = values.ndim > 0 and values.shape[0] > 0
+    group.create_dataset(
+        name,
+        data=values,
+        chunks=True if chunks else None,
+        compression="gzip" if chunks else None,
+        compression_opts=1 if chunks else None,
+        shuffle=chunks,
+    )
+
+
+def _write_record(group: h5py.Group, record: ExperimentRecord) -> None:
+    experiment = record.experiment
+    metadata = experiment.metadata
+    _write_attrs(
+        group,
+        {
+            "area_cm2": metadata.area_cm2,
+            "current_setpoint_mA": metadata.current_setpoint_mA,
+            "start_time": metadata.start_time.isoformat() if metadata.start_time else None,
+            "techniques": list(metadata.techniques),
+            "sources": list(metadata.sources),
+            "inputs": [vars(item) for item in record.inputs],
+            "skipped": [[item.path, item.reason] for item in experiment.skipped],
+        },
+    )
+    raw = group.create_group("raw")
+    spectra = experiment.spectra
+    counts = np.array([spectrum.n_points for spectrum in spectra], dtype=np.int64)
+    _dataset(raw, "offsets", np.concatenate([[0], np.cumsum(counts)]))
+    _dataset(raw, "freq_hz", _concat([spectrum.freq for spectrum in spectra], np.float64))
+    z = _concat([spectrum.z for spectrum in spectra], np.complex128)
+    _dataset(raw, "z_real_ohm", z.real)
+    _dataset(raw, "z_imag_ohm", z.imag)
+    _dataset(
+        raw, "point_time_s", _concat([spectrum.point_time_s for spectrum in spectra], np.float64)
+    )
+    sources = sorted({spectrum.source for spectrum in spectra})
+    source_index = {source: index for index, source in enumerate(sources)}
+    per_sweep = {
+        "time_s": [spectrum.time_s for spectrum in spectra],
+        "current_mA": [spectrum.current_mA for spectrum in spectra],
+        "potential_V": [spectrum.potential_V for spectrum in spectra],
+        "charge_mAh": [spectrum.charge_mAh for spectrum in spectra],
+        "sweep_index": [spectrum.sweep_index for spectrum in spectra],
+        "source_index": [source_index[spectrum.source] for spectrum in spectra],
+        "incomplete": [spectrum.incomplete for spectrum in spectra],
+    }
+    for name, values in per_sweep.items():
+        _dataset(raw, name, np.asarray(values))
+    _dataset(raw, "sources", np.array(sources, dtype=object))
+    dc = raw.create_group("dc")
+    for name in ("time_s", "potential_V", "current_mA", "charge_mAh"):
+        _dataset(dc, name, getattr(experiment.dc_record, name))
+    for stage_name, stage in record.stages.items():
+        stage_group = group.create_group(stage_name)
+        stage_group.attrs["config_hash"] = stage.config_hash
+        _write_attrs(stage_group, stage.attrs)
+        for name, values in stage.sweeps.items():
+            _dataset(stage_group, name, values)
+        for subgroup_name, columns in (("points", stage.points), ("grid", stage.grid)):
+            if columns:
+                subgroup = stage_group.create_group(subgroup_name)
+                for name, values in columns.items():
+                    _dataset(subgroup, name, values)
+    tracking = group.create_group("tracking", track_order=True)  # columns keep their order
+    for name, values in record.tracking.items():
+        _dataset(tracking, name, values)
+    _write_attrs(group.create_group("summary"), record.summary)
+
+
+def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
+
+
+def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str, object]]:
+    """Read a whole result file back (for re-processing).
+
+    Returns
+    -------
+    records, attrs
+        Experiment name -> record, and the file's root attributes.
+
+    Raises
+    ------
+    StoreError
+        Not a geis-pipeline result file, a newer layout, or unreadable.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = _check_file(handle, path)
+            records = {
+                name: _read_record(name, group, path)
+                for name, group in handle["experiments"].items()
+            }
+            study = {name: dict(group.attrs) for name, group in handle.get("study", {}).items()}
+    except OSError as exc:
+        raise StoreError(f"cannot read results: {exc}", file=path) from exc
+    attrs["study"] = study
+    return records, attrs
+
+
+def _check_file(handle: h5py.File, path: Path) -> dict[str, object]:
+    attrs = dict(handle.attrs)
+    if attrs.get("format") != FORMAT:
+        raise StoreError("not a geis-pipeline result file", file=path)
+    version = int(attrs.get("layout_version", 0))
+    if version > LAYOUT_VERSION:
+        raise StoreError(
+            f"written with layout version {version}; this geis-pipeline reads up to "
+            f"{LAYOUT_VERSION}: upgrade geis-pipeline",
+            file=path,
+        )
+    return attrs
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _read_attrs(attrs) -> dict[str, object]:
+    """Attributes with the JSON-encoded lists and tables decoded back."""
+    decoded: dict[str, object] = {}
+    for key, value in attrs.items():
+        if isinstance(value, str | bytes) and _text(value)[:1] in "[{":
+            try:
+                decoded[key] = json.loads(_text(value))
+                continue
+            except json.JSONDecodeError:
+                pass
+        decoded[key] = value
+    return decoded
+
+
+def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
+    attrs = _read_attrs(group.attrs)
+    raw = group["raw"]
+    offsets = raw["offsets"][()]
+    freq = raw["freq_hz"][()]
+    z = raw["z_real_ohm"][()] + 1j * raw["z_imag_ohm"][()]
+    point_time = raw["point_time_s"][()]
+    sources = [_text(value) for value in raw["sources"][()]]
+    columns = {
+        key: raw[key][()]
+        for key in (
+            "time_s",
+            "current_mA",
+            "potential_V",
+            "charge_mAh",
+            "sweep_index",
+            "source_index",
+            "incomplete",
+        )
+    }
+    spectra = tuple(
+        Spectrum(
+            freq=freq[start:stop],
+            z=z[start:stop],
+            time_s=float(columns["time_s"][index]),
+            point_time_s=point_time[start:stop],
+            current_mA=float(columns["current_mA"][index]),
+            potential_V=float(columns["potential_V"][index]),
+            charge_mAh=float(columns["charge_mAh"][index]),
+            source=sources[int(columns["source_index"][index])],
+            sweep_index=int(columns["sweep_index"][index]),
+            flags=frozenset({FLAG_INCOMPLETE}) if columns["incomplete"][index] else frozenset(),
+        )
+        for index, (start, stop) in enumerate(itertools.pairwise(offsets))
+    )
+    dc = raw["dc"]
+    start_time = attrs.get("start_time")
+    metadata = ExperimentMetadata(
+        area_cm2=float(attrs["area_cm2"]) if "area_cm2" in attrs else None,
+        current_setpoint_mA=(
+            float(attrs["current_setpoint_mA"]) if "current_setpoint_mA" in attrs else None
+        ),
+        techniques=tuple(attrs.get("techniques", ())),
+        start_time=datetime.fromisoformat(_text(start_time)) if start_time else None,
+        sources=tuple(attrs.get("sources", ())),
+    )
+    experiment = Experiment(
+        spectra=spectra,
+        dc_record=DCRecord(
+            *(dc[key][()] for key in ("time_s", "potential_V", "current_mA", "charge_mAh"))
+        ),
+        metadata=metadata,
+    )
+    stages = {}
+    for stage_name in STAGES:
+        if stage_name not in group:
+            continue
+        stage_group = group[stage_name]
+        stage_attrs = {
+            key: value
+            for key, value in _read_attrs(stage_group.attrs).items()
+            if key != "config_hash"
+        }
+        stages[stage_name] = StageData(
+            config_hash=_text(stage_group.attrs["config_hash"]),
+            sweeps={
+                key: value[()]
+                for key, value in stage_group.items()
+                if isinstance(value, h5py.Dataset)
+            },
+            points={key: value[()] for key, value in stage_group.get("points", {}).items()},
+            grid={key: value[()] for key, value in stage_group.get("grid", {}).items()},
+            attrs=stage_attrs,
+        )
+    inputs = tuple(InputFile(**item) for item in attrs.get("inputs", ()))
+    return ExperimentRecord(
+        name=name,
+        experiment=experiment,
+        inputs=inputs,
+        stages=stages,
+        tracking={key: value[()] for key, value in group["tracking"].items()},
+        summary=_read_attrs(group["summary"].attrs),
+    )
