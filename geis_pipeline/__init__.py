@@ -30,6 +30,7 @@ from geis_pipeline.errors import (
     IngestError,
     NoImpedanceDataError,
     SimulationError,
+    StoreError,
     UnknownFormatError,
     ValidationError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "SimulationError",
     "SkippedFile",
     "Spectrum",
+    "StoreError",
     "UnknownFormatError",
     "ValidationError",
     "__version__",

@@ -145,6 +145,9 @@ def write_store(
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise StoreError(f"cannot write results: {exc}", file=path) from exc
+    except BaseException:  # a bug or an interrupt: never leave the temporary file behind
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
@@ -282,6 +285,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _values(dataset: h5py.Dataset) -> np.ndarray:
+    """A dataset's values; text comes back as str (object array), not bytes."""
+    if h5py.check_string_dtype(dataset.dtype) is not None:
+        return dataset.asstr()[()]
+    return dataset[()]
+
+
 def _read_attrs(attrs) -> dict[str, object]:
     """Attributes with the JSON-encoded lists and tables decoded back."""
     decoded: dict[str, object] = {}
@@ -362,12 +372,12 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
         stages[stage_name] = StageData(
             config_hash=_text(stage_group.attrs["config_hash"]),
             sweeps={
-                key: value[()]
+                key: _values(value)
                 for key, value in stage_group.items()
                 if isinstance(value, h5py.Dataset)
             },
-            points={key: value[()] for key, value in stage_group.get("points", {}).items()},
-            grid={key: value[()] for key, value in stage_group.get("grid", {}).items()},
+            points={key: _values(value) for key, value in stage_group.get("points", {}).items()},
+            grid={key: _values(value) for key, value in stage_group.get("grid", {}).items()},
             attrs=stage_attrs,
         )
     inputs = tuple(InputFile(**item) for item in attrs.get("inputs", ()))
@@ -376,6 +386,6 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
         experiment=experiment,
         inputs=inputs,
         stages=stages,
-        tracking={key: value[()] for key, value in group["tracking"].items()},
+        tracking={key: _values(value) for key, value in group["tracking"].items()},
         summary=_read_attrs(group["summary"].attrs),
     )
