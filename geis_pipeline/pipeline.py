@@ -37,7 +37,7 @@ from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml, section_hash
 from geis_pipeline.drt import build_drt_problem, invert_drt_batch, track_peaks
 from geis_pipeline.errors import ConfigError, GeisPipelineError
-from geis_pipeline.fit import FitOptions, fit_circuit
+from geis_pipeline.fit import Circuit, FitOptions, fit_circuit
 from geis_pipeline.ingest import read_experiment
 from geis_pipeline.kk import check_kk_batch
 from geis_pipeline.spectrum import Experiment
@@ -121,6 +121,7 @@ class ChunkTask:
     drt_lam: float | None
     drt_tau_range: tuple[float, float] | None
     kk_masks: tuple[np.ndarray, ...] | None  # stored KK masks when KK is not re-run
+    circuit: Circuit | None = None  # compiled (and checked against impedance.py) in the parent
 
 
 def _chunk_digest(freq: Sequence[np.ndarray], z: Sequence[np.ndarray]) -> str:
@@ -156,7 +157,7 @@ def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]
             masks = list(task.kk_masks)
     if "fit" in task.stages:
         fit_masks = masks if config.fit.use_kk_mask else [None] * len(pairs)
-        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2)
+        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2, task.circuit)
     if "drt" in task.stages:
         output["drt"] = _run_drt(pairs, masks, config, task.drt_lam, task.drt_tau_range)
     return output
@@ -205,10 +206,12 @@ def _run_kk(pairs, config: Config) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def _fit_options(config: Config, area_cm2: float | None) -> FitOptions:
+def _fit_options(
+    config: Config, area_cm2: float | None, circuit: Circuit | None = None
+) -> FitOptions:
     section = config.fit
     return FitOptions.build(
-        section.circuit,
+        circuit or section.circuit,
         bounds=section.bounds,
         fixed=section.fixed,
         roles=section.roles,
@@ -217,8 +220,8 @@ def _fit_options(config: Config, area_cm2: float | None) -> FitOptions:
     )
 
 
-def _run_fit(pairs, masks, config: Config, area_cm2) -> dict[str, dict[str, np.ndarray]]:
-    options = _fit_options(config, area_cm2)
+def _run_fit(pairs, masks, config: Config, area_cm2, circuit) -> dict[str, dict[str, np.ndarray]]:
+    options = _fit_options(config, area_cm2, circuit)
     results = []
     previous = None
     for (freq, z), mask in zip(pairs, masks, strict=True):
@@ -570,6 +573,9 @@ def _process_experiment(
         (start, min(start + chunk_size, n_sweeps)) for start in range(0, n_sweeps, chunk_size)
     ]
     tau_range = _tau_range(experiment, config)
+    # Checked once here (impedance.py parses the string); workers get the compiled circuit
+    # and never import impedance.py (2 s per process).
+    circuit = _fit_options(config, experiment.metadata.area_cm2).circuit
     stored = {
         stage: previous.stages[stage]
         for stage in enabled
@@ -631,6 +637,7 @@ def _process_experiment(
                 drt_lam,
                 tau_range,
                 kk_masks,
+                circuit,
             )
         )
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)

@@ -16,6 +16,7 @@ W (A (1 - j)/sqrt(omega)), Zarc (R/(1 + (j omega tau)^gamma)).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -214,6 +215,7 @@ class Circuit:
         return _evaluate(self._root, grid, parameters, True)
 
 
+@functools.lru_cache(maxsize=64)
 def parse_circuit(text: str) -> Circuit:
     """Compile a circuit string in impedance.py's syntax.
 
