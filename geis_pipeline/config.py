@@ -106,7 +106,7 @@ class DRTConfig:
     derivative: Literal[1, 2] = 1
     lam: float | Literal["gcv", "lcurve", "reim"] = "lcurve"
     lam_per_spectrum: bool = False
-    solver: Literal["CLARABEL", "OSQP", "SCS"] = "CLARABEL"
+    solver: Literal["CLARABEL", "OSQP", "SCS", "NNLS"] = "CLARABEL"
     inductance: bool = True
     windows: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}

