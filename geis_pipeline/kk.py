@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc
 
+from geis_pipeline._arrays import readonly
 from geis_pipeline.errors import ValidationError
 from geis_pipeline.spectrum import Experiment, Spectrum
 
@@ -220,12 +221,6 @@ class _Options:
     min_deviation: float
     max_outliers: int
     max_truncated_fraction: float
-
-
-def _readonly(values: np.ndarray) -> np.ndarray:
-    values = np.array(values, copy=True)
-    values.flags.writeable = False
-    return values
 
 
 # --------------------------------------------------------------------------- validation
@@ -430,12 +425,12 @@ def build_kk_basis(
         tau = np.geomspace(tau_short, tau_long, n_elements)
         omega_tau = omega[:, np.newaxis] * tau[np.newaxis, :]
         denominator = 1.0 + omega_tau**2
-        taus.append(_readonly(tau))
-        design_real.append(_readonly(np.column_stack([1.0 / denominator, *extra_real])))
-        design_imag.append(_readonly(np.column_stack([-omega_tau / denominator, *extra_imag])))
+        taus.append(readonly(tau))
+        design_real.append(readonly(np.column_stack([1.0 / denominator, *extra_real])))
+        design_imag.append(readonly(np.column_stack([-omega_tau / denominator, *extra_imag])))
     return KKBasis(
-        freq=_readonly(freq),
-        order=_readonly(order),
+        freq=readonly(freq),
+        order=readonly(order),
         max_elements=max_elements,
         include_inductance=include_inductance,
         include_capacitance=include_capacitance,
@@ -1013,11 +1008,11 @@ def _results(
             KKResult(
                 ok=not reasons,
                 reason="; ".join(reasons),
-                residuals_real=_readonly(residual_real),
-                residuals_imag=_readonly(residual_imag),
-                z_fit=_readonly(z_fit),
-                mask=_readonly(mask),
-                outliers=_readonly(outliers.astype(np.int64)),
+                residuals_real=readonly(residual_real),
+                residuals_imag=readonly(residual_imag),
+                z_fit=readonly(z_fit),
+                mask=readonly(mask),
+                outliers=readonly(outliers.astype(np.int64)),
                 truncated_below_hz=truncated_below,
                 mu=float(_mu(rc[np.newaxis], group.mu_elements(np.array([row]), n_elements))[0]),
                 n_elements=int(np.count_nonzero(columns[:n_elements])),

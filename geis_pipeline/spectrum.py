@@ -13,6 +13,8 @@ from datetime import datetime
 
 import numpy as np
 
+from geis_pipeline._arrays import readonly
+
 __all__ = [
     "FLAG_INCOMPLETE",
     "DCRecord",
@@ -26,12 +28,6 @@ __all__ = [
 #: Flag set on a sweep that stopped before reaching the last frequency of the
 #: file's full sweeps (fewer points than the longest sweep of its file).
 FLAG_INCOMPLETE = "incomplete"
-
-
-def _readonly(values: np.ndarray) -> np.ndarray:
-    values = np.array(values, copy=True)
-    values.flags.writeable = False
-    return values
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,9 +84,9 @@ class Spectrum:
             raise ValueError("frequencies must be finite and > 0")
         if not np.all(np.isfinite(z)):
             raise ValueError("impedance values must be finite")
-        object.__setattr__(self, "freq", _readonly(freq))
-        object.__setattr__(self, "z", _readonly(z))
-        object.__setattr__(self, "point_time_s", _readonly(point_time))
+        object.__setattr__(self, "freq", readonly(freq))
+        object.__setattr__(self, "z", readonly(z))
+        object.__setattr__(self, "point_time_s", readonly(point_time))
         object.__setattr__(self, "flags", frozenset(self.flags))
         object.__setattr__(self, "time_s", float(self.time_s))
 
@@ -157,7 +153,7 @@ class DCRecord:
             raise ValueError("DC record columns must have one length")
         order = np.argsort(arrays[0], kind="stable")
         for name, values in zip(_DC_FIELDS, arrays, strict=True):
-            object.__setattr__(self, name, _readonly(values[order]))
+            object.__setattr__(self, name, readonly(values[order]))
 
     def __len__(self) -> int:
         return int(self.time_s.size)

@@ -58,6 +58,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 
+from geis_pipeline._arrays import readonly
 from geis_pipeline.drt.basis import BASES, DRTBasis, build_basis, tau_grid
 from geis_pipeline.drt.peaks import DEFAULT_WINDOWS, DRTPeak, detect_peaks, validate_windows
 from geis_pipeline.drt.regularization import LAMBDA_METHODS, RidgeSystem, choose_lambda
@@ -249,12 +250,6 @@ class DRTOptions:
         return cls(**options)
 
 
-def _readonly(values: np.ndarray) -> np.ndarray:
-    values = np.array(values, copy=True)
-    values.flags.writeable = False
-    return values
-
-
 @dataclass(frozen=True, eq=False)
 class DRTResult:
     """The DRT of one spectrum.
@@ -311,7 +306,7 @@ class DRTResult:
 
     def __post_init__(self) -> None:
         for name in ("freq", "tau", "gamma", "z_fit", "residuals", "mask"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
+            object.__setattr__(self, name, readonly(getattr(self, name)))
 
     def peak(self, process: str) -> DRTPeak | None:
         """The single peak assigned to ``process``; None if none or several are."""
@@ -393,9 +388,9 @@ class DRTProblem:
     """
 
     def __init__(self, freq: ArrayLike, options: DRTOptions) -> None:
-        self.freq = _readonly(_validate_freq(freq))
+        self.freq = readonly(_validate_freq(freq))
         self.options = options
-        self.tau = _readonly(
+        self.tau = readonly(
             tau_grid(
                 self.freq, options.points_per_decade, options.extend_decades, options.tau_range
             )
