@@ -115,7 +115,41 @@ class DRTConfig:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """Per-step tracking of the interface."""
+    """Tracking of the interface: per step, per experiment and across experiments.
+
+    Attributes
+    ----------
+    interfaces
+        Interfaces in series in the spectrum (2: symmetric cell, R_int / 2).
+    reference_step
+        Step the contact loss is relative to (default: first valid).
+    r_int_threshold_ohm_cm2
+        Depletion time t0: R_int (per interface) first exceeds this.
+    temperature_K
+        Measurement temperature: R_int is normalised to the reference
+        temperature; per experiment see ``experiment_temperatures_K``.
+    reference_temperature_K, activation_energy_eV
+        Temperature normalisation R(T0) = R(T) (T0/T) exp[(E_A/k_B)(1/T0 - 1/T)].
+    c0_mol_cm3
+        Li concentration of the electrode for Sand's equation (Li 0.0768,
+        Li0.95Mg0.05 0.0732, Li0.9Mg0.1 0.0696 mol/cm3).
+    current_density_mA_cm2
+        Stripping current density for Sand's equation, overriding the one read
+        from the current record (per experiment see
+        ``experiment_current_densities_mA_cm2``).
+    ocv_current_density_mA_cm2
+        |i| at or below this is open circuit (segment labels).
+    c_int_max_rel_stderr
+        C_int is flagged unreliable above this relative standard error (or when
+        the interface apex frequency lies outside the fitted band).
+    relaxation_model
+        ``exponential`` or ``stretched`` (Kohlrausch) for open-circuit relaxation.
+    sand_through_origin
+        Fit t0^(-1/2) = slope i through the origin (else with an intercept).
+    experiment_temperatures_K, experiment_current_densities_mA_cm2
+        Experiment (folder) name -> value, overriding the run-wide value for
+        that experiment (a study of folders at several temperatures/currents).
+    """
 
     interfaces: int = 1
     reference_step: int | None = None
@@ -123,6 +157,14 @@ class TrackConfig:
     temperature_K: float | None = None
     reference_temperature_K: float = 298.15
     activation_energy_eV: float = 0.37
+    c0_mol_cm3: float = 0.0768
+    current_density_mA_cm2: float | None = None
+    ocv_current_density_mA_cm2: float = 0.001
+    c_int_max_rel_stderr: float = 0.1
+    relaxation_model: Literal["exponential", "stretched"] = "exponential"
+    sand_through_origin: bool = True
+    experiment_temperatures_K: dict[str, float] = field(default_factory=dict)
+    experiment_current_densities_mA_cm2: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -276,7 +318,30 @@ def _check_values(config: Config, source: str | Path | None) -> None:
     require(config.drt.points_per_decade >= 1, "drt.points_per_decade", "must be at least 1")
     lam = config.drt.lam
     require(isinstance(lam, str) or lam > 0, "drt.lam", f"must be > 0 or a method, got {lam}")
-    require(config.track.interfaces in (1, 2), "track.interfaces", "must be 1 or 2")
+    track = config.track
+    require(track.interfaces in (1, 2), "track.interfaces", "must be 1 or 2")
+    require(track.r_int_threshold_ohm_cm2 > 0, "track.r_int_threshold_ohm_cm2", "must be > 0")
+    require(track.c0_mol_cm3 > 0, "track.c0_mol_cm3", "must be > 0 mol/cm3")
+    require(track.reference_temperature_K > 0, "track.reference_temperature_K", "must be > 0 K")
+    require(track.activation_energy_eV >= 0, "track.activation_energy_eV", "must be >= 0 eV")
+    require(
+        track.ocv_current_density_mA_cm2 >= 0, "track.ocv_current_density_mA_cm2", "must be >= 0"
+    )
+    require(track.c_int_max_rel_stderr > 0, "track.c_int_max_rel_stderr", "must be > 0")
+    require(
+        track.temperature_K is None or track.temperature_K > 0,
+        "track.temperature_K",
+        "must be > 0 K",
+    )
+    require(
+        track.current_density_mA_cm2 is None or track.current_density_mA_cm2 != 0,
+        "track.current_density_mA_cm2",
+        "must not be 0",
+    )
+    for name, value in track.experiment_temperatures_K.items():
+        require(value > 0, f"track.experiment_temperatures_K.{name}", "must be > 0 K")
+    for name, value in track.experiment_current_densities_mA_cm2.items():
+        require(value != 0, f"track.experiment_current_densities_mA_cm2.{name}", "must not be 0")
     require(config.executor.workers >= 1, "executor.workers", "must be at least 1")
     require(config.executor.chunk_size >= 1, "executor.chunk_size", "must be at least 1")
     require(config.executor.publish_interval_s > 0, "executor.publish_interval_s", "must be > 0 s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BOLTZMANN_EV_K",
     "FARADAY_C_MOL",
     "LI_DENSITY_G_CM3",
     "LI_MOLAR_MASS_G_MOL",
@@ -10,6 +11,7 @@ __all__ = [
 ]
 
 FARADAY_C_MOL = 96485.33212
+BOLTZMANN_EV_K = 8.617333262e-5
 LI_MOLAR_MASS_G_MOL = 6.941
 LI_DENSITY_G_CM3 = 0.534
 _COULOMB_PER_MAH = 3.6

@@ -37,13 +37,13 @@ from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml, section_hash
 from geis_pipeline.drt import build_drt_problem, invert_drt_batch, track_peaks
 from geis_pipeline.errors import ConfigError, GeisPipelineError
-from geis_pipeline.fit import Circuit, FitOptions, fit_circuit
+from geis_pipeline.fit import Circuit, FitOptions, fit_experiment
 from geis_pipeline.ingest import read_experiment
 from geis_pipeline.kk import check_kk_batch
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, InputFile, StageData, read_store, write_store
 from geis_pipeline.summary import ExperimentSummary, summarize
-from geis_pipeline.track import track
+from geis_pipeline.track import arrhenius_fit, sand_fit, summarize_tracking, track
 
 __all__ = ["STAGE_SECTIONS", "RunReport", "reprocess", "run", "stage_hashes"]
 
@@ -222,21 +222,14 @@ def _fit_options(
 
 def _run_fit(pairs, masks, config: Config, area_cm2, circuit) -> dict[str, dict[str, np.ndarray]]:
     options = _fit_options(config, area_cm2, circuit)
-    results = []
-    previous = None
-    for (freq, z), mask in zip(pairs, masks, strict=True):
-        if mask is not None and 2 * int(np.sum(mask)) <= len(options.circuit.parameter_names):
-            mask = None  # too few points kept to fit: fit all and let the flags speak
-        if previous is None or not previous.ok:
-            result = fit_circuit(freq, z, options, mask=mask)
-        else:
-            result = fit_circuit(freq, z, options, mask=mask, initial=previous.vector)
-            if not result.ok or result.chi2 > 3.0 * max(previous.chi2, 1e-300):
-                fresh = fit_circuit(freq, z, options, mask=mask)
-                if fresh.chi2 < result.chi2 or (fresh.ok and not result.ok):
-                    result = replace(fresh, start="fallback")
-        results.append(result)
-        previous = result
+    n_parameters = len(options.circuit.parameter_names)
+    # A sweep whose KK check kept too few points is fitted on all of them: its
+    # flags (KK failed) say so, and the run goes on.
+    masks = [
+        None if mask is not None and 2 * int(np.sum(mask)) <= n_parameters else mask
+        for mask in masks
+    ]
+    results = fit_experiment(pairs, options, masks=masks)
     return {
         "sweeps": {
             "parameters": np.array([result.vector for result in results]),
@@ -491,8 +484,23 @@ def _assemble(
     return StageData(stage_hash, sweeps, points, grid, attrs)
 
 
+def _fit_band(spectra, fit: StageData, n_done: int) -> np.ndarray | None:
+    """(n_done, 2) lowest and highest frequency each fit used (None if not stored)."""
+    used = fit.points.get("used")
+    sizes = [spectrum.freq.size for spectrum in spectra]
+    if used is None or used.size < sum(sizes):
+        return None
+    band = np.full((n_done, 2), np.nan)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for step, spectrum in enumerate(spectra):
+        mask = np.asarray(used[offsets[step] : offsets[step + 1]], dtype=bool)
+        freq = spectrum.freq[mask] if mask.any() else spectrum.freq
+        band[step] = (freq.min(), freq.max())
+    return band
+
+
 def _tracking(
-    experiment: Experiment, stages: dict[str, StageData], config: Config
+    experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
 ) -> tuple[dict, dict]:
     fit = stages.get("fit")
     n_done = int(fit.attrs["n_done"]) if fit is not None else 0
@@ -500,6 +508,8 @@ def _tracking(
     if fit is None or n_done == 0:
         return {}, {}
     options = _fit_options(config, experiment.metadata.area_cm2)
+    section = config.track
+    temperature = section.experiment_temperatures_K.get(name or "", section.temperature_K)
     kk = stages.get("kk")
     drt = stages.get("drt")
     kk_ok = kk.sweeps["ok"][:n_done] if kk is not None and kk.sweeps["ok"].size >= n_done else None
@@ -522,6 +532,13 @@ def _tracking(
         reference_step=config.track.reference_step,
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
+        current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
+        freq_band_hz=_fit_band(spectra, fit, n_done),
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+        c_int_max_rel_stderr=section.c_int_max_rel_stderr,
+        temperature_K=temperature,
+        reference_temperature_K=section.reference_temperature_K,
+        activation_energy_eV=section.activation_energy_eV,
     )
     summary = {
         "n_spectra": len(experiment.spectra),
@@ -529,7 +546,81 @@ def _tracking(
         "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
         "reference_step": result.reference_step,
     }
+    summary |= summarize_tracking(
+        result.columns,
+        result.reference_step,
+        r_int_threshold_ohm_cm2=section.r_int_threshold_ohm_cm2,
+        c0_mol_cm3=section.c0_mol_cm3,
+        current_density_mA_cm2=section.experiment_current_densities_mA_cm2.get(
+            name or "", section.current_density_mA_cm2
+        ),
+        relaxation_model=section.relaxation_model,
+        temperature_K=temperature,
+    )
     return dict(result.columns), summary
+
+
+def _study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dict]:
+    """Study-level fits across the experiments' summaries (written to ``/study/<name>``).
+
+    ``sand`` (at least two current densities with t0 reached): weighted fit of
+    t0^(-1/2) versus i -> ``D_eff_cm2_s``, ``D_eff_stderr_cm2_s``, slope (s^-1/2
+    per A/cm2) and intercept with errors, ``n_experiments`` and the points.
+    ``arrhenius`` (at least two temperatures): ``E_A_<R_b|R_gb|R_int>_eV`` with
+    ``..._stderr_eV`` from the reference-step resistances; ``R_ohm_cm2`` and
+    ``E_A_eV`` repeat the interface's.
+    """
+    summaries = {name: record.summary for name, record in records.items() if record.summary}
+    study: dict[str, dict] = {}
+
+    def values(key: str) -> np.ndarray:
+        return np.array([float(summary.get(key, math.nan)) for summary in summaries.values()])
+
+    names = list(summaries)
+    t0 = values("t0_s")
+    current = values("current_density_mA_cm2")
+    usable = np.isfinite(t0) & np.isfinite(current)
+    if np.unique(np.abs(current[usable])).size >= 2:
+        fitted = sand_fit(
+            t0[usable],
+            current[usable],
+            config.track.c0_mol_cm3,
+            t0_stderr_s=values("t0_stderr_s")[usable],
+            through_origin=config.track.sand_through_origin,
+        )
+        study["sand"] = {
+            "D_eff_cm2_s": fitted.D_eff_cm2_s,
+            "D_eff_stderr_cm2_s": fitted.D_eff_stderr_cm2_s,
+            "slope_s-0.5_cm2_A": fitted.slope,
+            "slope_stderr_s-0.5_cm2_A": fitted.slope_stderr,
+            "intercept_s-0.5": fitted.intercept,
+            "intercept_stderr_s-0.5": fitted.intercept_stderr,
+            "through_origin": config.track.sand_through_origin,
+            "c0_mol_cm3": config.track.c0_mol_cm3,
+            "n_experiments": fitted.n_experiments,
+            "experiments": [name for name, keep in zip(names, usable, strict=True) if keep],
+            "current_density_mA_cm2": [float(value) for value in current[usable]],
+            "t0_s": [float(value) for value in t0[usable]],
+        }
+    temperature = values("temperature_K")
+    known = np.isfinite(temperature)
+    if np.unique(temperature[known]).size >= 2:
+        arrhenius: dict[str, object] = {
+            "experiments": [name for name, keep in zip(names, known, strict=True) if keep],
+            "temperature_K": [float(value) for value in temperature[known]],
+            "n_experiments": int(np.sum(known)),
+        }
+        for label in ("R_b", "R_gb", "R_int"):
+            resistance = values(f"{label}_ref_ohm_cm2")[known]
+            fitted_arrhenius = arrhenius_fit(temperature[known], resistance)
+            arrhenius[f"E_A_{label}_eV"] = fitted_arrhenius.E_A_eV
+            arrhenius[f"E_A_{label}_stderr_eV"] = fitted_arrhenius.E_A_stderr_eV
+            arrhenius[f"{label}_ref_ohm_cm2"] = [float(value) for value in resistance]
+        # The interface, under the generic names plots look for.
+        arrhenius["R_ohm_cm2"] = arrhenius["R_int_ref_ohm_cm2"]
+        arrhenius["E_A_eV"] = arrhenius["E_A_R_int_eV"]
+        study["arrhenius"] = arrhenius
+    return study
 
 
 @dataclass
@@ -691,7 +782,7 @@ def _record(name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps) -
             if not chunk["sweeps"]:
                 break
         stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
-    tracking, summary = _tracking(experiment, stages, config)
+    tracking, summary = _tracking(experiment, stages, config, name)
     return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)
 
 
@@ -759,6 +850,8 @@ def run(
             )
         )
         state.publish()
+    state.study = _study(state.records, config)
+    state.publish()
     parts.clear()
     return RunReport(output, tuple(reports), time.perf_counter() - started)
 
@@ -798,6 +891,7 @@ def reprocess(
         reports.append(
             _process_experiment(name, experiment, record, state, parts, progress, record.inputs)
         )
+    state.study = _study(state.records, config)
     state.publish()
     parts.clear()
     return RunReport(output, tuple(reports), time.perf_counter() - started)

@@ -1,20 +1,56 @@
-"""Per-step tracking of the interface: area-specific resistances, Brug capacitance, contact loss.
+"""Tracking the interface: per-step table, per-experiment and study-level physics.
 
 :func:`track` turns per-sweep fit results into the table researchers plot:
-one row per time step, units in every column name.
+one row per time step, units in every column name. The experiment-level
+analyses (:func:`depletion_time`, :func:`sand_diffusivity`,
+:func:`fit_relaxation`, :func:`summarize_tracking`) and the study-level fits
+(:func:`sand_fit`, :func:`arrhenius_fit`) are pure functions of arrays; the
+formulas are those of DOMAIN.md.
+
+Conventions
+-----------
+* Current density ``i`` in mA/cm2, positive = anodic = stripping of the working
+  electrode (EC-Lab's sign), negative = plating; ``|i|`` at most
+  ``ocv_current_density_mA_cm2`` counts as open circuit.
+* Segments: consecutive steps with the same label (``strip``, ``plate``,
+  ``ocv``; ``unknown`` when the current is not recorded) are numbered from 0.
+* Times are the sweep starts, s since the acquisition start. The depletion time
+  t0 is counted from the current onset, estimated from the passed charge of the
+  first loaded step (t - 3600 q / I) when it is recorded.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import curve_fit
 
-from geis_pipeline.physics import stripped_thickness_um
+from geis_pipeline.physics import BOLTZMANN_EV_K, FARADAY_C_MOL, stripped_thickness_um
 
-__all__ = ["TrackResult", "track"]
+__all__ = [
+    "ArrheniusFit",
+    "DepletionTime",
+    "RelaxationFit",
+    "SandFit",
+    "TrackResult",
+    "arrhenius_fit",
+    "depletion_time",
+    "fit_relaxation",
+    "normalise_temperature",
+    "sand_diffusivity",
+    "sand_fit",
+    "sand_time_s",
+    "segment_labels",
+    "summarize_tracking",
+    "track",
+]
+
+#: Segment labels.
+STRIP, PLATE, OCV, UNKNOWN = "strip", "plate", "ocv", "unknown"
 
 
 @dataclass(frozen=True)
@@ -71,6 +107,13 @@ def track(
     reference_step: int | None = None,
     drt_R_int_ohm: np.ndarray | None = None,
     drt_tau_int_s: np.ndarray | None = None,
+    current_mA: np.ndarray | None = None,
+    freq_band_hz: np.ndarray | None = None,
+    ocv_current_density_mA_cm2: float = 1e-3,
+    c_int_max_rel_stderr: float = 0.1,
+    temperature_K: float | None = None,
+    reference_temperature_K: float = 298.15,
+    activation_energy_eV: float = 0.37,
 ) -> TrackResult:
     """Track the interface through an experiment.
 
@@ -97,6 +140,24 @@ def track(
         fit is ok.
     drt_R_int_ohm, drt_tau_int_s
         The DRT interface peak per step, an independent cross-check.
+    current_mA
+        DC current of each sweep, mA (0 at open circuit; positive = stripping).
+        Gives ``current_density_mA_cm2``, the ``segment`` labels and the
+        DC-AC gap ``R_dcac_ohm_cm2`` = E/i - (R_b + R_gb + R_int), with the
+        interface resistance of all ``interfaces`` in series (NaN at open circuit).
+    freq_band_hz
+        (n_steps, 2) lowest and highest frequency the fit used per step.
+    ocv_current_density_mA_cm2
+        ``|i|`` at or below this is open circuit, mA/cm2.
+    c_int_max_rel_stderr
+        ``C_int_reliable`` is True when the fit is ok, C_int is finite and
+        positive, its relative standard error (uncorrelated propagation of the
+        R, Q, alpha errors through the Brug formula) is at most this, and the
+        interface apex frequency lies inside ``freq_band_hz`` (when given):
+        an arc whose apex is not measured is poorly resolved.
+    temperature_K, reference_temperature_K, activation_energy_eV
+        With ``temperature_K``: column ``R_int_T0_ohm_cm2``, R_int normalised
+        to the reference temperature (:func:`normalise_temperature`).
 
     Returns
     -------
@@ -125,11 +186,13 @@ def track(
         c_int = capacitance * interfaces / area
         resistor = next(r for r, c in zarcs if roles.get(r) == "int" or roles.get(c) == "int")
         r_stderr = stderr[:, names.index(resistor)] * area / interfaces
+        c_rel_stderr = _brug_relative_stderr(parameters, stderr, names, zarcs, roles, interface)
     else:
-        r_int = c_int = tau = alpha = r_stderr = nan
+        r_int = c_int = tau = alpha = r_stderr = c_rel_stderr = nan
     columns["R_int_ohm_cm2"] = r_int
     columns["R_int_stderr_ohm_cm2"] = r_stderr
     columns["C_int_F_cm2"] = c_int
+    columns["C_int_stderr_F_cm2"] = np.abs(c_int) * c_rel_stderr
     columns["alpha_int"] = np.asarray(alpha, dtype=np.float64)
     columns["tau_int_s"] = np.asarray(tau, dtype=np.float64)
     with np.errstate(divide="ignore"):
@@ -154,6 +217,539 @@ def track(
         columns["R_int_drt_ohm_cm2"] = np.asarray(drt_R_int_ohm) * area / interfaces
     if drt_tau_int_s is not None:
         columns["tau_int_drt_s"] = np.asarray(drt_tau_int_s, dtype=np.float64)
+    # Reliability of C_int: a resolved, precisely fitted interface arc.
+    with np.errstate(invalid="ignore"):
+        reliable = (
+            fit_ok
+            & np.isfinite(c_int)
+            & (np.asarray(c_int) > 0)
+            & (np.nan_to_num(c_rel_stderr, nan=np.inf) <= c_int_max_rel_stderr)
+        )
+        if freq_band_hz is not None:
+            band = np.asarray(freq_band_hz, dtype=np.float64).reshape(n_steps, 2)
+            apex = columns["f_apex_int_hz"]
+            reliable &= (apex >= band[:, 0]) & (apex <= band[:, 1])
+    columns["C_int_reliable"] = np.asarray(reliable, dtype=bool)
+    # Current, segments, DC-AC gap.
+    current = nan if current_mA is None else np.asarray(current_mA, dtype=np.float64)
+    density = current / area
+    columns["current_density_mA_cm2"] = density
+    labels, segment_index = segment_labels(density, ocv_current_density_mA_cm2)
+    columns["segment"] = labels
+    columns["segment_index"] = segment_index
+    loaded = (labels == STRIP) | (labels == PLATE)
+    series = [
+        np.nan_to_num(columns[key]) if _role_values(parameters, names, zarcs, roles, role) is None
+        else columns[key]
+        for key, role in (("R_b_ohm_cm2", "bulk"), ("R_gb_ohm_cm2", "gb"))
+    ]  # fmt: skip
+    with np.errstate(all="ignore"):
+        explained = series[0] + series[1] + columns["R_int_ohm_cm2"] * interfaces
+        gap = columns["E_V"] / (density * 1e-3) - explained
+    columns["R_dcac_ohm_cm2"] = np.where(loaded, gap, np.nan)
+    if temperature_K is not None:
+        columns["R_int_T0_ohm_cm2"] = normalise_temperature(
+            columns["R_int_ohm_cm2"], temperature_K, reference_temperature_K, activation_energy_eV
+        )
     columns["fit_ok"] = fit_ok
     columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
     return TrackResult(columns, reference)
+
+
+def _brug_relative_stderr(parameters, stderr, names, zarcs, roles, interface) -> np.ndarray:
+    """Relative standard error of the Brug capacitance (errors taken as uncorrelated).
+
+    ln C = (ln Q + (1 - a) ln R) / a.
+    """
+    resistance, q, alpha = interface
+    resistor, capacitor = next(
+        (r, c) for r, c in zarcs if roles.get(r) == "int" or roles.get(c) == "int"
+    )
+    s_r = stderr[:, names.index(resistor)]
+    if f"{capacitor}_0" in names:
+        s_q = stderr[:, names.index(f"{capacitor}_0")]
+        s_a = stderr[:, names.index(f"{capacitor}_1")]
+    else:
+        s_q = stderr[:, names.index(capacitor)]
+        s_a = np.zeros_like(s_q)
+    with np.errstate(all="ignore"):
+        d_r = (1 - alpha) / alpha * s_r / resistance
+        d_q = s_q / (q * alpha)
+        d_a = (np.log(q) + np.log(resistance)) / alpha**2 * s_a
+        return np.sqrt(d_r**2 + d_q**2 + d_a**2)
+
+
+def segment_labels(
+    current_density_mA_cm2: np.ndarray, ocv_current_density_mA_cm2: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label each step ``strip`` (i > 0), ``plate`` (i < 0), ``ocv`` or ``unknown`` (NaN).
+
+    Returns
+    -------
+    labels, index
+        Label per step (object array of str) and the segment number per step
+        (a new segment starts wherever the label changes).
+    """
+    density = np.asarray(current_density_mA_cm2, dtype=np.float64)
+    labels = np.full(density.shape, UNKNOWN, dtype=object)
+    finite = np.isfinite(density)
+    open_circuit = finite & (np.abs(np.nan_to_num(density)) <= ocv_current_density_mA_cm2)
+    labels[finite & ~open_circuit & (density > 0)] = STRIP
+    labels[finite & ~open_circuit & (density < 0)] = PLATE
+    labels[open_circuit] = OCV
+    changes = np.ones(density.size, dtype=np.int64)
+    if density.size:
+        changes[0] = 0
+        changes[1:] = labels[1:] != labels[:-1]
+    return labels, np.cumsum(changes)
+
+
+def normalise_temperature(
+    resistance: np.ndarray | float,
+    temperature_K: float,
+    reference_temperature_K: float = 298.15,
+    activation_energy_eV: float = 0.37,
+) -> np.ndarray:
+    """A resistance measured at T expressed at T0 (thermally activated conduction).
+
+    R(T0) = R(T) (T0 / T) exp[(E_A / k_B) (1/T0 - 1/T)]; colder than T0 gives
+    R(T0) < R(T).
+    """
+    t, t0 = float(temperature_K), float(reference_temperature_K)
+    factor = (t0 / t) * math.exp(activation_energy_eV / BOLTZMANN_EV_K * (1 / t0 - 1 / t))
+    return np.asarray(resistance, dtype=np.float64) * factor
+
+
+# ------------------------------------------------------------------ depletion, Sand
+
+
+def sand_time_s(current_density_mA_cm2: float, D_eff_cm2_s: float, c0_mol_cm3: float) -> float:
+    """Sand's time t0 = pi D c0^2 F^2 / (4 i^2), s (i in mA/cm2, c0 in mol/cm3)."""
+    i = abs(current_density_mA_cm2) * 1e-3
+    return math.pi * D_eff_cm2_s * (c0_mol_cm3 * FARADAY_C_MOL) ** 2 / (4 * i**2)
+
+
+def sand_diffusivity(t0_s: float, current_density_mA_cm2: float, c0_mol_cm3: float) -> float:
+    """Effective diffusivity from Sand's equation, D = 4 i^2 t0 / (pi c0^2 F^2), cm2/s.
+
+    i in mA/cm2 (converted to A/cm2), t0 in s, c0 in mol/cm3, F in C/mol.
+    """
+    i = abs(current_density_mA_cm2) * 1e-3
+    return 4 * i**2 * t0_s / (math.pi * (c0_mol_cm3 * FARADAY_C_MOL) ** 2)
+
+
+@dataclass(frozen=True)
+class DepletionTime:
+    """When R_int first exceeded the threshold.
+
+    Attributes
+    ----------
+    t0_s
+        Time since the current onset, s (NaN when not reached).
+    t0_stderr_s
+        Half the interval between the two steps the crossing is interpolated
+        between, s (the resolution of the estimate).
+    crossing_time_s
+        The crossing on the experiment's time axis, s.
+    reached
+        Whether R_int exceeded the threshold.
+    """
+
+    t0_s: float
+    t0_stderr_s: float
+    crossing_time_s: float
+    reached: bool
+
+
+def depletion_time(
+    time_s: np.ndarray,
+    r_int_ohm_cm2: np.ndarray,
+    threshold_ohm_cm2: float,
+    *,
+    valid: np.ndarray | None = None,
+    onset_s: float = 0.0,
+) -> DepletionTime:
+    """First time R_int exceeds ``threshold_ohm_cm2``, linearly interpolated between steps.
+
+    Only ``valid`` steps (default: finite R_int) count. When the first valid
+    step already exceeds the threshold, t0 is that step's time (an upper bound).
+    """
+    time_s = np.asarray(time_s, dtype=np.float64)
+    r = np.asarray(r_int_ohm_cm2, dtype=np.float64)
+    keep = np.isfinite(r) & np.isfinite(time_s)
+    if valid is not None:
+        keep &= np.asarray(valid, dtype=bool)
+    t, r = time_s[keep], r[keep]
+    above = np.flatnonzero(r > threshold_ohm_cm2)
+    if above.size == 0:
+        return DepletionTime(math.nan, math.nan, math.nan, False)
+    k = int(above[0])
+    if k == 0:
+        return DepletionTime(float(t[0] - onset_s), math.nan, float(t[0]), True)
+    t_a, t_b, r_a, r_b = t[k - 1], t[k], r[k - 1], r[k]
+    crossing = t_a + (threshold_ohm_cm2 - r_a) / (r_b - r_a) * (t_b - t_a)
+    return DepletionTime(float(crossing - onset_s), float((t_b - t_a) / 2), float(crossing), True)
+
+
+@dataclass(frozen=True)
+class SandFit:
+    """t0^(-1/2) = slope * i (+ intercept) across experiments (DOMAIN.md).
+
+    Attributes
+    ----------
+    D_eff_cm2_s, D_eff_stderr_cm2_s
+        D = 4 / (pi c0^2 F^2 slope^2) and its standard error (from the slope's).
+    slope, slope_stderr
+        s^(-1/2) per A/cm2.
+    intercept, intercept_stderr
+        s^(-1/2) (0 when fitted through the origin).
+    n_experiments
+        Points in the fit.
+    """
+
+    D_eff_cm2_s: float
+    D_eff_stderr_cm2_s: float
+    slope: float
+    slope_stderr: float
+    intercept: float
+    intercept_stderr: float
+    n_experiments: int
+
+
+def sand_fit(
+    t0_s: np.ndarray,
+    current_density_mA_cm2: np.ndarray,
+    c0_mol_cm3: float,
+    *,
+    t0_stderr_s: np.ndarray | None = None,
+    through_origin: bool = True,
+) -> SandFit:
+    """Weighted linear fit of t0^(-1/2) versus i (A/cm2) and Sand's D_eff.
+
+    Weights 1/sigma^2 with sigma(t0^-1/2) = t0^(-3/2) sigma(t0) / 2 when
+    ``t0_stderr_s`` is given and finite everywhere, else equal weights. The
+    standard errors scale the covariance by the reduced chi-square (NaN with
+    no degrees of freedom left). Non-finite t0 are left out; fewer than two
+    distinct current densities give NaN.
+    """
+    t0 = np.asarray(t0_s, dtype=np.float64)
+    i = np.abs(np.asarray(current_density_mA_cm2, dtype=np.float64)) * 1e-3
+    keep = np.isfinite(t0) & (t0 > 0) & np.isfinite(i) & (i > 0)
+    n = int(np.sum(keep))
+    n_parameters = 1 if through_origin else 2
+    if np.unique(i[keep]).size < 2:  # a study needs at least two current densities
+        return SandFit(*(math.nan,) * 6, n)
+    y = t0[keep] ** -0.5
+    x = i[keep]
+    sigma = np.ones(n)
+    if t0_stderr_s is not None:
+        s_t0 = np.asarray(t0_stderr_s, dtype=np.float64)[keep]
+        candidate = 0.5 * t0[keep] ** -1.5 * s_t0
+        if np.all(np.isfinite(candidate) & (candidate > 0)):
+            sigma = candidate
+    design = x[:, None] if through_origin else np.column_stack([x, np.ones(n)])
+    weights = 1 / sigma
+    coefficients, *_ = np.linalg.lstsq(design * weights[:, None], y * weights, rcond=None)
+    residuals = (y - design @ coefficients) * weights
+    dof = n - n_parameters
+    covariance = np.linalg.inv((design * weights[:, None]).T @ (design * weights[:, None]))
+    scale = float(residuals @ residuals / dof) if dof > 0 else math.nan
+    errors = np.sqrt(np.diag(covariance) * scale)
+    slope = float(coefficients[0])
+    slope_stderr = float(errors[0])
+    intercept = 0.0 if through_origin else float(coefficients[1])
+    intercept_stderr = 0.0 if through_origin else float(errors[1])
+    if slope <= 0:
+        return SandFit(math.nan, math.nan, slope, slope_stderr, intercept, intercept_stderr, n)
+    diffusivity = 4 / (math.pi * (c0_mol_cm3 * FARADAY_C_MOL) ** 2 * slope**2)
+    return SandFit(
+        float(diffusivity),
+        float(2 * diffusivity * slope_stderr / slope),
+        slope,
+        slope_stderr,
+        intercept,
+        intercept_stderr,
+        n,
+    )
+
+
+@dataclass(frozen=True)
+class ArrheniusFit:
+    """ln(T/R) = ln A - E_A / (k_B T): activation energy of one resistance.
+
+    Attributes
+    ----------
+    E_A_eV, E_A_stderr_eV
+        Activation energy and its standard error, eV (stderr NaN with 2 points).
+    n_points
+        Temperatures in the fit.
+    """
+
+    E_A_eV: float
+    E_A_stderr_eV: float
+    n_points: int
+
+
+def arrhenius_fit(temperature_K: np.ndarray, resistance: np.ndarray) -> ArrheniusFit:
+    """Activation energy from the slope of ln(T/R) versus 1/T (slope = -E_A/k_B)."""
+    t = np.asarray(temperature_K, dtype=np.float64)
+    r = np.asarray(resistance, dtype=np.float64)
+    keep = np.isfinite(t) & (t > 0) & np.isfinite(r) & (r > 0)
+    n = int(np.sum(keep))
+    if n < 2 or np.unique(t[keep]).size < 2:
+        return ArrheniusFit(math.nan, math.nan, n)
+    x = 1 / t[keep]
+    y = np.log(t[keep] / r[keep])
+    design = np.column_stack([x, np.ones(n)])
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    stderr = math.nan
+    if n > 2:
+        residuals = y - design @ coefficients
+        covariance = np.linalg.inv(design.T @ design) * (residuals @ residuals) / (n - 2)
+        stderr = float(math.sqrt(covariance[0, 0]) * BOLTZMANN_EV_K)
+    return ArrheniusFit(float(-coefficients[0] * BOLTZMANN_EV_K), stderr, n)
+
+
+# ------------------------------------------------------------------------ relaxation
+
+
+@dataclass(frozen=True)
+class RelaxationFit:
+    """y(t) = y_inf + (y_start - y_inf) exp(-((t - t_start) / tau)^beta).
+
+    Attributes
+    ----------
+    tau_s, tau_stderr_s
+        Relaxation time and its standard error, s.
+    beta
+        Stretching exponent (1 for the plain exponential).
+    y_start, y_inf
+        Fitted value at the segment start and after full relaxation.
+    recovered_fraction
+        (y_inf - y_start) / (y_reference - y_start): the share of the loss
+        (relative to the reference value) that recovers.
+    n_points
+        Steps fitted.
+    ok
+        The fit converged with finite values.
+    """
+
+    tau_s: float
+    tau_stderr_s: float
+    beta: float
+    y_start: float
+    y_inf: float
+    recovered_fraction: float
+    n_points: int
+    ok: bool
+
+
+def _stretched(t, y_start, y_inf, log_tau, beta):
+    return y_inf + (y_start - y_inf) * np.exp(-((np.clip(t, 0, None) / np.exp(log_tau)) ** beta))
+
+
+def fit_relaxation(
+    time_s: np.ndarray,
+    values: np.ndarray,
+    *,
+    start_s: float | None = None,
+    reference: float = 1.0,
+    model: str = "exponential",
+) -> RelaxationFit:
+    """Fit an (optionally stretched) exponential to an open-circuit relaxation.
+
+    Parameters
+    ----------
+    time_s, values
+        The relaxation curve (e.g. relative contact R_ref/R_int or C_int/C_ref).
+    start_s
+        Time origin (the current stop); default the first time.
+    reference
+        Value before the loss: ``recovered_fraction`` is relative to it.
+    model
+        ``exponential`` or ``stretched``.
+    """
+    t = np.asarray(time_s, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(t) & np.isfinite(y)
+    t, y = t[keep], y[keep]
+    n = t.size
+    stretched = model == "stretched"
+    failed = RelaxationFit(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, n, False)
+    if n < (5 if stretched else 4):
+        return failed
+    origin = float(t[0] if start_s is None else start_s)
+    dt = t - origin
+    span = max(float(dt[-1] - dt[0]), 1e-9)
+    guess = [y[0], y[-1], math.log(span / 3)]
+    lower = [-np.inf, -np.inf, math.log(span * 1e-4)]
+    upper = [np.inf, np.inf, math.log(span * 1e3)]
+    if stretched:
+        guess.append(0.9)
+        lower.append(0.1)
+        upper.append(1.5)
+
+        def function(x, a, b, c, d):
+            return _stretched(x, a, b, c, d)
+    else:
+
+        def function(x, a, b, c):
+            return _stretched(x, a, b, c, 1.0)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            popt, pcov = curve_fit(function, dt, y, p0=guess, bounds=(lower, upper), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return failed
+    tau = math.exp(popt[2])
+    tau_stderr = tau * math.sqrt(abs(pcov[2, 2])) if np.all(np.isfinite(pcov)) else math.nan
+    y_start, y_inf = float(popt[0]), float(popt[1])
+    with np.errstate(all="ignore"):
+        recovered = (y_inf - y_start) / (reference - y_start)
+    ok = bool(np.all(np.isfinite(popt)))
+    return RelaxationFit(
+        tau,
+        float(tau_stderr),
+        float(popt[3]) if stretched else 1.0,
+        y_start,
+        y_inf,
+        float(recovered),
+        n,
+        ok,
+    )
+
+
+# ---------------------------------------------------------------- experiment summary
+
+
+def _current_onset(time_s, charge_mAh_cm2, density, labels) -> float:
+    """Start of the first loaded segment: t - 3600 q / i of its first step, else a fallback."""
+    loaded = np.flatnonzero((labels == STRIP) | (labels == PLATE))
+    if loaded.size == 0:
+        return 0.0
+    first = int(loaded[0])
+    t, q, i = time_s[first], charge_mAh_cm2[first], density[first]
+    onset = t - 3600 * abs(q) / abs(i) if np.isfinite(q) and np.isfinite(i) and i != 0 else math.nan
+    if np.isfinite(onset) and -1e-6 <= onset <= t + 1e-6:
+        return float(max(onset, 0.0))
+    return float(t) if first > 0 else 0.0
+
+
+def summarize_tracking(
+    columns: Mapping[str, np.ndarray],
+    reference_step: int,
+    *,
+    r_int_threshold_ohm_cm2: float = 10000.0,
+    c0_mol_cm3: float = 0.0768,
+    current_density_mA_cm2: float | None = None,
+    relaxation_model: str = "exponential",
+    temperature_K: float | None = None,
+) -> dict[str, object]:
+    """Experiment-level results from a :func:`track` table.
+
+    Returns a flat dict of attributes:
+
+    * ``t0_s``, ``t0_stderr_s``, ``t0_reached``, ``current_onset_s``: depletion
+      time (R_int first above ``r_int_threshold_ohm_cm2``, from the current onset);
+    * ``current_density_mA_cm2``: the override, else the median |i| of the
+      steps of the first loaded segment; ``D_eff_cm2_s``: Sand's D from t0;
+    * ``relaxation_*``: the first open-circuit segment after a loaded one,
+      fitted on the relative contact from resistance (R_ref / R_int) and from
+      capacitance (C_int / C_ref, reliable steps only): ``relaxation_tau_s``,
+      ``relaxation_tau_stderr_s``, ``relaxation_beta``,
+      ``relaxation_recovered_fraction``, ``relaxation_C_tau_s``,
+      ``relaxation_C_tau_stderr_s``, ``relaxation_C_recovered_fraction``,
+      ``relaxation_start_s``, ``n_relaxation_steps`` (NaN / 0 without one);
+    * ``R_b_ref_ohm_cm2``, ``R_gb_ref_ohm_cm2``, ``R_int_ref_ohm_cm2``,
+      ``C_int_ref_F_cm2``: values at the reference step (for Arrhenius);
+      ``temperature_K`` when known.
+    """
+    time_s = np.asarray(columns["time_s"], dtype=np.float64)
+    n = time_s.size
+    nan = np.full(n, np.nan)
+    r_int = np.asarray(columns.get("R_int_ohm_cm2", nan), dtype=np.float64)
+    c_int = np.asarray(columns.get("C_int_F_cm2", nan), dtype=np.float64)
+    fit_ok = np.asarray(columns.get("fit_ok", np.ones(n, bool)), dtype=bool)
+    density = np.asarray(columns.get("current_density_mA_cm2", nan), dtype=np.float64)
+    labels = np.asarray(columns.get("segment", np.full(n, UNKNOWN, dtype=object)), dtype=object)
+    segments = np.asarray(columns.get("segment_index", np.zeros(n, np.int64)))
+    charge = np.asarray(columns.get("charge_mAh_cm2", nan), dtype=np.float64)
+    summary: dict[str, object] = {}
+
+    onset = _current_onset(time_s, charge, density, labels)
+    depletion = depletion_time(time_s, r_int, r_int_threshold_ohm_cm2, valid=fit_ok, onset_s=onset)
+    loaded = (labels == STRIP) | (labels == PLATE)
+    if current_density_mA_cm2 is not None:
+        i = abs(float(current_density_mA_cm2))
+    elif loaded.any():
+        first_segment = segments[np.flatnonzero(loaded)[0]]
+        i = float(np.nanmedian(np.abs(density[segments == first_segment])))
+    else:
+        i = math.nan
+    summary |= {
+        "t0_s": depletion.t0_s,
+        "t0_stderr_s": depletion.t0_stderr_s,
+        "t0_reached": depletion.reached,
+        "current_onset_s": onset,
+        "r_int_threshold_ohm_cm2": float(r_int_threshold_ohm_cm2),
+        "current_density_mA_cm2": i,
+        "c0_mol_cm3": float(c0_mol_cm3),
+        "D_eff_cm2_s": sand_diffusivity(depletion.t0_s, i, c0_mol_cm3)
+        if depletion.reached and np.isfinite(i)
+        else math.nan,
+    }
+
+    relaxation: dict[str, object] = {
+        "relaxation_tau_s": math.nan,
+        "relaxation_tau_stderr_s": math.nan,
+        "relaxation_beta": math.nan,
+        "relaxation_recovered_fraction": math.nan,
+        "relaxation_C_tau_s": math.nan,
+        "relaxation_C_tau_stderr_s": math.nan,
+        "relaxation_C_recovered_fraction": math.nan,
+        "relaxation_start_s": math.nan,
+        "n_relaxation_steps": 0,
+    }
+    if 0 <= reference_step < n:
+        r_ref, c_ref = r_int[reference_step], c_int[reference_step]
+        after_load = [
+            int(index)
+            for index in np.unique(segments[labels == OCV])
+            if np.any(loaded & (segments < index))
+        ]
+        if after_load:
+            steps = np.flatnonzero((segments == after_load[0]) & fit_ok)
+            reliable = np.asarray(columns.get("C_int_reliable", np.ones(n, bool)), dtype=bool)
+            if steps.size:
+                start = float(time_s[steps[0]])
+                with np.errstate(all="ignore"):
+                    from_r = fit_relaxation(
+                        time_s[steps], r_ref / r_int[steps], start_s=start, model=relaxation_model
+                    )
+                    c_steps = steps[reliable[steps]]
+                    from_c = fit_relaxation(
+                        time_s[c_steps], c_int[c_steps] / c_ref, start_s=start,
+                        model=relaxation_model,
+                    )  # fmt: skip
+                relaxation |= {
+                    "relaxation_tau_s": from_r.tau_s,
+                    "relaxation_tau_stderr_s": from_r.tau_stderr_s,
+                    "relaxation_beta": from_r.beta,
+                    "relaxation_recovered_fraction": from_r.recovered_fraction,
+                    "relaxation_C_tau_s": from_c.tau_s,
+                    "relaxation_C_tau_stderr_s": from_c.tau_stderr_s,
+                    "relaxation_C_recovered_fraction": from_c.recovered_fraction,
+                    "relaxation_start_s": start,
+                    "n_relaxation_steps": int(steps.size),
+                }
+    summary |= relaxation
+    for key in ("R_b_ohm_cm2", "R_gb_ohm_cm2", "R_int_ohm_cm2", "C_int_F_cm2"):
+        value = math.nan
+        if 0 <= reference_step < n and key in columns:
+            value = float(columns[key][reference_step])
+        name = key.replace("_ohm_cm2", "_ref_ohm_cm2").replace("_F_cm2", "_ref_F_cm2")
+        summary[name] = value
+    if temperature_K is not None:
+        summary["temperature_K"] = float(temperature_K)
+    return summary
