@@ -9,10 +9,13 @@ Commands
     Re-run from the stored raw spectra only the stages whose config changed.
 ``geis-pipeline info OUT.h5``
     What a result file holds.
+``geis-pipeline report OUT.h5 -o DIR``
+    Write the figures as PNG and a self-contained ``DIR/index.html`` with the
+    run's summary and config.
 ``geis-pipeline demo``
     Write the bundled example experiment (a simulated operando Li | LLZO
-    stripping run, as real EC-Lab .mpt files with its ground truth) and run
-    the pipeline on it.
+    stripping run, as real EC-Lab .mpt files with its ground truth), run
+    the pipeline on it and write its report to ``FOLDER/report/``.
 ``geis-pipeline simulate FOLDER``
     Only write the example experiment.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -113,6 +117,18 @@ def _parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", parents=[common], help="what a result file holds")
     info.add_argument("results", type=Path)
+
+    report = commands.add_parser(
+        "report", parents=[common], help="figures (PNG) and an HTML page of a result file"
+    )
+    report.add_argument("results", type=Path, help="result file written by 'run'")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="folder for the PNGs and index.html (default: <RESULTS stem>-report beside it)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -252,8 +268,38 @@ def _print_report(report) -> None:
         )
         for path in experiment.skipped_files:
             print(f"  skipped file     {path}")
+        for line in _physics_lines(experiment.summary):
+            print(line)
     rate = report.n_spectra / report.elapsed_s if report.elapsed_s else float("nan")
     print(f"Results in {report.output}  ({report.elapsed_s:.1f} s, {rate:.0f} spectra/s)")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _physics_lines(summary: dict[str, object]) -> list[str]:
+    """The experiment-level results a researcher reads first."""
+    lines = []
+    threshold = summary.get("r_int_threshold_ohm_cm2")
+    t0 = summary.get("t0_s")
+    if _finite(t0):
+        lines.append(
+            f"  depletion t0     {t0 / 3600:.3g} h (R_int > {threshold:g} ohm cm2)"
+            if _finite(threshold)
+            else f"  depletion t0     {t0 / 3600:.3g} h"
+        )
+        if _finite(summary.get("D_eff_cm2_s")):
+            lines.append(f"  Sand D_eff       {summary['D_eff_cm2_s']:.3g} cm2/s")
+    elif threshold is not None:
+        lines.append(f"  depletion t0     not reached (R_int threshold {threshold:g} ohm cm2)")
+    if _finite(summary.get("relaxation_tau_s")):
+        recovered = summary.get("relaxation_recovered_fraction")
+        text = f"  relaxation       tau {summary['relaxation_tau_s']:.3g} s"
+        if _finite(recovered):
+            text += f", {100 * recovered:.0f} % of the lost contact recovered"
+        lines.append(text)
+    return lines
 
 
 def _process(arguments: argparse.Namespace, folders: list[Path], output: Path) -> int:
@@ -305,6 +351,19 @@ def _info(arguments: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(arguments: argparse.Namespace, results: Path, out_dir: Path) -> int:
+    from geis_pipeline.report import write_report
+
+    progress = _ProgressBar("report", _show_progress(arguments), unit="figure")
+    started = time.perf_counter()
+    try:
+        index = write_report(results, out_dir, progress=progress)
+    finally:
+        progress.close()
+    print(f"Report in {index}  ({time.perf_counter() - started:.1f} s)")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geis-pipeline`` command; returns the exit code."""
     parser = _parser()
@@ -318,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reprocess(arguments)
         if arguments.command == "info":
             return _info(arguments)
+        if arguments.command == "report":
+            out_dir = arguments.output or arguments.results.with_name(
+                f"{arguments.results.stem}-report"
+            )
+            return _report(arguments, arguments.results, out_dir)
         if arguments.command == "simulate":
             _write_example(arguments, arguments.folder)
             return EXIT_OK
@@ -326,7 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_example(arguments, experiment_folder)
             output = arguments.folder / "demo.h5"
             output.unlink(missing_ok=True)  # the demo always starts fresh
-            return _process(arguments, [experiment_folder], output)
+            status = _process(arguments, [experiment_folder], output)
+            if status != EXIT_OK:
+                return status
+            return _report(arguments, output, arguments.folder / "report")
     except GeisPipelineError as exc:
         print(f"geis-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

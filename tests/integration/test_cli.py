@@ -78,6 +78,9 @@ def test_demo_writes_and_processes_example(tmp_path: Path, capsys) -> None:
     experiment = gp.read_experiment(folder / "experiment")
     assert f"spectra          {len(experiment)} " in out
     assert experiment.metadata.techniques[0] == "GEIS"
+    index = folder / "report" / "index.html"
+    assert f"Report in {index}" in out
+    assert "experiment_nyquist.png" in index.read_text(encoding="utf-8")
     results = gp.open_results(folder / "demo.h5")
     assert len(results["experiment"].tracking()) == len(experiment)
 

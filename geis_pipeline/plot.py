@@ -1,0 +1,666 @@
+"""Figures of evolving spectra: what researchers look at instead of tables.
+
+Every function takes a result object (an :class:`~geis_pipeline.results.ExperimentResults`,
+or a :class:`~geis_pipeline.results.Results` holding one experiment) or plain arrays, an
+optional ``ax`` (or ``fig``) to draw into, and returns the :class:`matplotlib.figure.Figure`.
+Nothing calls ``pyplot``: figures are built with the object API and work on any backend
+(Agg included); they are never shown.
+
+Impedances and DRT amplitudes are drawn area-specific (ohm cm2); times in hours. What is
+drawn is decimated for long experiments (at most ``MAX_CURVES`` curves, ``MAX_MAP_ROWS`` rows
+of the DRT map); the stored data are never changed.
+
+>>> results = geis_pipeline.open_results("run.h5")
+>>> fig = plot.nyquist(results["experiment"])
+>>> fig.savefig("nyquist.png")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from geis_pipeline.physics import FARADAY_C_MOL
+
+__all__ = [
+    "MAX_CURVES",
+    "MAX_MAP_ROWS",
+    "arrhenius",
+    "arrhenius_data",
+    "bode_phase",
+    "capacitance",
+    "contact_loss",
+    "decimate",
+    "drt_curves",
+    "drt_map",
+    "evolution",
+    "fit_residuals",
+    "kk_residuals",
+    "nyquist",
+    "sand",
+    "sand_data",
+    "select_steps",
+]
+
+#: At most this many sweeps are drawn as curves in one axes.
+MAX_CURVES = 300
+#: At most this many time steps are drawn as rows of the DRT heat map.
+MAX_MAP_ROWS = 1500
+#: Colour map for time.
+TIME_CMAP = "viridis"
+_BOLTZMANN_EV_K = 8.617333262e-5
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _experiment(results):
+    """An ExperimentResults from an ExperimentResults or a one-experiment Results."""
+    if hasattr(results, "record"):
+        return results
+    if hasattr(results, "experiments"):
+        names = results.experiments
+        if len(names) != 1:
+            raise ValueError(f"pass one experiment: the results hold {len(names)} ({names})")
+        return results[names[0]]
+    raise TypeError(f"not a results object: {type(results).__name__}")
+
+
+def _axes(ax: Axes | None, figsize=(6.4, 4.8)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _figure(fig: Figure | None, figsize) -> Figure:
+    if fig is not None:
+        fig.clear()
+        return fig
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def decimate(n: int, max_count: int = MAX_CURVES) -> np.ndarray:
+    """Indices of at most ``max_count`` evenly spaced items out of ``n`` (first and last kept)."""
+    if n <= max_count:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_count)).astype(int))
+
+
+def select_steps(n: int, count: int = 8) -> np.ndarray:
+    """``count`` evenly spaced steps out of ``n`` (for Nyquist and DRT curves)."""
+    return decimate(n, max(1, count))
+
+
+def _offsets(experiment) -> np.ndarray:
+    counts = np.fromiter((s.n_points for s in experiment.spectra), dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(counts)])
+
+
+def _times_h(experiment) -> np.ndarray:
+    table = experiment.tracking(as_frame=False)
+    if "time_s" in table and len(table["time_s"]) == len(experiment.spectra):
+        return np.asarray(table["time_s"], dtype=float) / 3600.0
+    return np.array([s.time_s for s in experiment.spectra], dtype=float) / 3600.0
+
+
+def _time_norm(times_h: np.ndarray) -> Normalize:
+    finite = times_h[np.isfinite(times_h)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return Normalize(low, high if high > low else low + 1.0)
+
+
+def _time_colourbar(fig: Figure, ax: Axes, norm: Normalize):
+    from matplotlib.cm import ScalarMappable
+
+    mappable = ScalarMappable(norm=norm, cmap=TIME_CMAP)
+    colourbar = fig.colorbar(mappable, ax=ax)
+    colourbar.set_label("time (h)")
+    return colourbar
+
+
+def _area(experiment) -> float:
+    area = experiment.metadata.area_cm2
+    return float(area) if area else 1.0
+
+
+def _z_unit(experiment) -> str:
+    return "Ω cm²" if experiment.metadata.area_cm2 else "Ω"
+
+
+def _column(table: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
+    values = table.get(name)
+    if values is None or len(values) == 0:
+        return None
+    return np.asarray(values, dtype=float)
+
+
+def _x_axis(experiment, x: str) -> tuple[np.ndarray, str]:
+    table = experiment.tracking(as_frame=False)
+    if x == "charge":
+        charge = _column(table, "charge_mAh_cm2")
+        if charge is None:
+            raise ValueError("no passed charge in the tracking table")
+        return charge, "passed charge (mAh/cm²)"
+    if x != "time":
+        raise ValueError(f"x must be 'time' or 'charge', got {x!r}")
+    return _times_h(experiment), "time (h)"
+
+
+# -- spectra ------------------------------------------------------------------------------------
+
+
+def nyquist(
+    results,
+    steps: Sequence[int] | None = None,
+    *,
+    count: int = 8,
+    fit: bool = True,
+    ax: Axes | None = None,
+) -> Figure:
+    """Nyquist plot (-Z'' vs Z', ohm cm2, equal aspect) of selected sweeps coloured by time.
+
+    ``steps`` defaults to ``count`` evenly spaced sweeps. Measured points are markers; the
+    fitted curve of each (when the fit stage ran and succeeded) is a line in the same colour.
+    """
+    experiment = _experiment(results)
+    fig, ax = _axes(ax, (6.4, 5.2))
+    n = len(experiment.spectra)
+    steps = select_steps(n, count) if steps is None else np.asarray(steps, dtype=int)
+    times = _times_h(experiment)
+    norm = _time_norm(times[steps] if len(steps) else times)
+    cmap = _cmap()
+    area = _area(experiment)
+    stage = experiment.stage("fit") if fit else None
+    offsets = _offsets(experiment) if stage is not None else None
+    for step in steps:
+        spectrum = experiment.spectra[step]
+        colour = cmap(norm(times[step]))
+        z = spectrum.z * area
+        ax.plot(z.real, -z.imag, "o", ms=3, color=colour, alpha=0.8, label="_measured")
+        if stage is None or not bool(stage.sweeps["ok"][step]):
+            continue
+        window = slice(offsets[step], offsets[step + 1])
+        z_fit = (
+            stage.points["z_fit_real_ohm"][window] + 1j * stage.points["z_fit_imag_ohm"][window]
+        ) * area
+        ax.plot(z_fit.real, -z_fit.imag, "-", lw=1.2, color=colour, label="_fit")
+    unit = _z_unit(experiment)
+    ax.set_xlabel(f"Z' ({unit})")
+    ax.set_ylabel(f"-Z'' ({unit})")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
+    ax.set_title(f"{experiment.name}: Nyquist (markers: data, lines: fit)")
+    _time_colourbar(fig, ax, norm)
+    return fig
+
+
+def _cmap():
+    from matplotlib import colormaps
+
+    return colormaps[TIME_CMAP]
+
+
+def bode_phase(results, *, max_curves: int = MAX_CURVES, ax: Axes | None = None) -> Figure:
+    """Phase angle -phi (degrees) vs frequency of every sweep (at most ``max_curves``) by time."""
+    experiment = _experiment(results)
+    fig, ax = _axes(ax)
+    times = _times_h(experiment)
+    steps = decimate(len(experiment.spectra), max_curves)
+    segments = []
+    for step in steps:
+        spectrum = experiment.spectra[step]
+        phase = -np.degrees(np.angle(spectrum.z))
+        segments.append(np.column_stack([spectrum.freq, phase]))
+    norm = _time_norm(times)
+    lines = LineCollection(segments, cmap=TIME_CMAP, norm=norm, linewidths=0.8, alpha=0.8)
+    lines.set_array(times[steps])
+    ax.add_collection(lines)
+    ax.set_xscale("log")
+    ax.autoscale()
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("-phase angle (°)")
+    ax.set_title(
+        f"{experiment.name}: Bode phase ({len(steps)} of {len(experiment.spectra)} sweeps)"
+    )
+    colourbar = fig.colorbar(lines, ax=ax)
+    colourbar.set_label("time (h)")
+    return fig
+
+
+# -- tracking -----------------------------------------------------------------------------------
+
+
+def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
+    """Voltage profile (top) and R_b, R_gb, R_int (bottom, ohm cm2) on a shared time/charge axis."""
+    experiment = _experiment(results)
+    fig = _figure(fig, (7.0, 6.0))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    table = experiment.tracking(as_frame=False)
+    values, label = _x_axis(experiment, x)
+    dc = experiment.dc_record
+    if x == "time" and dc is not None and len(dc.time_s):
+        keep = decimate(len(dc.time_s), 20_000)
+        top.plot(dc.time_s[keep] / 3600.0, dc.potential_V[keep], "-", lw=0.8, label="DC record")
+    potential = _column(table, "E_V")
+    if potential is not None:
+        top.plot(values, potential, ".", ms=3, label="at each sweep")
+    top.set_ylabel("E (V)")
+    top.legend(loc="best", fontsize="small")
+    top.set_title(f"{experiment.name}: voltage profile and resistances")
+    for column, name in (
+        ("R_b_ohm_cm2", "R_b"),
+        ("R_gb_ohm_cm2", "R_gb"),
+        ("R_int_ohm_cm2", "R_int"),
+    ):
+        resistance = _column(table, column)
+        if resistance is not None:
+            bottom.plot(values, resistance, ".-", ms=3, lw=0.8, label=name)
+    bottom.set_ylabel("R (Ω cm²)")
+    bottom.set_xlabel(label)
+    bottom.legend(loc="best", fontsize="small")
+    return fig
+
+
+def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
+    """C_int normalised to its value at the reference step (dimensionless)."""
+    experiment = _experiment(results)
+    fig, ax = _axes(ax)
+    table = experiment.tracking(as_frame=False)
+    values, label = _x_axis(experiment, x)
+    c_int = _column(table, "C_int_F_cm2")
+    reference = int(experiment.summary.get("reference_step", 0) or 0)
+    if c_int is not None and len(c_int):
+        c0 = c_int[reference] if np.isfinite(c_int[reference]) else np.nanmedian(c_int[:5])
+        ax.plot(values, c_int / c0, ".-", ms=3, lw=0.8, label=f"C_int(0) = {c0:.3g} F/cm²")
+        ax.legend(loc="best", fontsize="small")
+    ax.axhline(1.0, color="0.7", lw=0.6, zorder=0)
+    ax.set_xlabel(label)
+    ax.set_ylabel("C_int / C_int(0) (1)")
+    ax.set_title(f"{experiment.name}: interface capacitance")
+    return fig
+
+
+def contact_loss(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
+    """Contact loss (%) from capacitance, 1 - C/C0, and from resistance, 1 - R0/R."""
+    experiment = _experiment(results)
+    fig, ax = _axes(ax)
+    table = experiment.tracking(as_frame=False)
+    values, label = _x_axis(experiment, x)
+    for column, name in (
+        ("contact_loss_C", "from C_int: 1 - C/C0"),
+        ("contact_loss_R", "from R_int: 1 - R0/R"),
+    ):
+        loss = _column(table, column)
+        if loss is not None:
+            ax.plot(values, 100.0 * loss, ".-", ms=3, lw=0.8, label=name)
+    ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
+    ax.set_xlabel(label)
+    ax.set_ylabel("contact loss (%)")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"{experiment.name}: contact loss")
+    return fig
+
+
+# -- DRT ----------------------------------------------------------------------------------------
+
+
+def _edges(centres: np.ndarray, log: bool = False) -> np.ndarray:
+    values = np.log10(centres) if log else np.asarray(centres, dtype=float)
+    if len(values) == 1:
+        edges = np.array([values[0] - 0.5, values[0] + 0.5])
+    else:
+        middle = 0.5 * (values[1:] + values[:-1])
+        edges = np.concatenate(
+            [
+                [values[0] - (middle[0] - values[0])],
+                middle,
+                [values[-1] + (values[-1] - middle[-1])],
+            ]
+        )
+    return 10.0**edges if log else edges
+
+
+def drt_map(
+    results, *, max_rows: int = MAX_MAP_ROWS, peaks: bool = True, ax: Axes | None = None
+) -> Figure:
+    """gamma(tau) (ohm cm2) of every step as a heat map: time (h) vs tau (s, log).
+
+    The tracked peaks (``<process>_tau_s`` of the DRT stage, e.g. ``int`` and ``gb``) are
+    drawn on top. Rows are decimated to ``max_rows``.
+    """
+    experiment = _experiment(results)
+    fig, ax = _axes(ax, (7.0, 4.8))
+    drt = experiment.drt_map()
+    if drt is None:
+        raise ValueError(f"{experiment.name}: no DRT stage in the results")
+    tau, gamma = drt
+    times = _times_h(experiment)
+    rows = decimate(len(times), max_rows)
+    # pcolormesh needs increasing edges: sweep times are (sorted) sweep starts.
+    mesh = ax.pcolormesh(
+        _edges(times[rows]),
+        _edges(tau, log=True),
+        (np.nan_to_num(gamma[rows], nan=0.0) * _area(experiment)).T,
+        cmap="magma",
+        shading="flat",
+        rasterized=True,
+    )
+    ax.set_yscale("log")
+    if peaks:
+        stage = experiment.stage("drt")
+        markers = iter(("o", "s", "^", "D", "v"))
+        colours = iter(("tab:cyan", "tab:green", "tab:red", "tab:blue", "white"))
+        for key in sorted(stage.sweeps):
+            if not key.endswith("_tau_s"):
+                continue
+            process = key[: -len("_tau_s")]
+            ax.plot(
+                times[rows],
+                np.asarray(stage.sweeps[key])[rows],
+                linestyle="none",
+                marker=next(markers, "o"),
+                ms=2.5,
+                color=next(colours, "white"),
+                label=f"{process} peak",
+            )
+        ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
+    ax.set_ylim(tau[0], tau[-1])
+    ax.set_xlabel("time (h)")
+    ax.set_ylabel("τ (s)")
+    ax.set_title(f"{experiment.name}: DRT map")
+    colourbar = fig.colorbar(mesh, ax=ax)
+    colourbar.set_label(f"γ ({_z_unit(experiment)})")
+    return fig
+
+
+def drt_curves(
+    results, steps: Sequence[int] | None = None, *, count: int = 8, ax: Axes | None = None
+) -> Figure:
+    """gamma(tau) (ohm cm2) of selected steps, coloured by time."""
+    experiment = _experiment(results)
+    fig, ax = _axes(ax)
+    drt = experiment.drt_map()
+    if drt is None:
+        raise ValueError(f"{experiment.name}: no DRT stage in the results")
+    tau, gamma = drt
+    times = _times_h(experiment)
+    steps = select_steps(len(times), count) if steps is None else np.asarray(steps, dtype=int)
+    norm = _time_norm(times[steps])
+    cmap = _cmap()
+    area = _area(experiment)
+    for step in steps:
+        ax.plot(tau, gamma[step] * area, "-", lw=1.2, color=cmap(norm(times[step])))
+    stage = experiment.stage("drt")
+    for window in (stage.attrs.get("windows") or {}).values():
+        ax.axvspan(float(window[0]), float(window[1]), color="0.9", zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (s)")
+    ax.set_ylabel(f"γ ({_z_unit(experiment)})")
+    ax.set_title(f"{experiment.name}: DRT of {len(steps)} steps (shaded: peak windows)")
+    _time_colourbar(fig, ax, norm)
+    return fig
+
+
+# -- quality control ----------------------------------------------------------------------------
+
+
+def _residual_panel(fig, ax, experiment, residuals, steps, times, ylabel):
+    """Relative residuals (%) vs frequency of the given steps as a LineCollection."""
+    offsets = _offsets(experiment)
+    segments = []
+    for step in steps:
+        window = slice(offsets[step], offsets[step + 1])
+        values = 100.0 * np.asarray(residuals[window], dtype=float)
+        segments.append(np.column_stack([experiment.spectra[step].freq, values]))
+    norm = _time_norm(times)
+    lines = LineCollection(segments, cmap=TIME_CMAP, norm=norm, linewidths=0.7, alpha=0.7)
+    lines.set_array(times[steps])
+    ax.add_collection(lines)
+    ax.set_xscale("log")
+    ax.autoscale()
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel(ylabel)
+    colourbar = fig.colorbar(lines, ax=ax)
+    colourbar.set_label("time (h)")
+    return lines
+
+
+def kk_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = None) -> Figure:
+    """Lin-KK relative residuals (%) per point, real and imaginary, and the rms per sweep."""
+    experiment = _experiment(results)
+    stage = experiment.stage("kk")
+    if stage is None:
+        raise ValueError(f"{experiment.name}: no Kramers-Kronig stage in the results")
+    fig = _figure(fig, (7.0, 8.0))
+    real_ax, imag_ax, rms_ax = fig.subplots(3, 1)
+    times = _times_h(experiment)
+    steps = decimate(len(times), max_curves)
+    _residual_panel(
+        fig, real_ax, experiment, stage.points["residual_real"], steps, times, "Δ' / |Z| (%)"
+    )
+    _residual_panel(
+        fig, imag_ax, experiment, stage.points["residual_imag"], steps, times, "Δ'' / |Z| (%)"
+    )
+    real_ax.set_title(f"{experiment.name}: Kramers-Kronig residuals ({len(steps)} sweeps)")
+    ok = np.asarray(stage.sweeps["ok"], dtype=bool)
+    rms = 100.0 * np.asarray(stage.sweeps["rms"], dtype=float)
+    truncated = np.isfinite(np.asarray(stage.sweeps["truncated_below_hz"], dtype=float))
+    rms_ax.plot(times[ok], rms[ok], ".", ms=3, label="passed")
+    rms_ax.plot(times[~ok], rms[~ok], "x", color="tab:red", label="failed")
+    rms_ax.plot(
+        times[truncated],
+        rms[truncated],
+        "o",
+        mfc="none",
+        color="tab:orange",
+        label="low-f tail truncated",
+    )
+    rms_ax.set_xlabel("time (h)")
+    rms_ax.set_ylabel("KK rms residual (%)")
+    rms_ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = None) -> Figure:
+    """Relative fit residuals (Z - Z_fit)/|Z| (%) per point, and chi2 per sweep."""
+    experiment = _experiment(results)
+    stage = experiment.stage("fit")
+    if stage is None:
+        raise ValueError(f"{experiment.name}: no fit stage in the results")
+    fig = _figure(fig, (7.0, 8.0))
+    real_ax, imag_ax, chi_ax = fig.subplots(3, 1)
+    times = _times_h(experiment)
+    ok = np.asarray(stage.sweeps["ok"], dtype=bool)
+    steps = np.flatnonzero(ok)
+    steps = steps[decimate(len(steps), max_curves)]
+    offsets = _offsets(experiment)
+    n_points = int(offsets[-1])
+    relative = np.full(n_points, np.nan, dtype=complex)
+    for step in steps:  # only the drawn steps are computed
+        window = slice(offsets[step], offsets[step + 1])
+        z = experiment.spectra[step].z
+        z_fit = stage.points["z_fit_real_ohm"][window] + 1j * stage.points["z_fit_imag_ohm"][window]
+        relative[window] = (z - z_fit) / np.abs(z)
+    _residual_panel(
+        fig, real_ax, experiment, relative.real, steps, times, "(Z' - Z'_fit) / |Z| (%)"
+    )
+    _residual_panel(
+        fig, imag_ax, experiment, relative.imag, steps, times, "(Z'' - Z''_fit) / |Z| (%)"
+    )
+    real_ax.set_title(f"{experiment.name}: fit residuals ({len(steps)} sweeps)")
+    chi2 = np.asarray(stage.sweeps["chi2"], dtype=float)
+    chi_ax.plot(times[ok], chi2[ok], ".", ms=3, label="fit ok")
+    failed = ~ok
+    if failed.any():
+        floor = np.nanmin(chi2[ok]) if ok.any() else 1.0
+        shown = np.where(np.isfinite(chi2[failed]), chi2[failed], floor)
+        chi_ax.plot(times[failed], shown, "x", color="tab:red", label="fit failed")
+    chi_ax.set_yscale("log")
+    chi_ax.set_xlabel("time (h)")
+    chi_ax.set_ylabel("χ² (1)")
+    chi_ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+# -- studies ------------------------------------------------------------------------------------
+
+
+def _first(mapping: Mapping[str, object], *keys: str):
+    for key in keys:
+        if key in mapping and mapping[key] is not None:
+            return mapping[key]
+    return None
+
+
+def _float(value) -> float | None:
+    try:
+        number = float(np.asarray(value).reshape(-1)[0]) if np.size(value) else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def sand_data(results) -> dict[str, object] | None:
+    """The Sand-plot data of a result file, or None when there is none.
+
+    Per experiment: ``summary["t0_s"]`` (depletion time) and the current density
+    (``summary["current_density_mA_cm2"]``, else setpoint / area). Study level
+    (``results.study["sand"]``): ``D_eff_cm2_s`` with ``c0_mol_cm3``, or a ``slope``.
+    """
+    currents, t0s, names = [], [], []
+    for experiment in results:
+        summary = experiment.summary
+        t0 = _float(_first(summary, "t0_s", "depletion_time_s"))
+        current = _float(_first(summary, "current_density_mA_cm2", "i_mA_cm2"))
+        if current is None:
+            setpoint, area = experiment.metadata.current_setpoint_mA, experiment.metadata.area_cm2
+            if setpoint is not None and area:
+                current = float(setpoint) / float(area)
+        if t0 is None or current is None or t0 <= 0:
+            continue
+        currents.append(abs(current))
+        t0s.append(t0)
+        names.append(experiment.name)
+    study = dict(results.study.get("sand", {}))
+    if not t0s and not study:
+        return None
+    data: dict[str, object] = {
+        "current_density_mA_cm2": np.asarray(
+            study.get("current_density_mA_cm2", currents), dtype=float
+        ),
+        "t0_s": np.asarray(study.get("t0_s", t0s), dtype=float),
+        "names": names,
+    }
+    for key in ("D_eff_cm2_s", "c0_mol_cm3", "slope", "intercept"):
+        value = _float(study.get(key)) if key in study else None
+        if value is not None:
+            data[key] = value
+    if len(data["t0_s"]) == 0:  # type: ignore[arg-type]
+        return None
+    return data
+
+
+def sand(
+    current_density_mA_cm2,
+    t0_s,
+    *,
+    D_eff_cm2_s: float | None = None,
+    c0_mol_cm3: float | None = None,
+    slope: float | None = None,
+    intercept: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Sand plot: t0^(-1/2) (s^-1/2) vs current density (mA/cm2), with the Sand line.
+
+    The line is 2 i / (sqrt(pi D_eff) c0 F) when ``D_eff_cm2_s`` and ``c0_mol_cm3`` are given,
+    else ``slope`` (s^-1/2 per mA/cm2) and ``intercept``, else a least-squares line through 0.
+    """
+    fig, ax = _axes(ax)
+    current = np.asarray(current_density_mA_cm2, dtype=float)
+    t0 = np.asarray(t0_s, dtype=float)
+    y = 1.0 / np.sqrt(t0)
+    ax.plot(current, y, "o", label="experiments")
+    label = None
+    if D_eff_cm2_s is not None and c0_mol_cm3 is not None:
+        slope = 2.0 * 1e-3 / (math.sqrt(math.pi * D_eff_cm2_s) * c0_mol_cm3 * FARADAY_C_MOL)
+        intercept = 0.0
+        label = f"Sand, D_eff = {D_eff_cm2_s:.3g} cm²/s"
+    elif slope is None and len(current) and np.any(current > 0):
+        slope = float(np.sum(current * y) / np.sum(current * current))
+        intercept = 0.0
+        label = "least squares through 0"
+    if slope is not None:
+        line_x = np.linspace(0.0, float(np.max(current)) * 1.1 if len(current) else 1.0, 50)
+        ax.plot(line_x, slope * line_x + (intercept or 0.0), "-", label=label or "Sand line")
+    ax.set_xlim(left=0.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("current density i (mA/cm²)")
+    ax.set_ylabel("t0^(-1/2) (s^(-1/2))")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title("Sand plot")
+    return fig
+
+
+def arrhenius_data(results) -> dict[str, object] | None:
+    """Arrhenius data: ``results.study["arrhenius"]`` (``temperature_K``, ``R_ohm_cm2``,
+    optional ``E_A_eV``), else per experiment ``summary["temperature_K"]`` with the interface
+    resistance (``summary["R_int_ohm_cm2"]``, else the first tracked R_int). None when absent.
+    """
+    study = dict(results.study.get("arrhenius", {}))
+    temperature = _first(study, "temperature_K", "T_K")
+    resistance = _first(study, "R_ohm_cm2", "R_int_ohm_cm2")
+    if temperature is None or resistance is None:
+        temperatures, resistances = [], []
+        for experiment in results:
+            summary = experiment.summary
+            t = _float(_first(summary, "temperature_K", "T_K"))
+            r = _float(_first(summary, "R_int_ohm_cm2", "R_int_initial_ohm_cm2"))
+            if r is None:
+                column = experiment.tracking(as_frame=False).get("R_int_ohm_cm2")
+                r = _float(column[0]) if column is not None and len(column) else None
+            if t is not None and r is not None and r > 0:
+                temperatures.append(t)
+                resistances.append(r)
+        temperature, resistance = temperatures, resistances
+    temperature = np.atleast_1d(np.asarray(temperature, dtype=float))
+    resistance = np.atleast_1d(np.asarray(resistance, dtype=float))
+    if len(temperature) < 2 or len(temperature) != len(resistance):
+        return None
+    data: dict[str, object] = {"temperature_K": temperature, "R_ohm_cm2": resistance}
+    e_a = _float(_first(study, "E_A_eV", "activation_energy_eV"))
+    if e_a is not None:
+        data["E_A_eV"] = e_a
+    return data
+
+
+def arrhenius(
+    temperature_K, R_ohm_cm2, *, E_A_eV: float | None = None, ax: Axes | None = None
+) -> Figure:
+    """Arrhenius plot: ln(T/R) vs 1000/T; slope -E_A/k_B (fitted when ``E_A_eV`` is None)."""
+    fig, ax = _axes(ax)
+    temperature = np.asarray(temperature_K, dtype=float)
+    resistance = np.asarray(R_ohm_cm2, dtype=float)
+    x = 1000.0 / temperature
+    y = np.log(temperature / resistance)
+    ax.plot(x, y, "o", label="experiments")
+    if len(x) >= 2:
+        if E_A_eV is None:
+            slope, intercept = np.polyfit(1.0 / temperature, y, 1)
+            E_A_eV = -slope * _BOLTZMANN_EV_K
+        else:
+            slope = -E_A_eV / _BOLTZMANN_EV_K
+            intercept = float(np.mean(y - slope / temperature))
+        line_t = np.linspace(temperature.min(), temperature.max(), 50)
+        ax.plot(1000.0 / line_t, slope / line_t + intercept, "-", label=f"E_A = {E_A_eV:.3g} eV")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("ln(T / R) (ln(K / (Ω cm²)))")
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title("Arrhenius plot")
+    return fig

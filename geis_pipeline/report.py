@@ -1,0 +1,289 @@
+"""A run's figures as PNG files and one self-contained HTML page: :func:`write_report`.
+
+``geis-pipeline report OUT.h5 -o DIR`` writes ``DIR/<experiment>_<figure>.png`` for every
+figure of :mod:`geis_pipeline.plot` and ``DIR/index.html`` with the images embedded (base64),
+the run's summary per experiment and its config. What is drawn is decimated
+(:data:`geis_pipeline.plot.MAX_CURVES`), so a 30,000-sweep file takes seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from geis_pipeline import plot
+from geis_pipeline.results import ExperimentResults, Results, open_results
+
+__all__ = ["EXPERIMENT_FIGURES", "Figure", "write_report"]
+
+log = logging.getLogger(__name__)
+
+#: Figures drawn for every experiment: (file stem, caption, function, stage it needs).
+EXPERIMENT_FIGURES: tuple[tuple[str, str, Callable, str | None], ...] = (
+    ("nyquist", "Nyquist plot of selected sweeps with their fits", plot.nyquist, None),
+    ("bode_phase", "Bode phase angle of every sweep, coloured by time", plot.bode_phase, None),
+    ("evolution", "Voltage profile and resistances versus time", plot.evolution, None),
+    (
+        "evolution_charge",
+        "Resistances versus passed charge",
+        lambda experiment: plot.evolution(experiment, x="charge"),
+        None,
+    ),
+    (
+        "capacitance",
+        "Interface capacitance normalised to its initial value",
+        plot.capacitance,
+        None,
+    ),
+    ("contact_loss", "Contact loss from capacitance and from resistance", plot.contact_loss, None),
+    ("drt_map", "DRT map with the tracked peaks", plot.drt_map, "drt"),
+    ("drt_curves", "DRT of selected steps", plot.drt_curves, "drt"),
+    ("kk_residuals", "Kramers-Kronig residuals (quality control)", plot.kk_residuals, "kk"),
+    (
+        "fit_residuals",
+        "Circuit-fit residuals and chi2 (quality control)",
+        plot.fit_residuals,
+        "fit",
+    ),
+)
+
+_DPI = 100
+
+
+class Figure:
+    """One written figure: where it is and what it shows (listed in the HTML page)."""
+
+    def __init__(self, path: Path, caption: str, experiment: str | None) -> None:
+        self.path = path
+        self.caption = caption
+        self.experiment = experiment
+
+
+def _save(fig, path: Path) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    data = buffer.getvalue()
+    path.write_bytes(data)
+    return data
+
+
+def _safe(name: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in name)
+
+
+def _format(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size > 12:
+            return f"array of {value.size} ({value.dtype})"
+        value = value.tolist()
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    if isinstance(value, (np.integer, np.bool_)):
+        return str(value.item())
+    return str(value)
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_format(value))}</td></tr>"
+        for key, value in rows
+    )
+    return f'<table class="kv">{body}</table>'
+
+
+def _experiment_rows(experiment: ExperimentResults) -> list[tuple[str, object]]:
+    metadata = experiment.metadata
+    spectra = experiment.spectra
+    rows: list[tuple[str, object]] = [
+        ("spectra", len(spectra)),
+        ("incomplete sweeps", sum(bool(spectrum.incomplete) for spectrum in spectra)),
+        ("electrode area (cm²)", metadata.area_cm2),
+        ("DC setpoint (mA)", metadata.current_setpoint_mA),
+        ("start time", metadata.start_time),
+        ("techniques", ", ".join(metadata.techniques or ())),
+    ]
+    if spectra:
+        rows.append(
+            (
+                "sweep starts (h)",
+                f"{spectra[0].time_s / 3600:.4g} .. {spectra[-1].time_s / 3600:.4g}",
+            )
+        )
+    kk = experiment.stage("kk")
+    if kk is not None:
+        ok = np.asarray(kk.sweeps["ok"], dtype=bool)
+        truncated = np.isfinite(np.asarray(kk.sweeps["truncated_below_hz"], dtype=float))
+        rows.append(("Kramers-Kronig failed", int((~ok).sum())))
+        rows.append(("KK low-frequency truncations", int(truncated.sum())))
+    fit = experiment.stage("fit")
+    if fit is not None:
+        rows.append(("circuit", fit.attrs.get("circuit", "")))
+        rows.append(("failed fits", int((~np.asarray(fit.sweeps["ok"], dtype=bool)).sum())))
+    drt = experiment.stage("drt")
+    if drt is not None:
+        rows.append(("DRT failed", int((~np.asarray(drt.sweeps["ok"], dtype=bool)).sum())))
+    table = experiment.tracking(as_frame=False)
+    r_int = table.get("R_int_ohm_cm2")
+    if r_int is not None and len(r_int):
+        rows.append(("R_int first -> last (Ω cm²)", f"{r_int[0]:.4g} -> {r_int[-1]:.4g}"))
+    return rows
+
+
+def _figure_html(figure: Figure, png: bytes) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    caption = html.escape(figure.caption)
+    name = html.escape(figure.path.name)
+    return (
+        f'<figure id="{name}"><img src="data:image/png;base64,{encoded}" alt="{caption}">'
+        f"<figcaption>{caption} (<code>{name}</code>)</figcaption></figure>"
+    )
+
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1100px; }
+table.kv { border-collapse: collapse; margin: 0.5em 0 1em; }
+table.kv th, table.kv td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
+table.kv th { background: #f4f4f4; font-weight: normal; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure img { max-width: 520px; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #444; max-width: 520px; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
+"""
+
+
+def write_report(
+    results_path: str | Path,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
+    """Write every figure of a result file as PNG and a self-contained ``index.html``.
+
+    Parameters
+    ----------
+    results_path
+        A file written by :func:`geis_pipeline.pipeline.run`.
+    out_dir
+        Created if needed; existing figures of the same names are replaced.
+    progress
+        Called as ``progress(done_figures, total_figures, name)``.
+
+    Returns
+    -------
+    Path
+        The HTML page.
+    """
+    results: Results = open_results(results_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    jobs: list[tuple[str, str, str | None, Callable[[], object]]] = []
+    for experiment in results:
+        for stem, caption, function, needs in EXPERIMENT_FIGURES:
+            if needs is not None and experiment.stage(needs) is None:
+                continue
+            if not experiment.spectra:
+                continue
+            jobs.append(
+                (
+                    f"{_safe(experiment.name)}_{stem}.png",
+                    caption,
+                    experiment.name,
+                    lambda function=function, experiment=experiment: function(experiment),
+                )
+            )
+    sand = plot.sand_data(results)
+    if sand is not None:
+        options = {
+            k: sand[k] for k in ("D_eff_cm2_s", "c0_mol_cm3", "slope", "intercept") if k in sand
+        }
+        jobs.append(
+            (
+                "study_sand.png",
+                "Sand plot: t0^(-1/2) versus current density",
+                None,
+                lambda: plot.sand(sand["current_density_mA_cm2"], sand["t0_s"], **options),
+            )
+        )
+    arrhenius = plot.arrhenius_data(results)
+    if arrhenius is not None:
+        jobs.append(
+            (
+                "study_arrhenius.png",
+                "Arrhenius plot of the interface resistance",
+                None,
+                lambda: plot.arrhenius(
+                    arrhenius["temperature_K"],
+                    arrhenius["R_ohm_cm2"],
+                    E_A_eV=arrhenius.get("E_A_eV"),
+                ),
+            )
+        )
+
+    written: dict[str | None, list[str]] = {}
+    problems: list[str] = []
+    for done, (name, caption, experiment_name, draw) in enumerate(jobs):
+        if progress is not None:
+            progress(done, len(jobs), name)
+        try:
+            fig = draw()
+        except (ValueError, KeyError) as exc:  # a figure the data cannot support
+            log.warning("figure %s skipped: %s", name, exc)
+            problems.append(f"{name}: {exc}")
+            continue
+        figure = Figure(out / name, caption, experiment_name)
+        png = _save(fig, figure.path)
+        written.setdefault(experiment_name, []).append(_figure_html(figure, png))
+    if progress is not None:
+        progress(len(jobs), len(jobs), "index.html")
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>geis-pipeline report: {html.escape(results.path.name)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>geis-pipeline report: {html.escape(results.path.name)}</h1>",
+        _table(
+            [
+                ("result file", results.path.resolve()),
+                ("package version", results.package_version),
+                ("created", results.attrs.get("created", "")),
+                ("report written", datetime.now(UTC).isoformat(timespec="seconds")),
+                ("experiments", ", ".join(results.experiments)),
+            ]
+        ),
+    ]
+    for experiment in results:
+        parts.append(
+            f"<h2 id='{html.escape(_safe(experiment.name))}'>Experiment "
+            f"{html.escape(experiment.name)}</h2>"
+        )
+        parts.append(_table(_experiment_rows(experiment)))
+        summary = experiment.summary
+        if summary:
+            parts.append("<h3>Experiment summary</h3>")
+            parts.append(_table(sorted(summary.items())))
+        parts.append("<h3>Figures</h3>")
+        parts.extend(written.get(experiment.name, []))
+    if None in written or results.study:
+        parts.append("<h2>Study</h2>")
+        for name, attrs in results.study.items():
+            parts.append(f"<h3>{html.escape(str(name))}</h3>")
+            parts.append(_table(sorted(dict(attrs).items())))
+        parts.extend(written.get(None, []))
+    if problems:
+        parts.append("<h2>Figures not drawn</h2><ul>")
+        parts.extend(f"<li>{html.escape(problem)}</li>" for problem in problems)
+        parts.append("</ul>")
+    parts.append("<h2>Config</h2>")
+    parts.append(f"<pre class='config'>{html.escape(results.config_toml)}</pre>")
+    parts.append("</body></html>")
+    index = out / "index.html"
+    index.write_text("\n".join(parts), encoding="utf-8")
+    return index

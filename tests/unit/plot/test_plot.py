@@ -1,0 +1,266 @@
+"""Every figure of geis_pipeline.plot, drawn from a small demo run and checked for content."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection, QuadMesh
+from matplotlib.figure import Figure
+
+from geis_pipeline import plot
+from geis_pipeline.config import Config
+from geis_pipeline.pipeline import run
+from geis_pipeline.results import open_results
+from geis_pipeline.simulate import SimulationSettings, write_experiment
+
+UNIT = re.compile(r"\(.+\)")  # every axis label names its unit in parentheses
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plot") / "experiment"
+    write_experiment(folder, SimulationSettings(seed=1, n_sweeps=40, n_relaxation=4))
+    config = Config()
+    config = replace(
+        config,
+        executor=replace(config.executor, kind="serial"),
+        drt=replace(config.drt, solver="NNLS"),
+    )
+    output = folder.parent / "run.h5"
+    run([folder], config, output)
+    return open_results(output)
+
+
+@pytest.fixture(scope="module")
+def experiment(results):
+    return results["experiment"]
+
+
+def _data_axes(fig: Figure):
+    """The axes that are not colourbars."""
+    return [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+
+
+def _colourbars(fig: Figure):
+    return [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+
+def _check_labels(fig: Figure) -> None:
+    for ax in fig.axes:
+        if ax in _colourbars(fig):
+            label = ax.get_ylabel() or ax.get_xlabel()
+            assert UNIT.search(label), f"colourbar label without unit: {label!r}"
+            continue
+        assert UNIT.search(ax.get_ylabel()), f"y label without unit: {ax.get_ylabel()!r}"
+        if ax.get_xlabel() or not ax.get_shared_x_axes().get_siblings(ax)[1:]:
+            assert UNIT.search(ax.get_xlabel()), f"x label without unit: {ax.get_xlabel()!r}"
+
+
+def _check_png(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=60)
+    assert path.stat().st_size > 5000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nyquist(experiment, tmp_path: Path) -> None:
+    fig = plot.nyquist(experiment, count=5)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    assert "Ω cm²" in ax.get_xlabel()
+    assert len(_colourbars(fig)) == 1
+    assert _colourbars(fig)[0].get_ylabel() == "time (h)"
+    measured = [line for line in ax.lines if line.get_label() == "_measured"]
+    fitted = [line for line in ax.lines if line.get_label() == "_fit"]
+    assert len(measured) == 5
+    assert len(fitted) == 5  # every fit of the demo succeeds
+    assert ax.get_aspect() == 1.0
+    step = plot.select_steps(len(experiment.spectra), 5)[2]
+    z = experiment.spectra[step].z * experiment.metadata.area_cm2
+    np.testing.assert_allclose(measured[2].get_xdata(), z.real)
+    np.testing.assert_allclose(measured[2].get_ydata(), -z.imag)
+    # fitted curve close to the data (area-specific, same scale)
+    assert np.nanmax(np.abs(fitted[2].get_xdata() - z.real)) < 0.1 * np.abs(z).max()
+    _check_png(fig, tmp_path / "nyquist.png")
+
+
+def test_nyquist_given_steps_and_axes(experiment) -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot.nyquist(experiment, steps=[0, 3], fit=False, ax=ax) is fig
+    assert len(ax.lines) == 2 + 1  # two sweeps and the zero line is an axhline (a Line2D)
+
+
+def test_bode_phase_draws_every_sweep(experiment, tmp_path: Path) -> None:
+    fig = plot.bode_phase(experiment)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines.get_segments()) == len(experiment.spectra)
+    assert ax.get_xscale() == "log"
+    assert len(_colourbars(fig)) == 1
+    _check_png(fig, tmp_path / "bode.png")
+
+
+def test_bode_phase_decimates_what_is_drawn(experiment) -> None:
+    n = len(experiment.spectra)
+    fig = plot.bode_phase(experiment, max_curves=10)
+    (lines,) = _data_axes(fig)[0].collections
+    assert len(lines.get_segments()) == 10
+    assert len(experiment.spectra) == n  # the data are untouched
+    indices = plot.decimate(30_000)
+    assert len(indices) <= plot.MAX_CURVES
+    assert indices[0] == 0
+    assert indices[-1] == 29_999
+
+
+@pytest.mark.parametrize("x", ["time", "charge"])
+def test_evolution(experiment, x: str, tmp_path: Path) -> None:
+    fig = plot.evolution(experiment, x=x)
+    _check_labels(fig)
+    top, bottom = _data_axes(fig)
+    assert top.get_shared_x_axes().joined(top, bottom)
+    assert top.get_ylabel() == "E (V)"
+    assert [line.get_label() for line in bottom.lines] == ["R_b", "R_gb", "R_int"]
+    n = len(experiment.spectra)
+    assert all(len(line.get_xdata()) == n for line in bottom.lines)
+    assert ("time (h)" if x == "time" else "mAh/cm²") in bottom.get_xlabel()
+    assert len(top.lines) == (2 if x == "time" else 1)  # DC record only against time
+    _check_png(fig, tmp_path / f"evolution_{x}.png")
+
+
+def test_capacitance_normalised(experiment, tmp_path: Path) -> None:
+    fig = plot.capacitance(experiment)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    line = ax.lines[0]
+    assert len(line.get_xdata()) == len(experiment.spectra)
+    assert line.get_ydata()[0] == pytest.approx(1.0)
+    # stripping shrinks the contact: C_int falls
+    assert np.nanmin(line.get_ydata()) < 0.9
+    _check_png(fig, tmp_path / "capacitance.png")
+
+
+def test_contact_loss(experiment, tmp_path: Path) -> None:
+    fig = plot.contact_loss(experiment)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    assert ax.get_ylabel() == "contact loss (%)"
+    assert len(ax.lines) == 3  # from C, from R, zero line
+    table = experiment.tracking()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), 100 * table["contact_loss_C"])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), 100 * table["contact_loss_R"])
+    _check_png(fig, tmp_path / "contact_loss.png")
+
+
+def test_drt_map(experiment, tmp_path: Path) -> None:
+    fig = plot.drt_map(experiment)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    tau, _ = experiment.drt_map()
+    assert mesh.get_array().shape == (len(tau), len(experiment.spectra))
+    assert ax.get_yscale() == "log"
+    peaks = {line.get_label(): line for line in ax.lines}
+    assert {"int peak", "gb peak"} <= set(peaks)
+    assert len(peaks["int peak"].get_xdata()) == len(experiment.spectra)
+    # the int peak sits inside its window
+    window = experiment.stage("drt").attrs["windows"]["int"]
+    tau_int = np.asarray(peaks["int peak"].get_ydata())
+    assert np.all((tau_int[np.isfinite(tau_int)] >= window[0]) & (tau_int <= window[1]))
+    assert _colourbars(fig)[0].get_ylabel() == "γ (Ω cm²)"
+    _check_png(fig, tmp_path / "drt_map.png")
+
+
+def test_drt_map_decimates_rows(experiment) -> None:
+    fig = plot.drt_map(experiment, max_rows=7)
+    mesh = next(c for c in _data_axes(fig)[0].collections if isinstance(c, QuadMesh))
+    assert mesh.get_array().shape[1] == 7
+
+
+def test_drt_curves(experiment, tmp_path: Path) -> None:
+    fig = plot.drt_curves(experiment, count=4)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    assert len(ax.lines) == 4
+    tau, gamma = experiment.drt_map()
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), tau)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), gamma[0] * experiment.metadata.area_cm2)
+    assert len(_colourbars(fig)) == 1
+    _check_png(fig, tmp_path / "drt_curves.png")
+
+
+@pytest.mark.parametrize("function", [plot.kk_residuals, plot.fit_residuals])
+def test_residuals(experiment, function, tmp_path: Path) -> None:
+    fig = function(experiment)
+    _check_labels(fig)
+    real_ax, imag_ax, per_sweep = _data_axes(fig)
+    for ax in (real_ax, imag_ax):
+        (lines,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(lines.get_segments()) == len(experiment.spectra)
+        assert "%" in ax.get_ylabel()
+    assert len(_colourbars(fig)) == 2
+    assert sum(len(line.get_xdata()) for line in per_sweep.lines) >= len(experiment.spectra)
+    _check_png(fig, tmp_path / f"{function.__name__}.png")
+
+
+def test_sand_plot_with_diffusivity(tmp_path: Path) -> None:
+    current = np.array([0.05, 0.1, 0.2])
+    d_eff, c0 = 0.8e-11, 0.0768
+    t0 = np.array(
+        [(np.sqrt(np.pi * d_eff) * c0 * 96485.33212 / (2 * i * 1e-3)) ** 2 for i in current]
+    )
+    assert t0[1] / 3600 == pytest.approx(9.6, abs=0.05)  # DOMAIN.md check
+    fig = plot.sand(current, t0, D_eff_cm2_s=d_eff, c0_mol_cm3=c0)
+    _check_labels(fig)
+    (ax,) = fig.axes
+    points, line = ax.lines
+    assert len(points.get_xdata()) == 3
+    # the points lie on the Sand line
+    np.testing.assert_allclose(
+        np.interp(points.get_xdata(), line.get_xdata(), line.get_ydata()),
+        points.get_ydata(),
+        rtol=1e-6,
+    )
+    _check_png(fig, tmp_path / "sand.png")
+
+
+def test_arrhenius_plot_recovers_activation_energy(tmp_path: Path) -> None:
+    temperature = np.array([273.15, 298.15, 323.15, 348.15])
+    resistance = temperature * np.exp(0.37 / (8.617333262e-5 * temperature)) * 1e-5
+    fig = plot.arrhenius(temperature, resistance)
+    _check_labels(fig)
+    (ax,) = fig.axes
+    assert len(ax.lines[0].get_xdata()) == 4
+    assert "E_A = 0.37 eV" in ax.lines[1].get_label()
+    _check_png(fig, tmp_path / "arrhenius.png")
+
+
+def test_study_data_absent_or_present(results, experiment) -> None:
+    assert plot.arrhenius_data(results) is None  # one experiment, no temperatures
+    # the demo run may or may not hold a depletion time yet: both shapes are valid
+    data = plot.sand_data(results)
+    if data is not None:
+        assert len(data["t0_s"]) == len(data["current_density_mA_cm2"])
+
+    summary = SimpleNamespace(
+        name="a",
+        summary={"t0_s": 3600.0, "current_density_mA_cm2": 0.1},
+        metadata=experiment.metadata,
+    )
+
+    class _Study(list):
+        study: ClassVar[dict] = {"sand": {"D_eff_cm2_s": 1e-11, "c0_mol_cm3": 0.0768}}
+
+    data = plot.sand_data(_Study([summary]))
+    assert data["D_eff_cm2_s"] == 1e-11
+    np.testing.assert_allclose(data["t0_s"], [3600.0])
+
+
+def test_one_experiment_results_accepted(results) -> None:
+    assert isinstance(plot.capacitance(results), Figure)
