@@ -7,7 +7,8 @@ column instead of numpy's row count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from geis_pipeline.errors import IngestError
 __all__ = [
     "ColumnSpec",
     "Table",
+    "check_no_nul",
     "find_column",
+    "parse_file_table",
     "parse_table",
+    "read_head",
     "read_text",
     "require_finite",
 ]
@@ -64,15 +68,21 @@ class Table:
 
     columns: Mapping[str, np.ndarray]
     line_numbers: np.ndarray | None
+    # For streamed files: row -> file line, found by re-reading (errors only).
+    line_lookup: Callable[[int], int] | None = None
 
     def __len__(self) -> int:
         return int(next(iter(self.columns.values())).size) if self.columns else 0
 
     def error(self, message: str, path: Path, row: int, column: str | None) -> IngestError:
         """An :class:`IngestError` pointing at data row ``row``."""
-        if self.line_numbers is None:
+        if self.line_numbers is not None:
+            line = int(self.line_numbers[row])
+        elif self.line_lookup is not None:
+            line = self.line_lookup(row)
+        else:
             return IngestError(f"{message} (data row {row})", file=path, column=column)
-        return IngestError(message, file=path, line=int(self.line_numbers[row]), column=column)
+        return IngestError(message, file=path, line=line, column=column)
 
 
 @dataclass(frozen=True)
@@ -216,3 +226,123 @@ def find_column(header: Sequence[str], candidates: Iterable[str]) -> int | None:
         except ValueError:
             continue
     return None
+
+
+_CHUNK_BYTES = 1 << 24
+
+
+def check_no_nul(path: Path) -> None:
+    """Raise if the file holds a NUL byte (binary garbage), reading it in chunks.
+
+    Raises
+    ------
+    IngestError
+        Naming the line of the first NUL byte.
+    """
+    lines_before = 0
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+                nul = block.find(_NUL)
+                if nul >= 0:
+                    line = lines_before + block.count(b"\n", 0, nul) + 1
+                    raise IngestError(
+                        "binary bytes in a text file (corrupt?)", file=path, line=line
+                    )
+                lines_before += block.count(b"\n")
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
+
+
+def read_head(path: Path, count: int, encoding: str = "latin-1") -> list[str]:
+    """The first ``count`` lines of a text file, without line ends."""
+    try:
+        with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+            return [line.rstrip("\n") for line in itertools.islice(handle, count)]
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
+
+
+def _data_lines(path: Path, skip: int, encoding: str) -> Iterator[tuple[int, str]]:
+    """(file line number, line) of the non-blank lines after the first ``skip``."""
+    with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+        for number, line in enumerate(handle, start=1):
+            if number > skip and line.strip():
+                yield number, line
+
+
+def parse_file_table(
+    path: Path,
+    first_line_number: int,
+    columns: Sequence[ColumnSpec],
+    *,
+    delimiter: str | None = "\t",
+    decimal_comma: bool = False,
+    encoding: str = "latin-1",
+) -> Table:
+    """Like :func:`parse_table`, streaming the rows from the file from ``first_line_number``.
+
+    Memory stays at the size of the parsed columns, not the text: a
+    30,000-sweep EC-Lab export is hundreds of MB of text.
+    """
+    skip = first_line_number - 1
+
+    def rows() -> Iterator[str]:
+        # One generator layer (this runs once per data row of a long loop file).
+        with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+            for line in itertools.islice(handle, skip, None):
+                if line.strip():
+                    yield line.replace(",", ".") if decimal_comma else line
+
+    usecols = [spec.index for spec in columns]
+
+    def load(source: Iterable[str], skiprows: int) -> np.ndarray:
+        return np.loadtxt(
+            source,
+            delimiter=delimiter,
+            usecols=usecols,
+            ndmin=2,
+            dtype=np.float64,
+            comments=None,
+            skiprows=skiprows,
+            encoding=encoding,
+        )
+
+    try:
+        try:
+            if decimal_comma:
+                raise ValueError("decimal commas need the line-by-line path")
+            # Fast path: numpy reads the file itself (5x faster than a Python iterator).
+            with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+                values = load(handle, skip)
+        except (ValueError, IndexError):
+            # Blank lines, decimal commas or a bad cell: the filtered line-by-line path
+            # parses or raises again, and the error then names the line.
+            values = load(rows(), 0)
+    except (ValueError, IndexError) as exc:
+        numbered = list(_data_lines(path, skip, encoding))
+        _raise_bad_cell(
+            [line.rstrip("\n") for _, line in numbered],
+            np.array([number for number, _ in numbered]),
+            columns,
+            path,
+            delimiter,
+            decimal_comma,
+        )
+        raise IngestError(f"cannot parse numbers: {exc}", file=path) from exc
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
+
+    def line_of(row: int) -> int:
+        for index, (number, _) in enumerate(_data_lines(path, skip, encoding)):
+            if index == row:
+                return number
+        return first_line_number + row
+
+    if values.size == 0:
+        values = np.empty((0, len(columns)))
+    return Table(
+        {spec.name: values[:, position] for position, spec in enumerate(columns)},
+        None,
+        line_of,
+    )

@@ -23,7 +23,7 @@ from geis_pipeline.ingest._eclab import (
     role_columns,
     technique_from_filename,
 )
-from geis_pipeline.ingest._table import ColumnSpec, parse_table, read_text
+from geis_pipeline.ingest._table import ColumnSpec, check_no_nul, parse_file_table, read_head
 from geis_pipeline.spectrum import InstrumentFile
 
 __all__ = ["MAGIC", "read_mpt"]
@@ -64,10 +64,19 @@ def read_mpt(path: Path) -> InstrumentFile:
         Bad header, missing columns, unparsable or non-finite numbers,
         truncated rows; the message names the line and column.
     """
-    lines = read_text(path)
-    if not lines or not lines[0].startswith(MAGIC):
+    check_no_nul(path)
+    # The header is short; the data (hundreds of MB in a long loop) is streamed.
+    head = read_head(path, 2)
+    if not head or not head[0].startswith(MAGIC):
         raise IngestError(f"not an EC-Lab text file (line 1 is not {MAGIC!r})", file=path, line=1)
-    header_count = _header_line_count(lines, path)
+    header_count = _header_line_count(head, path)
+    lines = read_head(path, header_count + 1)
+    if len(lines) < header_count:
+        raise IngestError(
+            f"'Nb header lines : {header_count}' but the file has {len(lines)} lines (truncated?)",
+            file=path,
+            line=2,
+        )
     header = lines[: header_count - 1]
     column_line = lines[header_count - 1]
     names = column_line.split("\t")
@@ -83,13 +92,11 @@ def read_mpt(path: Path) -> InstrumentFile:
             file=path,
             line=header_count,
         )
-    data = lines[header_count:]
-    first_data = next((line for line in data if line.strip()), "")
-    table = parse_table(
-        data,
+    first_data = lines[header_count] if len(lines) > header_count else ""
+    table = parse_file_table(
+        path,
         header_count + 1,
         [ColumnSpec(index, role, name) for role, (index, name) in roles.items()],
-        path,
         delimiter="\t",
         decimal_comma="," in first_data,
     )
@@ -122,9 +129,9 @@ def _header_line_count(lines: list[str], path: Path) -> int:
                     file=path,
                     line=2,
                 ) from None
-            if not 3 <= count <= len(lines):
+            if count < 3:
                 raise IngestError(
-                    f"'Nb header lines : {count}' but the file has {len(lines)} lines (truncated?)",
+                    f"'Nb header lines : {count}' is too small (a header has at least 3 lines)",
                     file=path,
                     line=2,
                 )

@@ -17,13 +17,12 @@ some files count loops differently.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
 from geis_pipeline.spectrum import FLAG_INCOMPLETE, Spectrum
 
-__all__ = ["incomplete_sweeps", "mean_or_nan", "spectra_from_rows", "split_sweeps"]
+__all__ = ["incomplete_sweeps", "spectra_from_rows", "split_sweeps"]
 
 
 def split_sweeps(
@@ -93,13 +92,15 @@ def incomplete_sweeps(lengths: np.ndarray | list[int]) -> np.ndarray:
     return lengths < lengths.max()
 
 
-def mean_or_nan(values: np.ndarray) -> float:
-    """Mean of the finite values (NaN if there are none)."""
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return math.nan
-    with np.errstate(over="ignore"):  # a sum beyond float range is inf, not a warning
-        return float(finite.mean())
+def _sweep_means(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Mean of the finite values of every sweep (NaN where none), in one pass."""
+    if starts.size == 0:
+        return np.empty(0)
+    finite = np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):  # sums beyond range give inf
+        sums = np.add.reduceat(np.where(finite, values, 0.0), starts)
+        counts = np.add.reduceat(finite.astype(np.int64), starts)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def spectra_from_rows(
@@ -151,14 +152,17 @@ def spectra_from_rows(
     short = incomplete_sweeps([sweep.stop - sweep.start for sweep in sweeps])
     if last_incomplete and sweeps:
         short[-1] = True
+    starts = np.array([sweep.start for sweep in sweeps], dtype=np.intp)
+    mean_current = _sweep_means(current, starts)
+    mean_potential = _sweep_means(potential, starts)
     return tuple(
         Spectrum(
             freq=freq[sweep],
             z=z[sweep],
             time_s=0.0 if point_time_s is None else float(times[sweep.start]),
             point_time_s=times[sweep],
-            current_mA=mean_or_nan(current[sweep]),
-            potential_V=mean_or_nan(potential[sweep]),
+            current_mA=float(mean_current[index]),
+            potential_V=float(mean_potential[index]),
             charge_mAh=float(charge[sweep.start]),
             source=source,
             sweep_index=index,
