@@ -341,18 +341,30 @@ class _Problem:
 
     def jacobian(self, log_free: np.ndarray) -> np.ndarray:
         """d(residuals)/d(ln p) of the free parameters (chain rule: p dZ/dp)."""
+        return self.residuals_and_jacobian(log_free)[1]
+
+    def residuals_and_jacobian(self, log_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both from one evaluation of the circuit (the Jacobian needs Z anyway)."""
         values = self.expand(log_free)
         with np.errstate(all="ignore"):
-            _, jacobian = self.options.circuit.impedance_and_jacobian_on(self.grid, values)
+            z_model, jacobian = self.options.circuit.impedance_and_jacobian_on(self.grid, values)
+            difference = z_model - self.z
+            residuals = np.concatenate(
+                [difference.real * self.weight_real, difference.imag * self.weight_imag]
+            )
+        if not np.all(np.isfinite(residuals)):
+            residuals = np.full_like(residuals, np.inf)
+        with np.errstate(all="ignore"):
             # dp/du: p for log coordinates, the scale for linear ones.
             chain = np.where(self.linear, self.linear_scale, values[self.free])
             jacobian_free = jacobian[:, self.free] * chain
-            return np.vstack(
+            stacked = np.vstack(
                 [
                     jacobian_free.real * self.weight_real[:, None],
                     jacobian_free.imag * self.weight_imag[:, None],
                 ]
             )
+        return residuals, stacked
 
 
 def _weights(z: np.ndarray, weighting: str) -> tuple[np.ndarray, np.ndarray]:
@@ -380,8 +392,7 @@ def _check_data(freq: np.ndarray, z: np.ndarray, mask: np.ndarray | None) -> np.
 
 def _solve(problem: _Problem, start: np.ndarray) -> Solution:
     return levenberg_marquardt(
-        problem.residuals,
-        problem.jacobian,
+        problem.residuals_and_jacobian,
         problem.to_solver(start),
         problem.lower,
         problem.upper,

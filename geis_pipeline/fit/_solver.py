@@ -44,8 +44,7 @@ class Solution:
 
 
 def levenberg_marquardt(
-    residuals_of: Callable[[np.ndarray], np.ndarray],
-    jacobian_of: Callable[[np.ndarray], np.ndarray],
+    evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     x0: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
@@ -59,18 +58,17 @@ def levenberg_marquardt(
 
     Parameters
     ----------
-    residuals_of
-        x -> residual vector (inf entries reject a step).
-    jacobian_of
-        x -> Jacobian (n_residuals, n_x), only evaluated at accepted points.
+    evaluate
+        x -> (residual vector, Jacobian (n_residuals, n_x)); inf residuals reject
+        a step. Both come from one model evaluation, so a trial step costs one
+        call whether it is accepted or not.
     x0
         Start (projected into the bounds).
     lower, upper
         Box bounds.
     """
     x = np.clip(np.asarray(x0, dtype=np.float64), lower, upper)
-    residuals = residuals_of(x)
-    jacobian = jacobian_of(x)
+    residuals, jacobian = evaluate(x)
     cost = float(residuals @ residuals)
     normal = jacobian.T @ jacobian
     gradient = jacobian.T @ residuals
@@ -98,14 +96,13 @@ def levenberg_marquardt(
             continue
         candidate = np.clip(x + step, lower, upper)
         actual_step = candidate - x
-        trial = residuals_of(candidate)
+        trial, trial_jacobian = evaluate(candidate)
         trial_cost = float(trial @ trial)
         predicted = -(2 * actual_step @ gradient + actual_step @ normal @ actual_step)
         gain = (cost - trial_cost) / predicted if predicted > 0 else -1.0
         if np.isfinite(trial_cost) and trial_cost < cost and gain > 0:
             relative_decrease = (cost - trial_cost) / max(cost, 1e-300)
-            x, residuals, cost = candidate, trial, trial_cost
-            jacobian = jacobian_of(x)
+            x, residuals, cost, jacobian = candidate, trial, trial_cost, trial_jacobian
             normal = jacobian.T @ jacobian
             gradient = jacobian.T @ residuals
             damping *= max(1 / 3, 1 - (2 * gain - 1) ** 3)
