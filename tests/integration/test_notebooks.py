@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,26 +12,13 @@ nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("ipykernel")
 
-from geis_pipeline.config import Config  # noqa: E402
-from geis_pipeline.pipeline import run  # noqa: E402
-from geis_pipeline.simulate import SimulationSettings, write_experiment  # noqa: E402
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("notebooks") / "experiment"
-    write_experiment(folder, SimulationSettings(seed=1, n_sweeps=20, n_relaxation=3))
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(config.executor, kind="serial"),
-        drt=replace(config.drt, solver="NNLS"),
-    )
-    output = folder.parent / "demo.h5"
-    run([folder], config, output)
-    return output
+def demo_run(small_run: Path) -> Path:
+    return small_run
 
 
 def _execute(name: str) -> list[dict]:

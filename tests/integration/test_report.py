@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from geis_pipeline.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from geis_pipeline.config import Config
-from geis_pipeline.pipeline import run
 from geis_pipeline.report import EXPERIMENT_FIGURES, write_report
 from geis_pipeline.results import open_results
-from geis_pipeline.simulate import SimulationSettings, write_experiment
 
 
 @pytest.fixture(scope="module")
-def run_file(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("report") / "experiment"
-    write_experiment(folder, SimulationSettings(seed=1, n_sweeps=40, n_relaxation=4))
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(config.executor, kind="serial"),
-        drt=replace(config.drt, solver="NNLS"),
-    )
-    output = folder.parent / "run.h5"
-    run([folder], config, output)
-    return output
+def run_file(small_run: Path) -> Path:
+    return small_run
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
@@ -14,27 +13,14 @@ from matplotlib.collections import LineCollection, QuadMesh
 from matplotlib.figure import Figure
 
 from geis_pipeline import plot
-from geis_pipeline.config import Config
-from geis_pipeline.pipeline import run
 from geis_pipeline.results import open_results
-from geis_pipeline.simulate import SimulationSettings, write_experiment
 
 UNIT = re.compile(r"\(.+\)")  # every axis label names its unit in parentheses
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plot") / "experiment"
-    write_experiment(folder, SimulationSettings(seed=1, n_sweeps=40, n_relaxation=4))
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(config.executor, kind="serial"),
-        drt=replace(config.drt, solver="NNLS"),
-    )
-    output = folder.parent / "run.h5"
-    run([folder], config, output)
-    return open_results(output)
+def results(small_run):
+    return open_results(small_run)
 
 
 @pytest.fixture(scope="module")
