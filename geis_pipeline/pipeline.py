@@ -35,8 +35,13 @@ import numpy as np
 
 from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml, section_hash
-from geis_pipeline.drt import build_drt_problem, invert_drt_batch, track_peaks
-from geis_pipeline.errors import ConfigError, GeisPipelineError
+from geis_pipeline.drt import (
+    build_drt_problem,
+    experiment_lambda,
+    invert_drt_batch,
+    track_peaks,
+)
+from geis_pipeline.errors import ConfigError
 from geis_pipeline.fit import Circuit, FitOptions, fit_experiment
 from geis_pipeline.ingest import read_experiment
 from geis_pipeline.kk import check_kk_batch
@@ -176,18 +181,12 @@ def _kk_options(config: Config) -> dict[str, object]:
 
 def _run_kk(pairs, config: Config) -> dict[str, dict[str, np.ndarray]]:
     results = check_kk_batch(pairs, **_kk_options(config))
-    used = []
-    for result, (freq, _) in zip(results, pairs, strict=True):
-        points_used = np.asarray(result.mask, dtype=bool).copy()
-        points_used[np.asarray(result.outliers, dtype=int)] = False
-        if points_used.size != freq.size:  # defensive: the stage reports on all points
-            raise GeisPipelineError("KK mask does not match the spectrum", key="kk")
-        used.append(points_used)
-    outlier_flags = []
-    for result, (freq, _) in zip(results, pairs, strict=True):
-        flags = np.zeros(freq.size, dtype=bool)
-        flags[np.asarray(result.outliers, dtype=int)] = True
-        outlier_flags.append(flags)
+    used, outlier_flags = [], []
+    for result in results:
+        outliers = np.zeros(result.mask.size, dtype=bool)
+        outliers[np.asarray(result.outliers, dtype=int)] = True
+        outlier_flags.append(outliers)
+        used.append(np.asarray(result.mask, dtype=bool) & ~outliers)
     return {
         "sweeps": {
             "ok": np.array([result.ok for result in results]),
@@ -413,16 +412,13 @@ def _experiment_lambda(experiment: Experiment, config: Config, tau_range) -> flo
         return float(config.drt.lam) if not isinstance(config.drt.lam, str) else None
     longest = max(spectrum.n_points for spectrum in experiment.spectra)
     full = [spectrum for spectrum in experiment.spectra if spectrum.n_points == longest]
-    picks = [full[int(index)] for index in np.linspace(0, len(full) - 1, min(5, len(full)))]
-    problem = build_drt_problem(
-        picks[0].freq, lam=config.drt.lam, **_drt_options(config, tau_range)
-    )
-    lams = [
-        problem.choose_lambda(spectrum.z)
-        for spectrum in picks
-        if np.array_equal(spectrum.freq, picks[0].freq)
+    problem = build_drt_problem(full[0].freq, lam=config.drt.lam, **_drt_options(config, tau_range))
+    items = [
+        (problem, spectrum.z, None)
+        for spectrum in full
+        if np.array_equal(spectrum.freq, full[0].freq)
     ]
-    return float(np.exp(np.median(np.log(lams))))
+    return experiment_lambda(items, config.drt.lam)
 
 
 def _sweep_digests(experiment: Experiment) -> list[str]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
+from geis_pipeline.elements import brug_capacitance, time_constant
 from geis_pipeline.physics import BOLTZMANN_EV_K, FARADAY_C_MOL, stripped_thickness_um
 
 __all__ = [
@@ -179,8 +180,8 @@ def track(
     if interface is not None:
         resistance, q, alpha = interface
         with np.errstate(all="ignore"):
-            tau = (resistance * q) ** (1 / alpha)
-            capacitance = tau / resistance
+            tau = time_constant(resistance, q, alpha)
+            capacitance = brug_capacitance(resistance, q, alpha)
         r_int = resistance * area / interfaces
         # Interfaces in series: each has twice the capacitance of the pair.
         c_int = capacitance * interfaces / area

@@ -20,6 +20,7 @@ from geis_pipeline.drt.inversion import (
     DRTProblem,
     DRTResult,
     build_drt_problem,
+    experiment_lambda,
     invert_drt,
     invert_drt_batch,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PeakTrack",
     "ProcessTrack",
     "build_drt_problem",
+    "experiment_lambda",
     "invert_drt",
     "invert_drt_batch",
     "track_peaks",

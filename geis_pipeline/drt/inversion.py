@@ -71,6 +71,7 @@ __all__ = [
     "DRTProblem",
     "DRTResult",
     "build_drt_problem",
+    "experiment_lambda",
     "invert_drt",
     "invert_drt_batch",
 ]
@@ -713,7 +714,7 @@ class DRTProblem:
             raise DRTError("give one mask per spectrum", key="mask")
         lam = self.options.lam if lam is None else lam
         if isinstance(lam, str) and not self.options.lam_per_spectrum:
-            lam = _experiment_lambda(
+            lam = experiment_lambda(
                 [(self, z, mask) for z, mask in zip(spectra, masks, strict=True)], lam
             )
         if isinstance(lam, str):
@@ -743,10 +744,18 @@ class DRTProblem:
         return results
 
 
-def _experiment_lambda(
+def experiment_lambda(
     items: Sequence[tuple[DRTProblem, ArrayLike, ArrayLike | None]], method: str
 ) -> float:
-    """One λ for an experiment: median of log λ over evenly spread spectra."""
+    """One λ for an experiment: median of log λ over ``lam_spectra`` evenly spread spectra.
+
+    Parameters
+    ----------
+    items
+        ``(problem, z, mask)`` of every spectrum, in time order.
+    method
+        ``"gcv"``, ``"lcurve"`` or ``"reim"``.
+    """
     if not items:
         return 0.0
     count = min(items[0][0].options.lam_spectra, len(items))
@@ -927,7 +936,7 @@ def invert_drt_batch(
             (problems[placement[freq.tobytes()][0]], full_z[index], full_masks[index])
             for index, (freq, _) in enumerate(pairs)
         ]
-        lam = _experiment_lambda(items, lam)
+        lam = experiment_lambda(items, lam)
 
     results: list[DRTResult | None] = [None] * total
     done = 0

@@ -222,6 +222,12 @@ def _linear_names(circuit: Circuit) -> set[str]:
     return {name for name, kind in circuit.element_kinds.items() if kind == "L"}
 
 
+def _linear_mask(circuit: Circuit) -> np.ndarray:
+    """True for each parameter (in the circuit's order) fitted on a linear scale."""
+    linear = _linear_names(circuit)
+    return np.array([name in linear for name in circuit.parameter_names])
+
+
 def _parameter_kinds(circuit: Circuit) -> list[tuple[str, str]]:
     return [
         (kind, parameter)
@@ -302,7 +308,7 @@ class _Problem:
         self.z = z[mask]
         self.grid = options.circuit.grid(self.freq)
         self.weight_real, self.weight_imag = _weights(self.z, options.weighting)
-        linear = np.array([name in _linear_names(options.circuit) for name in names])
+        linear = _linear_mask(options.circuit)
         self.linear = linear[self.free]
         top = int(np.argmax(self.freq))
         # Scale of a linear (inductance) parameter: omega L = 1 % of |Z| at the top frequency.
@@ -671,7 +677,7 @@ def _start_vector(options: FitOptions, initial: Mapping[str, float] | np.ndarray
             raise FitError(f"initial vector needs {len(names)} values", key="initial")
     for name, value in options.fixed.items():
         start[names.index(name)] = value
-    linear = np.array([name in _linear_names(options.circuit) for name in names])
+    linear = _linear_mask(options.circuit)
     if not np.all(np.isfinite(start)) or np.any(np.where(linear, start < 0, start <= 0)):
         raise FitError(
             "initial values must be finite and > 0 (>= 0 for inductances)", key="initial"
