@@ -45,7 +45,7 @@ class ExperimentConfig:
     Attributes
     ----------
     area_cm2
-        Electrode area, cm2; overrides the file headers (needed for .mpr).
+        Electrode area, cm2; overrides the file headers (needed when a file has none).
     strict
         Stop at the first unreadable file instead of skipping it.
     """
@@ -106,9 +106,10 @@ class DRTConfig:
     derivative: Literal[1, 2] = 1
     lam: float | Literal["gcv", "lcurve", "reim"] = "lcurve"
     lam_per_spectrum: bool = False
-    # NNLS reaches the same optimum as the cvxpy solvers (tested against Clarabel)
-    # about 8x faster; CLARABEL/OSQP/SCS solve the DPP-built cvxpy problem.
-    solver: Literal["CLARABEL", "OSQP", "SCS", "NNLS"] = "NNLS"
+    # DAQP/CLARABEL/OSQP/SCS solve the DPP-built cvxpy problem (DAQP block by block,
+    # exact, ~4x faster than Clarabel); NNLS solves the same problem without cvxpy
+    # and reaches the same optimum as DAQP (tested) a little faster again.
+    solver: Literal["DAQP", "CLARABEL", "OSQP", "SCS", "NNLS"] = "NNLS"
     inductance: bool = True
     windows: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}

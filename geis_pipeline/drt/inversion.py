@@ -33,12 +33,17 @@ block problem that does not solve is re-solved spectrum by spectrum so that a
 failure is reported for the spectrum that failed. A failed spectrum carries
 its status, ``ok = False`` and NaN values, never zeros.
 
-Speed (benchmarks/drt_speed.py, 2-core VM, 69-point sweeps, 91 unknowns):
-about 11 ms per spectrum amortised with Clarabel, of which ~8 ms is Clarabel's
-interior-point iterations (a dense 91 x 91 block factorised ~12 times);
-batching 16 spectra per call saves ~30 % of cvxpy's per-call overhead. OSQP
-and SCS are accepted but, being first-order methods on this ill-conditioned
-Gram matrix, need thousands of iterations at small λ for the same γ.
+Solvers and speed (benchmarks/drt_speed.py, 2-core VM, 69-point sweeps, 91 unknowns):
+the default, ``DAQP``, is cvxpy with :class:`~geis_pipeline.drt._block_qp.BlockDAQP`,
+a custom cvxpy solver that gives each spectrum's block of the batched problem
+to DAQP (a dual active-set method for small dense QPs); it solves the QP
+exactly (γ within 1e-6 of NNLS, tested) in about 2 ms per spectrum amortised,
+batch of 16. Clarabel, the interior-point solver cvxpy would pick, takes
+~8 ms of solver time per spectrum on this dense 91 x 91 Hessian (warm starts
+and loose tolerances bring it only to ~4 ms), so it is offered but not the
+default. OSQP and SCS are accepted but, being first-order methods on this
+ill-conditioned Gram matrix, need thousands of iterations at small λ.
+``NNLS`` solves the same problem without cvxpy (scipy's Lawson-Hanson).
 
 The problem objects are not thread safe (they hold cvxpy parameter values):
 use one :class:`DRTProblem` per thread or process.
@@ -59,6 +64,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 
 from geis_pipeline._arrays import readonly
+from geis_pipeline.drt._block_qp import BlockDAQP
 from geis_pipeline.drt.basis import BASES, DRTBasis, build_basis, tau_grid
 from geis_pipeline.drt.peaks import DEFAULT_WINDOWS, DRTPeak, detect_peaks, validate_windows
 from geis_pipeline.drt.regularization import LAMBDA_METHODS, RidgeSystem, choose_lambda
@@ -76,18 +82,19 @@ __all__ = [
     "invert_drt_batch",
 ]
 
-#: cvxpy's conic/QP solvers, and NNLS: the same problem written as non-negative least
-#: squares, min ||[W A; sqrt(lam) L] x - [W z; 0]||^2 with x >= 0, solved exactly by
-#: scipy's active-set Lawson-Hanson. It reaches the same optimum (tested) about 8x
-#: faster than Clarabel, whose dense KKT factorisations dominate at ~8 ms a spectrum.
-SOLVERS = ("CLARABEL", "OSQP", "SCS", "NNLS")
+#: The solvers: DAQP (cvxpy, block by block, the default), cvxpy's CLARABEL, OSQP and
+#: SCS, and NNLS: the same problem written as non-negative least squares,
+#: min ||[W A; sqrt(lam) L] x - [W z; 0]||^2 with x >= 0, solved exactly by scipy's
+#: active-set Lawson-Hanson without cvxpy. DAQP and NNLS reach the same optimum (tested).
+SOLVERS = ("DAQP", "CLARABEL", "OSQP", "SCS", "NNLS")
 WEIGHTINGS = ("modulus", "unit")
 
 ProgressCallback = Callable[[int, int], None]
 
 # Tight defaults: the scaled problem has a unit-diagonal P, so these are
-# relative accuracies of γ. Clarabel's own defaults (1e-8) are already tight.
+# relative accuracies of γ. DAQP (exact active set) and Clarabel (1e-8) are already tight.
 _SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "DAQP": {},
     "CLARABEL": {},
     "OSQP": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20_000},
     "SCS": {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 100_000},
@@ -95,6 +102,24 @@ _SOLVER_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
 _OK = "optimal"
 _INACCURATE = "optimal_inaccurate"
 _MIN_POINTS = 3
+
+
+# One instance: cvxpy keys its cache of the compiled problem data by the solver, so a
+# new instance per call would recompile the problem every time.
+_BLOCK_DAQP = BlockDAQP()
+
+
+def _cvxpy_solver(name: str) -> str | BlockDAQP:
+    """What ``Problem.solve`` takes for a solver name: DAQP goes block by block."""
+    return _BLOCK_DAQP if name == "DAQP" else name
+
+
+def _stacked_values(solutions: Sequence[cp.Variable]) -> np.ndarray | None:
+    """The blocks' solutions as the columns of one array; None if any is missing."""
+    values = [solution.value for solution in solutions]
+    if any(value is None for value in values):
+        return None
+    return np.column_stack(values)
 
 
 def _positive_number(value: object) -> bool:
@@ -157,7 +182,8 @@ class DRTOptions:
     lam_bounds
         Search interval of λ.
     solver
-        ``"CLARABEL"``, ``"OSQP"`` or ``"SCS"``.
+        ``"DAQP"`` (default; cvxpy, each spectrum's block solved by DAQP),
+        ``"CLARABEL"``, ``"OSQP"``, ``"SCS"`` (cvxpy) or ``"NNLS"`` (scipy).
     solver_options
         Keyword arguments for the solver, on top of tight defaults.
     batch_size
@@ -184,7 +210,7 @@ class DRTOptions:
     lam_per_spectrum: bool = False
     lam_spectra: int = 5
     lam_bounds: tuple[float, float] = (1e-7, 1e1)
-    solver: str = "CLARABEL"
+    solver: str = "DAQP"
     solver_options: Mapping[str, Any] | None = None
     batch_size: int = 16
     accept_inaccurate: bool = False
@@ -331,7 +357,7 @@ class _Compiled:
     """A cvxpy problem of ``size`` independent blocks and its parameters."""
 
     problem: cp.Problem
-    solution: cp.Variable
+    solutions: list[cp.Variable]
     hessians: list[cp.Parameter]
     linear: cp.Parameter
 
@@ -500,16 +526,19 @@ class DRTProblem:
         key = (size, solver)
         if key not in self._compiled:
             n_columns = self.n_columns
-            solution = cp.Variable((n_columns, size), nonneg=True)
+            # One variable per spectrum (not column slices of one matrix variable: a
+            # slice adds equality rows, and BlockDAQP needs a bounds-only problem).
+            solutions = [cp.Variable(n_columns, nonneg=True) for _ in range(size)]
             hessians = [cp.Parameter((n_columns, n_columns)) for _ in range(size)]
             linear = cp.Parameter((n_columns, size))
             # One independent block per spectrum; P is PSD by construction (a Gram matrix).
-            objective = cp.sum(cp.multiply(linear, solution)) + sum(
-                0.5 * cp.quad_form(solution[:, block], hessians[block], assume_PSD=True)
+            objective = sum(
+                linear[:, block] @ solutions[block]
+                + 0.5 * cp.quad_form(solutions[block], hessians[block], assume_PSD=True)
                 for block in range(size)
             )
             self._compiled[key] = _Compiled(
-                cp.Problem(cp.Minimize(objective)), solution, hessians, linear
+                cp.Problem(cp.Minimize(objective)), solutions, hessians, linear
             )
         return self._compiled[key]
 
@@ -560,9 +589,9 @@ class DRTProblem:
             with warnings.catch_warnings():
                 # The status says so, per spectrum: no need for cvxpy's warning too.
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                compiled.problem.solve(solver=options.solver, **solver_options)
+                compiled.problem.solve(solver=_cvxpy_solver(options.solver), **solver_options)
             status = str(compiled.problem.status)
-            values = compiled.solution.value
+            values = _stacked_values(compiled.solutions)
         except cp.error.SolverError:
             status, values = "solver_error", None
         accepted = {_OK, _INACCURATE} if options.accept_inaccurate else {_OK}

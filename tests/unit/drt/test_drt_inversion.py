@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import cvxpy as cp
 import numpy as np
 import pytest
+from scipy.sparse.csgraph import connected_components
 
 from geis_pipeline.drt import build_drt_problem, invert_drt, invert_drt_batch
+from geis_pipeline.drt._block_qp import BlockDAQP
 from geis_pipeline.elements import inductor, zarc
 from geis_pipeline.errors import DRTError
 
@@ -42,15 +45,65 @@ def problem():
 
 def test_problem_is_dpp_on_the_qp_path(problem) -> None:
     problem.solve(spectrum(0))
-    compiled = problem._compiled_problem(1, "CLARABEL").problem
+    compiled = problem._compiled_problem(1, problem.options.solver).problem
     assert compiled.is_dpp(quad_form_dpp="qp")
     assert compiled.parameters() and not compiled.constraints
 
 
-@pytest.mark.parametrize("solver", ["OSQP", "SCS", "NNLS"])
-def test_solvers_agree_with_clarabel(solver: str) -> None:
+def test_batched_problem_reaches_daqp_as_bounds_only_blocks(problem) -> None:
+    problem.solve_many([spectrum(seed) for seed in range(4)])
+    compiled = problem._compiled_problem(4, "DAQP").problem
+    data, _, _ = compiled.get_problem_data(BlockDAQP())
+    # No constraint rows (x >= 0 are bounds) and one Hessian block per spectrum.
+    assert data["A"].shape[0] == 0 and data["F"].shape[0] == 0
+    assert np.all(data["lower_bounds"] == 0)
+    n_blocks, _ = connected_components(data["P"], directed=False)
+    assert n_blocks == 4
+
+
+def test_block_daqp_matches_clarabel_when_blocks_interleave() -> None:
+    # Variables 0 and 2 are coupled, 1 and 3 are: blocks that are not slices.
+    hessian = np.array(
+        [[2.0, 0.0, 0.6, 0.0], [0.0, 1.0, 0.0, 0.3], [0.6, 0.0, 1.5, 0.0], [0.0, 0.3, 0.0, 3.0]]
+    )
+    x = cp.Variable(4, nonneg=True)
+    problem = cp.Problem(
+        cp.Minimize(0.5 * cp.quad_form(x, hessian) + np.array([-1.0, 2.0, -3.0, -1.0]) @ x)
+    )
+    problem.solve(solver=BlockDAQP())
+    ours, value = x.value.copy(), problem.value
+    assert problem.status == "optimal"
+    problem.solve(solver="CLARABEL")
+    assert ours == pytest.approx(x.value, abs=1e-7)
+    assert value == pytest.approx(problem.value, rel=1e-7)
+    assert abs(ours[1]) < 1e-12  # an active bound
+
+
+def test_block_daqp_refuses_constraint_rows() -> None:
+    x = cp.Variable(2)
+    problem = cp.Problem(cp.Minimize(cp.sum_squares(x)), [x[0] + x[1] == 1])
+    with pytest.raises(cp.error.SolverError, match="bounds only"):
+        problem.solve(solver=BlockDAQP())
+
+
+@pytest.mark.parametrize("lam", [1e-7, 1e-3, 10.0])
+def test_daqp_and_nnls_reach_the_same_optimum(lam: float) -> None:
+    # Both are exact methods (active set): they agree far below solver tolerances,
+    # down to the smallest λ the search allows (the worst-conditioned problem).
+    spectra = [(FREQ, spectrum(seed, R_int=100.0 * (seed + 1))) for seed in range(5)]
+    daqp = invert_drt_batch(spectra, lam=lam, solver="DAQP", batch_size=3)
+    nnls = invert_drt_batch(spectra, lam=lam, solver="NNLS")
+    for ours, exact in zip(daqp, nnls, strict=True):
+        assert ours.ok and exact.ok
+        assert np.max(np.abs(ours.gamma - exact.gamma)) < 1e-5 * exact.gamma.max()
+        assert ours.R_inf == pytest.approx(exact.R_inf, rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["CLARABEL", "OSQP", "SCS", "NNLS"])
+def test_solvers_agree_with_the_default(solver: str) -> None:
     z = spectrum(1)
     reference = invert_drt(FREQ, z, lam=LAM)
+    assert reference.solver == "DAQP"
     other = invert_drt(FREQ, z, lam=LAM, solver=solver)
     assert reference.ok and other.ok and other.solver == solver
     # Stated tolerance: 0.1 % of the largest γ, 0.1 % of R_inf.
@@ -67,15 +120,17 @@ def test_forced_solver_failure_is_reported_not_zeros() -> None:
     assert np.all(np.isnan(result.z_fit)) and result.peaks == ()
 
 
-def test_failure_in_a_batch_is_isolated_to_its_spectrum() -> None:
+@pytest.mark.parametrize(
+    ("solver", "limit"), [("OSQP", {"max_iter": 1}), ("DAQP", {"iter_limit": 1})]
+)
+def test_failure_in_a_batch_is_isolated_to_its_spectrum(solver: str, limit: dict) -> None:
     spectra = [(FREQ, spectrum(seed)) for seed in range(3)]
-    results = invert_drt_batch(spectra, lam=LAM, batch_size=3, solver="OSQP")
+    results = invert_drt_batch(spectra, lam=LAM, batch_size=3, solver=solver)
     assert all(result.ok for result in results)
-    failing = invert_drt_batch(
-        spectra, lam=LAM, batch_size=3, solver="OSQP", solver_options={"max_iter": 1}
-    )
+    failing = invert_drt_batch(spectra, lam=LAM, batch_size=3, solver=solver, solver_options=limit)
     assert [result.ok for result in failing] == [False, False, False]
     assert {result.status for result in failing} == {"user_limit"}
+    assert all(np.all(np.isnan(result.gamma)) for result in failing)
 
 
 def test_reused_problem_equals_a_fresh_one(problem) -> None:
