@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
-from matplotlib.colors import Normalize
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from geis_pipeline.physics import FARADAY_C_MOL
@@ -328,13 +328,26 @@ def _edges(centres: np.ndarray, log: bool = False) -> np.ndarray:
 
 
 def drt_map(
-    results, *, max_rows: int = MAX_MAP_ROWS, peaks: bool = True, ax: Axes | None = None
+    results,
+    *,
+    max_rows: int = MAX_MAP_ROWS,
+    peaks: bool = True,
+    scale: str = "log",
+    decades: float = 3.0,
+    ax: Axes | None = None,
 ) -> Figure:
     """gamma(tau) (ohm cm2) of every step as a heat map: time (h) vs tau (s, log).
 
     The tracked peaks (``<process>_tau_s`` of the DRT stage, e.g. ``int`` and ``gb``) are
     drawn on top. Rows are decimated to ``max_rows``.
+
+    ``scale="log"`` (default) colours log γ over the top ``decades`` decades, so the
+    small early peaks stay visible next to the large late ones (the interface
+    resistance grows by orders of magnitude during stripping); ``"linear"``
+    colours γ itself.
     """
+    if scale not in ("log", "linear"):
+        raise ValueError(f"scale must be 'log' or 'linear', got {scale!r}")
     experiment = _experiment(results)
     fig, ax = _axes(ax, (7.0, 4.8))
     drt = experiment.drt_map()
@@ -343,12 +356,19 @@ def drt_map(
     tau, gamma = drt
     times = _times_h(experiment)
     rows = decimate(len(times), max_rows)
+    values = (np.nan_to_num(gamma[rows], nan=0.0) * _area(experiment)).T
+    norm = None
+    if scale == "log":
+        top = float(np.max(values)) if values.size and np.max(values) > 0 else 1.0
+        # Values below the range (including γ = 0) take the darkest colour.
+        norm = LogNorm(top * 10.0**-decades, top, clip=True)
     # pcolormesh needs increasing edges: sweep times are (sorted) sweep starts.
     mesh = ax.pcolormesh(
         _edges(times[rows]),
         _edges(tau, log=True),
-        (np.nan_to_num(gamma[rows], nan=0.0) * _area(experiment)).T,
+        values,
         cmap="magma",
+        norm=norm,
         shading="flat",
         rasterized=True,
     )
@@ -398,12 +418,21 @@ def drt_curves(
     for step in steps:
         ax.plot(tau, gamma[step] * area, "-", lw=1.2, color=cmap(norm(times[step])))
     stage = experiment.stage("drt")
-    for window in (stage.attrs.get("windows") or {}).values():
-        ax.axvspan(float(window[0]), float(window[1]), color="0.9", zorder=0)
+    shades = iter(("#dbe9f6", "#fde3c8", "#dcefd9", "#eadcf0", "#f3f3c9"))
+    for process, window in (stage.attrs.get("windows") or {}).items():
+        ax.axvspan(
+            float(window[0]),
+            float(window[1]),
+            color=next(shades, "0.9"),
+            zorder=0,
+            label=f"{process} window",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("τ (s)")
     ax.set_ylabel(f"γ ({_z_unit(experiment)})")
-    ax.set_title(f"{experiment.name}: DRT of {len(steps)} steps (shaded: peak windows)")
+    ax.set_title(f"{experiment.name}: DRT of {len(steps)} steps")
+    if stage.attrs.get("windows"):
+        ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
     _time_colourbar(fig, ax, norm)
     return fig
 

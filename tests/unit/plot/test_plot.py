@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 from matplotlib.collections import LineCollection, QuadMesh
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from geis_pipeline import plot
@@ -160,7 +161,20 @@ def test_drt_map(experiment, tmp_path: Path) -> None:
     tau_int = np.asarray(peaks["int peak"].get_ydata())
     assert np.all((tau_int[np.isfinite(tau_int)] >= window[0]) & (tau_int <= window[1]))
     assert _colourbars(fig)[0].get_ylabel() == "γ (Ω cm²)"
+    # log colour scale over 3 decades below the largest γ
+    gamma_max = np.nanmax(experiment.drt_map()[1]) * experiment.metadata.area_cm2
+    assert isinstance(mesh.norm, LogNorm)
+    assert mesh.norm.vmax == pytest.approx(gamma_max)
+    assert mesh.norm.vmin == pytest.approx(gamma_max * 1e-3)
     _check_png(fig, tmp_path / "drt_map.png")
+
+
+def test_drt_map_linear_scale_and_bad_scale(experiment) -> None:
+    fig = plot.drt_map(experiment, scale="linear")
+    mesh = next(c for c in _data_axes(fig)[0].collections if isinstance(c, QuadMesh))
+    assert not isinstance(mesh.norm, LogNorm)
+    with pytest.raises(ValueError, match="scale"):
+        plot.drt_map(experiment, scale="sqrt")
 
 
 def test_drt_map_decimates_rows(experiment) -> None:
@@ -178,6 +192,11 @@ def test_drt_curves(experiment, tmp_path: Path) -> None:
     np.testing.assert_allclose(ax.lines[0].get_xdata(), tau)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), gamma[0] * experiment.metadata.area_cm2)
     assert len(_colourbars(fig)) == 1
+    # one shaded, labelled band per peak window, each its own colour
+    windows = experiment.stage("drt").attrs["windows"]
+    bands = [patch for patch in ax.patches if patch.get_label().endswith(" window")]
+    assert sorted(band.get_label() for band in bands) == sorted(f"{p} window" for p in windows)
+    assert len({band.get_facecolor() for band in bands}) == len(windows)
     _check_png(fig, tmp_path / "drt_curves.png")
 
 
