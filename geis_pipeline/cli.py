@@ -184,7 +184,7 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
         "--area-cm2",
         type=float,
         default=None,
-        help="electrode area in cm2 (overrides the file headers; needed for .mpr files)",
+        help="electrode area in cm2 (overrides the file headers; needed when a file has none)",
     )
     parser.add_argument(
         "--strict",

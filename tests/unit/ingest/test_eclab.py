@@ -75,6 +75,8 @@ def test_mpr_equals_mpt_to_float32(realdata: Path) -> None:
     assert from_mpr.format == "eclab-mpr"
     assert from_mpr.technique == "GEIS"
     assert from_mpr.start_time == from_mpt.start_time
+    # The area decoded from the settings module is the one the text export states.
+    assert from_mpr.area_cm2 == pytest.approx(from_mpt.area_cm2, rel=1e-6)
     assert len(from_mpr.spectra) == len(from_mpt.spectra) == 61
     for text_sweep, binary_sweep in zip(from_mpt.spectra, from_mpr.spectra, strict=True):
         assert text_sweep.flags == binary_sweep.flags
@@ -95,6 +97,25 @@ def test_peis_ssb_mpr(realdata: Path) -> None:
     assert spectrum.freq[-1] == pytest.approx(0.01, rel=0.01)
     # The solid-state cell's arcs are capacitive at mid frequency.
     assert np.median(spectrum.z.imag) < 0
+
+
+def test_mpr_area_is_not_guessed_from_an_unknown_settings_layout(realdata: Path) -> None:
+    from galvani import BioLogic
+
+    from geis_pipeline.ingest.eclab_mpr import _area_from_settings
+
+    modules = BioLogic.MPRfile(str(realdata / "geis.mpr")).modules
+    settings = next(module for module in modules if module["shortname"].strip() == b"VMP Set")
+    assert _area_from_settings([settings]) == pytest.approx(1.13)
+    # PEIS_SSB.mpr keeps EC-Lab's untouched default, 0.001 cm² (as its export would say).
+    peis = BioLogic.MPRfile(str(realdata / "PEIS_SSB.mpr")).modules
+    assert _area_from_settings(peis) == pytest.approx(0.001)
+    data = bytes(settings["data"])
+    shifted = {**settings, "data": b"\x00" + data}  # the layout moved by one byte
+    newer = {**settings, "version": 1}
+    binary_follower = {**settings, "data": data[:534] + b"\x01" * 13 + data[547:]}
+    for module in (shifted, newer, binary_follower, {**settings, "data": data[:530]}):
+        assert _area_from_settings([module]) is None
 
 
 def _geis_records(realdata: Path) -> np.ndarray:
