@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,8 +22,21 @@ def demo_run(small_run: Path) -> Path:
     return small_run
 
 
-def _execute(name: str) -> list[dict]:
-    """Run one notebook in a fresh kernel; return its image outputs."""
+def _widget_outputs(notebook) -> list[dict]:
+    """What the notebook's ipywidgets Output widgets hold (the slider's step view)."""
+    state = notebook.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}
+    )
+    return [
+        output
+        for model in state.get("state", {}).values()
+        if model.get("model_name") == "OutputModel"
+        for output in model["state"].get("outputs", [])
+    ]
+
+
+def _execute(name: str) -> tuple[list[dict], list[dict]]:
+    """Run one notebook in a fresh kernel: its image outputs, and its widgets' images."""
     path = NOTEBOOKS / f"{name}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     # outputs are not committed
@@ -34,13 +48,17 @@ def _execute(name: str) -> list[dict]:
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute(env=dict(os.environ))  # the kernel sees GEIS_RESULTS
-    return [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if "image/png" in output.get("data", {})
+    cell_outputs = [
+        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     ]
+    widget_outputs = _widget_outputs(notebook)
+    # an exception inside a widget callback lands in the widget, not the cell
+    assert not [o for o in cell_outputs + widget_outputs if o.get("output_type") == "error"]
+
+    def images(outputs: list[dict]) -> list[dict]:
+        return [output for output in outputs if "image/png" in output.get("data", {})]
+
+    return images(cell_outputs), images(widget_outputs)
 
 
 def test_notebooks_execute(demo_run: Path, monkeypatch) -> None:
@@ -49,7 +67,12 @@ def test_notebooks_execute(demo_run: Path, monkeypatch) -> None:
     names = ["inspect_experiment", "reprocess"]
     # two kernels side by side: the suite stays fast
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images = dict(zip(names, pool.map(_execute, names), strict=True))
-    assert len(images["inspect_experiment"]) >= 10  # every figure and the time steps
+        executed = dict(zip(names, pool.map(_execute, names), strict=True))
+    images = {name: cells + widgets for name, (cells, widgets) in executed.items()}
+    # every figure and the time steps (with ipywidgets: the slider's first step)
+    assert len(images["inspect_experiment"]) >= 10
     assert len(images["reprocess"]) >= 3  # the comparison and two DRT maps
     assert demo_run.stat().st_mtime_ns == before  # the input run is left as it was
+    if importlib.util.find_spec("ipywidgets") is not None:
+        # the slider path (the test extra installs ipywidgets): its first step is drawn
+        assert len(executed["inspect_experiment"][1]) == 1
