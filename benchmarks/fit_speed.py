@@ -4,7 +4,8 @@ Both fit the same simulated operando spectra with the same circuit; impedance.py
 is warm-started from the previous spectrum's result (its best case: it needs an
 initial guess, which we give it from the truth for the first spectrum), ours
 runs as users run it: automatic start, then warm starts. Prints per-spectrum
-medians, the ratio, and both fits' interface-resistance error against truth.
+medians, the ratio, our warm fits' iterations, and both fits' interface-resistance
+error against truth. Wall-clock times: on a shared machine, run it a few times.
 
 Usage: python benchmarks/fit_speed.py [--sweeps 200] [--peer-sweeps 60]
 """
@@ -35,7 +36,7 @@ def main() -> None:
     options = FitOptions.build(CIRCUIT, roles={"R3": "int"}, area_cm2=simulated.settings.area_cm2)
     n_spectra = len(simulated.freq)
 
-    ours_times, ours_r = [], []
+    ours_times, ours_r, warm_iterations = [], [], []
     previous = None
     for freq, z in zip(simulated.freq, simulated.z, strict=True):
         started = time.perf_counter()
@@ -43,7 +44,9 @@ def main() -> None:
             result = fit_circuit(freq, z, options)
         else:
             result = fit_circuit(freq, z, options, initial=previous.vector)
-            if not result.ok:
+            if result.ok:
+                warm_iterations.append(result.n_iterations)
+            else:
                 result = fit_circuit(freq, z, options)
         ours_times.append(time.perf_counter() - started)
         ours_r.append(result.parameters["R3"])
@@ -75,6 +78,11 @@ def main() -> None:
     print(f"spectra: {n_spectra} (69 points, 10 parameters), impedance.py on the first {n_peer}")
     ours_mean_ms = 1e3 * np.mean(ours_times)
     print(f"geis-pipeline fit : median {ours_ms:6.2f} ms/spectrum, mean {ours_mean_ms:6.2f}")
+    print(
+        f"warm starts       : {len(warm_iterations)}, "
+        f"Levenberg-Marquardt iterations mean {np.mean(warm_iterations):.2f}, "
+        f"max {max(warm_iterations)}"
+    )
     print(f"impedance.py fit  : median {peer_ms:6.2f} ms/spectrum (warm-started)")
     print(f"ratio (peer/ours) : {peer_ms / ours_ms:.1f}x")
     print(

@@ -11,17 +11,25 @@ from the Jacobian at the solution.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
+from scipy.linalg.lapack import dgesv
 
-from geis_pipeline.elements import apex_frequency, brug_capacitance, time_constant
+from geis_pipeline.elements import brug_capacitance, time_constant
 from geis_pipeline.errors import FitError
 from geis_pipeline.fit._solver import Solution, levenberg_marquardt
-from geis_pipeline.fit.circuit import ELEMENT_PARAMETERS, Circuit, parse_circuit
+from geis_pipeline.fit.circuit import (
+    ELEMENT_PARAMETERS,
+    LINEAR_KINDS,
+    Circuit,
+    _Grid,
+    parse_circuit,
+)
 from geis_pipeline.fit.initial import initial_guesses
 from geis_pipeline.spectrum import Spectrum
 
@@ -58,6 +66,12 @@ WEIGHTINGS = ("modulus", "proportional", "unit")
 _WARM_CHI2_FACTOR = 3.0
 # A parameter within this distance (in ln units) of a bound counts as at the bound.
 _AT_BOUND_LN = 1e-3
+# Frequency grids kept per options (an experiment has one or a few sweeps).
+_GRID_CACHE_SIZE = 8
+# Initial Levenberg-Marquardt damping (relative to each direction's curvature) from
+# automatic start values and from a given start (previous step's result).
+_COLD_DAMPING = 1e-3
+_WARM_DAMPING = 1e-5
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,148 @@ class FitOptions:
             max_iterations,
         )
 
+    @functools.cached_property
+    def _layout(self) -> _Layout:
+        """What every fit with these options needs, computed once per options."""
+        return _Layout.build(self)
+
+
+@dataclass(frozen=True, eq=False)
+class _Arcs:
+    """The R||CPE and R||C blocks as index arrays, for all Brug capacitances at once."""
+
+    resistors: tuple[str, ...]
+    capacitors: tuple[str, ...]
+    roles: tuple[str | None, ...]
+    resistance: np.ndarray  # parameter index of each arc's R
+    charge: np.ndarray  # ... of its Q (C for a capacitor)
+    alpha: np.ndarray  # ... of its exponent (0 for a capacitor: unused)
+    has_alpha: np.ndarray  # False for a capacitor (alpha = 1)
+    # Positions among the free parameters (-1: fixed) for the delta method.
+    resistance_free: tuple[int, ...]
+    charge_free: tuple[int, ...]
+    alpha_free: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Index arrays and names derived from the options (free, linear, arcs)."""
+
+    free: np.ndarray  # bool per parameter
+    free_index: np.ndarray  # indices of the free parameters
+    free_names: tuple[str, ...]
+    full: np.ndarray  # all parameters: the fixed values, 0 for the free ones
+    linear_all: np.ndarray  # bool per parameter: fitted on a linear scale
+    linear: np.ndarray  # bool per free parameter: fitted on a linear scale
+    linear_index: np.ndarray  # positions of those among the free parameters
+    linear_parameters: np.ndarray  # their indices among all parameters
+    log_positions: np.ndarray  # positions of the log-scale ones among the free parameters
+    log_parameters: np.ndarray  # their indices among all parameters
+    all_free: bool
+    # Solver bounds of the free parameters: ln of the bounds; a linear parameter's
+    # natural bounds (each spectrum divides them by its own scale).
+    lower: np.ndarray
+    upper: np.ndarray
+    # Free CPE exponents bounded above by 1: only their lower bound is a failure.
+    ideal_at_upper: np.ndarray
+    arcs: _Arcs
+    fixed_index: np.ndarray  # indices of the fixed parameters
+    # A start value must exceed this: 0 for log parameters, the largest negative
+    # double for linear ones (which may be 0).
+    start_floor: np.ndarray
+    # Frequency grids by their frequencies' bytes: consecutive spectra of an
+    # experiment share one sweep, whose grid is then computed once.
+    grids: dict[bytes, _Grid] = field(default_factory=dict)
+
+    def grid(self, circuit: Circuit, freq: np.ndarray) -> _Grid:
+        key = freq.tobytes()
+        grid = self.grids.get(key)
+        if grid is None:
+            if len(self.grids) >= _GRID_CACHE_SIZE:
+                self.grids.clear()
+            grid = self.grids[key] = circuit.grid(freq)
+        return grid
+
+    @classmethod
+    def build(cls, options: FitOptions) -> _Layout:
+        circuit = options.circuit
+        names = circuit.parameter_names
+        free = np.array([name not in options.fixed for name in names])
+        full = np.zeros(len(names))
+        for name, value in options.fixed.items():
+            full[names.index(name)] = value
+        linear_all = _linear_mask(circuit)
+        linear = linear_all[free]
+        free_names = tuple(name for name in names if name not in options.fixed)
+        free_lower, free_upper = options.lower[free], options.upper[free]
+        with np.errstate(divide="ignore"):
+            lower = np.where(linear, free_lower, np.log(free_lower))
+        upper = np.where(linear, free_upper, np.log(free_upper))
+        ideal_at_upper = np.array(
+            [
+                _is_cpe_exponent(name, circuit) and math.isclose(high, 1.0)
+                for name, high in zip(free_names, free_upper, strict=True)
+            ],
+            dtype=bool,
+        )
+        return cls(
+            free=free,
+            free_index=np.flatnonzero(free),
+            free_names=free_names,
+            full=full,
+            linear_all=linear_all,
+            linear=linear,
+            linear_index=np.flatnonzero(linear),
+            linear_parameters=np.flatnonzero(free & linear_all),
+            log_positions=np.flatnonzero(~linear),
+            log_parameters=np.flatnonzero(free & ~linear_all),
+            all_free=bool(free.all()),
+            lower=lower,
+            upper=upper,
+            ideal_at_upper=ideal_at_upper,
+            arcs=_arc_layout(options, free_names),
+            fixed_index=np.flatnonzero(~free),
+            start_floor=np.where(linear_all, -np.finfo(np.float64).smallest_subnormal, 0.0),
+        )
+
+
+def _arc_layout(options: FitOptions, free_names: tuple[str, ...]) -> _Arcs:
+    circuit = options.circuit
+    names = circuit.parameter_names
+    position = {name: index for index, name in enumerate(free_names)}
+    resistance, charge, alpha, has_alpha, roles = [], [], [], [], []
+    for resistor, capacitor in circuit.zarcs:
+        resistance.append(names.index(resistor))
+        if circuit.element_kinds[capacitor] == "C":
+            charge.append(names.index(capacitor))
+            alpha.append(0)
+            has_alpha.append(False)
+        else:
+            charge.append(names.index(f"{capacitor}_0"))
+            alpha.append(names.index(f"{capacitor}_1"))
+            has_alpha.append(True)
+        roles.append(options.roles.get(resistor) or options.roles.get(capacitor))
+    has_alpha_array = np.array(has_alpha, dtype=bool)
+
+    def free_positions(indices: list[int], valid: list[bool] | None = None) -> tuple[int, ...]:
+        found = [position.get(names[index], -1) for index in indices]
+        if valid is not None:
+            found = [place if ok else -1 for place, ok in zip(found, valid, strict=True)]
+        return tuple(found)
+
+    return _Arcs(
+        resistors=tuple(resistor for resistor, _ in circuit.zarcs),
+        capacitors=tuple(capacitor for _, capacitor in circuit.zarcs),
+        roles=tuple(roles),
+        resistance=np.array(resistance, dtype=np.intp),
+        charge=np.array(charge, dtype=np.intp),
+        alpha=np.array(alpha, dtype=np.intp),
+        has_alpha=has_alpha_array,
+        resistance_free=free_positions(resistance),
+        charge_free=free_positions(charge),
+        alpha_free=free_positions(alpha, has_alpha),
+    )
+
 
 def _linear_names(circuit: Circuit) -> set[str]:
     """Parameters fitted on a linear scale, bounded below by 0.
@@ -219,7 +375,7 @@ def _linear_names(circuit: Circuit) -> set[str]:
     towards 0 for dozens of iterations; on a linear scale one projected step
     reaches it.
     """
-    return {name for name, kind in circuit.element_kinds.items() if kind == "L"}
+    return {name for name, kind in circuit.element_kinds.items() if kind in LINEAR_KINDS}
 
 
 def _linear_mask(circuit: Circuit) -> np.ndarray:
@@ -293,102 +449,125 @@ class FitResult:
 
 
 class _Problem:
-    """One spectrum's weighted residuals in log-parameter space over the free parameters."""
+    """One spectrum's weighted residuals in log-parameter space over the free parameters.
+
+    Residuals interleave each point's real and imaginary parts (a complex
+    array viewed as float64: no copies); the solver only needs their sums.
+    """
 
     def __init__(
-        self, options: FitOptions, freq: np.ndarray, z: np.ndarray, mask: np.ndarray
+        self,
+        options: FitOptions,
+        freq: np.ndarray,
+        z: np.ndarray,
+        mask: np.ndarray,
+        all_points: bool | None = None,
     ) -> None:
         self.options = options
-        names = options.circuit.parameter_names
-        self.free = np.array([name not in options.fixed for name in names])
-        self.full = np.zeros(len(names))
-        for name, value in options.fixed.items():
-            self.full[names.index(name)] = value
-        self.freq = freq[mask]
-        self.z = z[mask]
-        self.grid = options.circuit.grid(self.freq)
-        self.weight_real, self.weight_imag = _weights(self.z, options.weighting)
-        linear = _linear_mask(options.circuit)
-        self.linear = linear[self.free]
-        top = int(np.argmax(self.freq))
+        layout = options._layout
+        self.layout = layout
+        self.free_index = layout.free_index
+        self.full = layout.full
+        self.linear = layout.linear
+        self.linear_index = layout.linear_index
+        self.all_free = layout.all_free
+        self.all_points = bool(mask.all()) if all_points is None else all_points
+        if self.all_points:
+            self.freq, self.z = freq, z
+        else:
+            self.freq, self.z = freq[mask], z[mask]
+        self.grid = layout.grid(options.circuit, self.freq)
+        self.weights = _weights(self.z, options.weighting)
+        top = int(self.freq.argmax())
         # Scale of a linear (inductance) parameter: omega L = 1 % of |Z| at the top frequency.
         self.linear_scale = 0.01 * abs(self.z[top]) / (2 * np.pi * self.freq[top])
-        free_lower, free_upper = options.lower[self.free], options.upper[self.free]
-        with np.errstate(divide="ignore"):
-            self.lower = np.where(self.linear, free_lower / self.linear_scale, np.log(free_lower))
-        self.upper = np.where(self.linear, free_upper / self.linear_scale, np.log(free_upper))
+        self.lower, self.upper = layout.lower, layout.upper
+        # Weights of the Jacobian's rows: the residuals' weights, times dp/du = the
+        # scale for a linear coordinate (for a log one the model's rows already hold p dZ/dp).
+        self.row_weights = self.weights
+        if self.linear_index.size:
+            self.lower, self.upper = self.lower.copy(), self.upper.copy()
+            self.lower[self.linear_index] /= self.linear_scale
+            self.upper[self.linear_index] /= self.linear_scale
+            factor = np.ones(self.free_index.size)
+            factor[self.linear_index] = self.linear_scale
+            self.row_weights = np.outer(factor, self.weights)
+        # The model at the last point evaluated: the fit's Z at the solution, free.
+        self.last: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     def to_solver(self, values: np.ndarray) -> np.ndarray:
         """Free parameter values (natural units) -> solver coordinates."""
-        free = values[self.free]
-        with np.errstate(divide="ignore"):
-            return np.where(self.linear, free / self.linear_scale, np.log(free))
+        free = values[self.free_index]
+        if not self.linear_index.size:
+            return np.log(free)
+        coordinates = np.log(free, out=np.empty_like(free), where=~self.linear)
+        coordinates[self.linear_index] = free[self.linear_index] / self.linear_scale
+        return coordinates
 
     def expand(self, coordinates: np.ndarray) -> np.ndarray:
         """Solver coordinates -> all parameter values (natural units)."""
         values = self.full.copy()
-        with np.errstate(over="ignore"):
-            values[self.free] = np.where(
-                self.linear, coordinates * self.linear_scale, np.exp(coordinates)
-            )
+        if not self.linear_index.size:
+            values[self.free_index] = np.exp(coordinates)  # within the bounds: no overflow
+            return values
+        layout = self.layout
+        values[layout.log_parameters] = np.exp(coordinates[layout.log_positions])
+        values[layout.linear_parameters] = coordinates[self.linear_index] * self.linear_scale
         return values
 
     def residuals(self, log_free: np.ndarray) -> np.ndarray:
-        """Weighted residuals [real, imag]; inf where the model overflows."""
-        values = self.expand(log_free)
+        """Weighted residuals, real and imaginary parts interleaved; inf if the model overflows."""
         with np.errstate(all="ignore"):  # wild trial steps may overflow: cost = inf rejects them
+            values = self.expand(log_free)
             difference = self.options.circuit.impedance_on(self.grid, values) - self.z
-            residuals = np.concatenate(
-                [difference.real * self.weight_real, difference.imag * self.weight_imag]
-            )
-        if not np.all(np.isfinite(residuals)):
-            residuals = np.full_like(residuals, np.inf)
+            residuals = difference.view(np.float64) * self.weights
+            if not math.isfinite(residuals @ residuals):
+                residuals = np.full_like(residuals, np.inf)
         return residuals
 
     def jacobian(self, log_free: np.ndarray) -> np.ndarray:
         """d(residuals)/d(ln p) of the free parameters (chain rule: p dZ/dp)."""
-        return self.residuals_and_jacobian(log_free)[1]
+        with np.errstate(all="ignore"):
+            return self.residuals_and_jacobian(log_free)[1]
 
     def residuals_and_jacobian(self, log_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both from one evaluation of the circuit (the Jacobian needs Z anyway)."""
+        """Both from one evaluation of the circuit (the Jacobian needs Z anyway).
+
+        The Jacobian is returned as the transpose of a row-major (n_free,
+        n_residuals) array: the solver's products J^T J and J^T r then run
+        on contiguous rows. Called inside :func:`_solve`'s ``np.errstate``:
+        wild trial steps may overflow, and an infinite cost rejects them.
+        """
         values = self.expand(log_free)
-        with np.errstate(all="ignore"):
-            z_model, jacobian = self.options.circuit.impedance_and_jacobian_on(self.grid, values)
-            difference = z_model - self.z
-            residuals = np.concatenate(
-                [difference.real * self.weight_real, difference.imag * self.weight_imag]
-            )
-        if not np.all(np.isfinite(residuals)):
+        z_model, rows = self.options.circuit.impedance_and_log_jacobian_on(self.grid, values)
+        self.last = (log_free, z_model)
+        residuals = (z_model - self.z).view(np.float64) * self.weights
+        if not math.isfinite(residuals @ residuals):
             residuals = np.full_like(residuals, np.inf)
-        with np.errstate(all="ignore"):
-            # dp/du: p for log coordinates, the scale for linear ones.
-            chain = np.where(self.linear, self.linear_scale, values[self.free])
-            jacobian_free = jacobian[:, self.free] * chain
-            stacked = np.vstack(
-                [
-                    jacobian_free.real * self.weight_real[:, None],
-                    jacobian_free.imag * self.weight_imag[:, None],
-                ]
-            )
-        return residuals, stacked
+        if not self.all_free:
+            rows = rows[self.free_index]
+        return residuals, (rows.view(np.float64) * self.row_weights).T
 
 
-def _weights(z: np.ndarray, weighting: str) -> tuple[np.ndarray, np.ndarray]:
+def _weights(z: np.ndarray, weighting: str) -> np.ndarray:
+    """Weights of the interleaved residuals (real, imaginary, real, ...)."""
     modulus = np.abs(z)
     if weighting == "modulus":
-        return 1 / modulus, 1 / modulus
+        return (1 / modulus).repeat(2)
+    weights = np.empty(2 * z.size)
     if weighting == "proportional":
         # Floor at 1 % of |Z| so a zero crossing of Z'' does not get infinite weight.
-        return 1 / np.maximum(np.abs(z.real), 0.01 * modulus), 1 / np.maximum(
-            np.abs(z.imag), 0.01 * modulus
-        )
-    return np.ones_like(modulus), np.ones_like(modulus)
+        weights[0::2] = 1 / np.maximum(np.abs(z.real), 0.01 * modulus)
+        weights[1::2] = 1 / np.maximum(np.abs(z.imag), 0.01 * modulus)
+    else:
+        weights[:] = 1.0
+    return weights
 
 
 def _check_data(freq: np.ndarray, z: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     if freq.ndim != 1 or freq.shape != z.shape:
         raise FitError("freq and z must be 1-D arrays of one length", key="z")
-    if not (np.all(np.isfinite(freq)) and np.all(freq > 0) and np.all(np.isfinite(z))):
+    if not (np.isfinite(freq).all() and (freq > 0).all() and np.isfinite(z).all()):
         raise FitError("freq must be finite and > 0 Hz and z finite", key="z")
     used = np.ones(freq.size, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if used.shape != freq.shape:
@@ -396,14 +575,19 @@ def _check_data(freq: np.ndarray, z: np.ndarray, mask: np.ndarray | None) -> np.
     return used
 
 
-def _solve(problem: _Problem, start: np.ndarray) -> Solution:
-    return levenberg_marquardt(
-        problem.residuals_and_jacobian,
-        problem.to_solver(start),
-        problem.lower,
-        problem.upper,
-        max_iterations=problem.options.max_iterations,
-    )
+def _solve(problem: _Problem, start: np.ndarray, *, warm: bool = False) -> Solution:
+    # Wild trial steps may overflow the model: their infinite cost rejects them.
+    with np.errstate(all="ignore"):
+        return levenberg_marquardt(
+            problem.residuals_and_jacobian,
+            problem.to_solver(start),
+            problem.lower,
+            problem.upper,
+            max_iterations=problem.options.max_iterations,
+            # A warm start is close to the minimum, where Gauss-Newton steps are good:
+            # light damping lets the first steps cover the poorly determined directions.
+            damping=_WARM_DAMPING if warm else _COLD_DAMPING,
+        )
 
 
 def _result(
@@ -415,38 +599,48 @@ def _result(
     start: str,
 ) -> FitResult:
     options = problem.options
+    layout = problem.layout
     names = options.circuit.parameter_names
     values = problem.expand(solution.x)
-    n_residuals = solution.residuals.size
-    n_free = int(problem.free.sum())
-    dof = max(n_residuals - n_free, 1)
+    n_free = layout.free_index.size
+    dof = max(solution.residuals.size - n_free, 1)
     variance = solution.cost / dof
     try:
-        covariance = variance * np.linalg.inv(solution.jacobian.T @ solution.jacobian)
-        chain = np.where(problem.linear, problem.linear_scale, values[problem.free])
-        stderr_free = chain * np.sqrt(np.abs(np.diag(covariance)))
+        normal = solution.normal
+        if normal is None:
+            normal = solution.jacobian.T @ solution.jacobian
+        covariance = variance * _inverse(normal)
+        chain = values[problem.free_index]
+        if problem.linear_index.size:
+            chain[problem.linear_index] = problem.linear_scale
+        stderr_free = chain * np.sqrt(np.abs(covariance.diagonal()))
         # Capacitance errors use ln-parameter covariances; the linear parameters
         # (inductances) never enter a capacitance: zero their rows.
-        kept = np.where(problem.linear, 0.0, 1.0)
-        covariance_log = covariance * np.outer(kept, kept)
+        covariance_log = covariance
+        if problem.linear_index.size:
+            covariance_log = covariance.copy()
+            covariance_log[problem.linear_index] = 0.0
+            covariance_log[:, problem.linear_index] = 0.0
     except np.linalg.LinAlgError:
         covariance_log = np.full((n_free, n_free), np.nan)
         stderr_free = np.full(n_free, np.nan)
     stderr = np.zeros(len(names))
-    stderr[problem.free] = stderr_free
-    free_names = np.array(names)[problem.free]
-    at_bounds = tuple(
-        str(name)
-        for name, coordinate, low, high, linear in zip(
-            free_names, solution.x, problem.lower, problem.upper, problem.linear, strict=True
-        )
-        if _at_bound(coordinate, low, high, linear, name, options.circuit)
-    )
-    z_fit = options.circuit.impedance(freq, values)
+    stderr[problem.free_index] = stderr_free
+    at_bounds = _at_bounds(problem, solution.x)
+    last_point, last_model = problem.last
+    if problem.all_points and last_point is solution.x:
+        z_fit = last_model  # the solver evaluated the model there last
+    elif problem.all_points:
+        z_fit = options.circuit.impedance_on(problem.grid, values)
+    else:
+        z_fit = options.circuit.impedance(freq, values)
     residuals = (z_fit - z) / np.abs(z)
-    residuals_real = np.where(mask, residuals.real, np.nan)
-    residuals_imag = np.where(mask, residuals.imag, np.nan)
-    if not np.isfinite(solution.cost):
+    if problem.all_points:
+        residuals_real, residuals_imag = residuals.real.copy(), residuals.imag.copy()
+    else:
+        residuals_real = np.where(mask, residuals.real, np.nan)
+        residuals_imag = np.where(mask, residuals.imag, np.nan)
+    if not math.isfinite(solution.cost):
         status = "fit diverged"
     elif not solution.converged:
         status = "not converged"
@@ -454,7 +648,6 @@ def _result(
         status = f"parameter at bound: {', '.join(at_bounds)}"
     else:
         status = "ok"
-    free_index = {str(name): position for position, name in enumerate(free_names)}
     return FitResult(
         circuit=options.circuit.text,
         parameters=MappingProxyType(dict(zip(names, values.tolist(), strict=True))),
@@ -466,85 +659,105 @@ def _result(
         z_fit=z_fit,
         residuals_real=residuals_real,
         residuals_imag=residuals_imag,
-        capacitances=MappingProxyType(_capacitances(options, values, covariance_log, free_index)),
+        capacitances=MappingProxyType(_capacitances(options, values, covariance_log)),
         start=start,
         n_iterations=solution.n_iterations,
         at_bounds=at_bounds,
     )
 
 
-def _at_bound(
-    coordinate: float, low: float, high: float, linear: bool, name: str, circuit: Circuit
-) -> bool:
-    """A free parameter stuck at a bound (a failed fit), physical limits excepted.
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    """matrix^-1 by LU (LAPACK gesv, without numpy.linalg's per-call overhead).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        The matrix is singular.
+    """
+    _, _, inverse, info = dgesv(matrix, np.eye(matrix.shape[0]))
+    if info:
+        raise np.linalg.LinAlgError("singular matrix")
+    return inverse
+
+
+def _at_bounds(problem: _Problem, coordinates: np.ndarray) -> tuple[str, ...]:
+    """Free parameters stuck at a bound (a failed fit), physical limits excepted.
 
     An inductance at 0 (none measurable) and a CPE exponent at 1 (an ideal
-    capacitor) are results, not failures.
+    capacitor) are results, not failures: only an inductance's upper bound
+    and such an exponent's lower bound count.
     """
-    if linear:
-        return high - coordinate < _AT_BOUND_LN * max(abs(high), 1.0)
-    is_alpha = name.endswith("_1") and circuit.element_kinds.get(name[:-2]) == "CPE"
-    if is_alpha and math.isclose(math.exp(high), 1.0):
-        return coordinate - low < _AT_BOUND_LN
-    return coordinate - low < _AT_BOUND_LN or high - coordinate < _AT_BOUND_LN
+    layout = problem.layout
+    low, high = problem.lower, problem.upper
+    at_low = coordinates - low < _AT_BOUND_LN
+    at_high = high - coordinates < _AT_BOUND_LN
+    stuck = at_low | (at_high & ~layout.ideal_at_upper)
+    if problem.linear_index.size:
+        index = problem.linear_index
+        linear_high = high[index]
+        stuck[index] = linear_high - coordinates[index] < _AT_BOUND_LN * np.maximum(
+            np.abs(linear_high), 1.0
+        )
+    if not stuck.any():
+        return ()
+    return tuple(layout.free_names[index] for index in np.flatnonzero(stuck).tolist())
 
 
 def _capacitances(
-    options: FitOptions,
-    values: np.ndarray,
-    covariance_log: np.ndarray,
-    free_index: Mapping[str, int],
+    options: FitOptions, values: np.ndarray, covariance_log: np.ndarray
 ) -> dict[str, ArcCapacitance]:
-    names = options.circuit.parameter_names
+    """Brug capacitance, time constant and apex of every R||CPE block, with standard errors."""
+    arcs = options._layout.arcs
+    if not arcs.resistors:
+        return {}
+    resistance = values[arcs.resistance]
+    q = values[arcs.charge]
+    alpha = np.where(arcs.has_alpha, values[arcs.alpha], 1.0)
+    capacitance = brug_capacitance(resistance, q, alpha)
+    tau = time_constant(resistance, q, alpha)
+    apex = 1.0 / (2.0 * np.pi * tau)  # elements.apex_frequency, without a second tau
+    covariance = covariance_log.tolist()  # a few scalars per arc: Python floats beat numpy
     area = options.area_cm2
-    arcs: dict[str, ArcCapacitance] = {}
-    for resistor, capacitor in options.circuit.zarcs:
-        resistance = values[names.index(resistor)]
-        if options.circuit.element_kinds[capacitor] == "C":
-            q_name, alpha_name = capacitor, None
-            alpha = 1.0
-        else:
-            q_name, alpha_name = f"{capacitor}_0", f"{capacitor}_1"
-            alpha = values[names.index(alpha_name)]
-        q = values[names.index(q_name)]
-        capacitance = float(brug_capacitance(resistance, q, alpha))
-        tau = float(time_constant(resistance, q, alpha))
-        # ln C = (ln Q + (1-a) ln R)/a: gradient in (ln R, ln Q, ln a) for the delta method.
-        gradient = {
-            resistor: (1 - alpha) / alpha,
-            q_name: 1 / alpha,
-        }
-        if alpha_name is not None:
-            gradient[alpha_name] = -(math.log(q) + math.log(resistance)) / alpha
-        vector = np.zeros(len(free_index))
-        for name, derivative in gradient.items():
-            if name in free_index:
-                vector[free_index[name]] = derivative
-        c_stderr = (
-            capacitance * math.sqrt(abs(vector @ covariance_log @ vector)) if len(vector) else 0.0
+    result: dict[str, ArcCapacitance] = {}
+    for index, (r, q_value, a, c, t, f) in enumerate(
+        zip(
+            resistance.tolist(),
+            q.tolist(),
+            alpha.tolist(),
+            capacitance.tolist(),
+            tau.tolist(),
+            apex.tolist(),
+            strict=True,
         )
-        r_position = free_index.get(resistor)
-        r_stderr = (
-            resistance * math.sqrt(abs(covariance_log[r_position, r_position]))
-            if r_position is not None
-            else 0.0
+    ):
+        # ln C = (ln Q + (1-a) ln R)/a: gradient in (ln R, ln Q, ln a) for the delta
+        # method, over the free parameters (a fixed one contributes nothing).
+        r_free = arcs.resistance_free[index]
+        gradient = [
+            (r_free, (1 - a) / a),
+            (arcs.charge_free[index], 1 / a),
+            (arcs.alpha_free[index], -(math.log(q_value) + math.log(r)) / a),
+        ]
+        gradient = [(position, value) for position, value in gradient if position >= 0]
+        c_variance = sum(
+            first * second * covariance[i][j] for i, first in gradient for j, second in gradient
         )
-        role = options.roles.get(resistor) or options.roles.get(capacitor)
-        arcs[role or resistor] = ArcCapacitance(
-            resistor=resistor,
-            capacitor=capacitor,
+        role = arcs.roles[index]
+        result[role or arcs.resistors[index]] = ArcCapacitance(
+            resistor=arcs.resistors[index],
+            capacitor=arcs.capacitors[index],
             role=role,
-            R_ohm=float(resistance),
-            C_F=capacitance,
-            tau_s=tau,
-            f_apex_hz=float(apex_frequency(resistance, q, alpha)),
-            alpha=float(alpha),
-            R_ohm_cm2=float(resistance * area) if area else math.nan,
-            C_F_cm2=capacitance / area if area else math.nan,
-            R_stderr_ohm=float(r_stderr),
-            C_stderr_F=float(c_stderr),
+            R_ohm=r,
+            C_F=c,
+            tau_s=t,
+            f_apex_hz=f,
+            alpha=a,
+            R_ohm_cm2=r * area if area else math.nan,
+            C_F_cm2=c / area if area else math.nan,
+            R_stderr_ohm=r * math.sqrt(abs(covariance[r_free][r_free])) if r_free >= 0 else 0.0,
+            C_stderr_F=c * math.sqrt(abs(c_variance)),
         )
-    return arcs
+    return result
 
 
 def _cold_fit(problem: _Problem, freq, z, mask) -> FitResult:
@@ -651,38 +864,39 @@ def fit_circuit(
     freq = np.asarray(freq, dtype=np.float64)
     z = np.asarray(z, dtype=np.complex128)
     used = _check_data(freq, z, mask)
-    n_free = sum(name not in fit_options.fixed for name in fit_options.circuit.parameter_names)
+    n_free = fit_options._layout.free_index.size
     if 2 * used.sum() <= n_free:
         raise FitError(
             f"{int(used.sum())} points cannot determine {n_free} free parameters", key="mask"
         )
-    problem = _Problem(fit_options, freq, z, used)
+    problem = _Problem(fit_options, freq, z, used, all_points=True if mask is None else None)
     if initial is None:
         return _cold_fit(problem, freq, z, used)
     start = _start_vector(fit_options, initial)
-    return _result(problem, _solve(problem, start), freq, z, used, "warm")
+    return _result(problem, _solve(problem, start, warm=True), freq, z, used, "warm")
 
 
 def _start_vector(options: FitOptions, initial: Mapping[str, float] | np.ndarray) -> np.ndarray:
     names = options.circuit.parameter_names
-    if isinstance(initial, Mapping):
+    if not isinstance(initial, np.ndarray) and isinstance(initial, Mapping):
         start = np.sqrt(options.lower * options.upper)
         for name, value in initial.items():
             if name not in names:
                 raise FitError(f"unknown parameter {name!r}", key=f"initial.{name}")
             start[names.index(name)] = value
     else:
-        start = np.asarray(initial, dtype=np.float64).copy()
+        start = np.array(initial, dtype=np.float64)
         if start.shape != (len(names),):
             raise FitError(f"initial vector needs {len(names)} values", key="initial")
-    for name, value in options.fixed.items():
-        start[names.index(name)] = value
-    linear = _linear_mask(options.circuit)
-    if not np.all(np.isfinite(start)) or np.any(np.where(linear, start < 0, start <= 0)):
+    layout = options._layout
+    if layout.fixed_index.size:
+        start[layout.fixed_index] = layout.full[layout.fixed_index]
+    # > floor: > 0, or >= 0 for inductances; NaN fails both comparisons.
+    if not ((start > layout.start_floor).all() and (start < np.inf).all()):
         raise FitError(
             "initial values must be finite and > 0 (>= 0 for inductances)", key="initial"
         )
-    return np.clip(start, options.lower, options.upper)
+    return np.minimum(np.maximum(start, options.lower), options.upper)
 
 
 def fit_experiment(

@@ -7,7 +7,12 @@ itself checks the string (:func:`parse_circuit` builds its ``CustomCircuit``
 once), but its evaluation is a Python ``eval`` of nested closures without
 derivatives: too slow to fit 30,000 spectra. :class:`Circuit` compiles the
 same string into vectorised numpy with exact derivatives, tested to agree
-with ``CustomCircuit.predict`` to 1e-10.
+with ``CustomCircuit.predict`` to 1e-10. A circuit that is a series of
+elements and p(R,CPE)/p(R,C) blocks (nearly every circuit fitted to these
+cells) is also flattened: all its R||CPE blocks are evaluated together as
+(n_blocks, n_freq) arrays with the derivatives the fit uses (by ln p), about
+two dozen numpy operations per evaluation instead of a tree walk (tested
+against the tree to 1e-12).
 
 Elements (impedance.py's definitions, omega = 2 pi f):
 R (R), C (1/(j omega C)), L (j omega L), CPE (1/(Q (j omega)^alpha)),
@@ -17,8 +22,9 @@ W (A (1 - j)/sqrt(omega)), Zarc (R/(1 + (j omega tau)^gamma)).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,18 +75,72 @@ class _RQ:
 
 _Node = _Element | _Series | _Parallel | _RQ
 
+#: Element types whose parameter the fit moves on a linear scale (an inductance may be 0):
+#: :meth:`Circuit.impedance_and_log_jacobian_on` differentiates by them directly.
+LINEAR_KINDS = frozenset({"L"})
+
+
+_Index = slice | np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _Flat:
+    """A circuit that is a series of elements and p(R,CPE)/p(R,C) blocks (the common case).
+
+    The p(R,CPE) blocks are evaluated together, as (n_blocks, n_freq) arrays,
+    in about twenty numpy operations whatever their number; series inductors and
+    resistors as sums; the other parts (series C, CPE, W, Zarc, p(R,C)) one by
+    one, without walking a tree. Indices are slices where the parameters are
+    evenly spaced (``L0-p(R1,CPE1)-p(R2,CPE2)...``): views instead of copies.
+    """
+
+    resistors: _Index  # parameter index of each p(R,CPE) block's R
+    charges: _Index  # ... of its Q
+    exponents: _Index  # ... of its alpha
+    n_blocks: int
+    inductors: _Index  # series L
+    n_inductors: int
+    series_resistors: _Index  # series R
+    n_series_resistors: int
+    others: tuple[_Element | _RQ, ...]
+
+
+def _index(indices: list[int]) -> _Index:
+    """A slice for evenly spaced increasing indices, else an index array."""
+    if len(indices) == 1:
+        return slice(indices[0], indices[0] + 1)
+    steps = {later - earlier for earlier, later in itertools.pairwise(indices)}
+    if len(steps) == 1 and (step := steps.pop()) > 0:
+        return slice(indices[0], indices[-1] + 1, step)
+    return np.array(indices, dtype=np.intp)
+
 
 class _Grid:
     """Angular frequencies and the functions of them every evaluation needs (computed once)."""
 
-    __slots__ = ("j_omega", "log_j_omega", "omega", "ones", "warburg")
+    __slots__ = ("_ones", "_warburg", "j_omega", "log_j_omega", "log_omega", "omega")
 
     def __init__(self, omega: np.ndarray) -> None:
         self.omega = omega
         self.j_omega = 1j * omega
-        self.log_j_omega = np.log(omega) + 0.5j * np.pi  # ln(j omega)
-        self.warburg = (1 - 1j) / np.sqrt(omega)
-        self.ones = np.ones(omega.size, dtype=np.complex128)
+        self.log_omega = np.log(omega)
+        self.log_j_omega = self.log_omega + 0.5j * np.pi  # ln(j omega)
+        self._warburg: np.ndarray | None = None
+        self._ones: np.ndarray | None = None
+
+    @property
+    def warburg(self) -> np.ndarray:
+        """(1 - j)/sqrt(omega), for Warburg elements (computed on first use)."""
+        if self._warburg is None:
+            self._warburg = (1 - 1j) / np.sqrt(self.omega)
+        return self._warburg
+
+    @property
+    def ones(self) -> np.ndarray:
+        """dZ/dR of a series resistor (computed on first use)."""
+        if self._ones is None:
+            self._ones = np.ones(self.omega.size, dtype=np.complex128)
+        return self._ones
 
 
 class _Parser:
@@ -183,6 +243,7 @@ class Circuit:
     zarcs: tuple[tuple[str, str], ...]
     _root: _Node
     _elements: tuple[_Element, ...]
+    _flat: _Flat | None = field(default=None, compare=False, repr=False)  # from _root
 
     @property
     def n_parameters(self) -> int:
@@ -206,6 +267,8 @@ class Circuit:
 
     def impedance_on(self, grid: _Grid, parameters: np.ndarray) -> np.ndarray:
         """Z on a precomputed grid: the hot path of fitting."""
+        if self._flat is not None:
+            return _flat_evaluate(self._flat, grid, parameters, False)[0]
         return _evaluate(self._root, grid, parameters, False)[0]
 
     def impedance_and_jacobian_on(
@@ -213,6 +276,33 @@ class Circuit:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Z and dZ/dp on a precomputed grid."""
         return _evaluate(self._root, grid, parameters, True)
+
+    def impedance_and_log_jacobian_on(
+        self, grid: _Grid, parameters: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Z and the fit's derivatives, one row per parameter: shape (n_parameters, n_freq).
+
+        Row i is dZ/d(ln p_i) = p_i dZ/dp_i, except for inductances
+        (:data:`LINEAR_KINDS`), whose row is dZ/dL. Rows, not columns: a
+        row-major complex array viewed as float64 interleaves each row's real
+        and imaginary parts, which the fit uses without copying.
+        """
+        if self._flat is not None:
+            z, rows = _flat_evaluate(self._flat, grid, parameters, True)
+            return z, rows  # type: ignore[return-value]  # rows exist with_jacobian
+        z, jacobian = _evaluate(self._root, grid, parameters, True)
+        chain = np.where(self._linear, 1.0, parameters)
+        return z, np.ascontiguousarray((jacobian * chain).T)
+
+    @functools.cached_property
+    def _linear(self) -> np.ndarray:
+        return np.array(
+            [
+                element.kind in LINEAR_KINDS
+                for element in self._elements
+                for _ in ELEMENT_PARAMETERS[element.kind]
+            ]
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -245,6 +335,35 @@ def parse_circuit(text: str) -> Circuit:
         zarcs=_find_zarcs(root),
         _root=root,
         _elements=elements,
+        _flat=_flatten(root),
+    )
+
+
+def _flatten(root: _Node) -> _Flat | None:
+    """The flat form of a series of elements and R||CPE blocks; None for other circuits."""
+    parts = root.parts if isinstance(root, _Series) else (root,)
+    if not all(isinstance(part, _Element | _RQ) for part in parts):
+        return None
+    blocks = [part for part in parts if isinstance(part, _RQ) and part.capacitor.kind == "CPE"]
+    inductors = [part.first for part in parts if isinstance(part, _Element) and part.kind == "L"]
+    resistors = [part.first for part in parts if isinstance(part, _Element) and part.kind == "R"]
+    return _Flat(
+        resistors=_index([block.resistor.first for block in blocks]),
+        charges=_index([block.capacitor.first for block in blocks]),
+        exponents=_index([block.capacitor.first + 1 for block in blocks]),
+        n_blocks=len(blocks),
+        inductors=_index(inductors),
+        n_inductors=len(inductors),
+        series_resistors=_index(resistors),
+        n_series_resistors=len(resistors),
+        others=tuple(
+            part
+            for part in parts
+            if not (
+                any(part is block for block in blocks)
+                or (isinstance(part, _Element) and part.kind in ("L", "R"))
+            )
+        ),
     )
 
 
@@ -404,3 +523,87 @@ def _rq(
     if node.capacitor.kind == "CPE":
         columns.append((q_index + 1, d_q * q * grid.log_j_omega))
     return z, columns
+
+
+def _flat_evaluate(
+    flat: _Flat, grid: _Grid, parameters: np.ndarray, with_jacobian: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Z of a flat circuit and (optionally) its rows of dZ/d(ln p) (dZ/dL for inductances)."""
+    rows = np.empty((parameters.size, grid.omega.size), np.complex128) if with_jacobian else None
+    if flat.n_blocks:
+        resistance = parameters[flat.resistors]
+        alpha = parameters[flat.exponents]
+        # R Q (j omega)^a = R Q omega^a e^(j pi a/2): a real exp and one phase per block.
+        phase = (resistance * parameters[flat.charges]) * np.exp((0.5j * np.pi) * alpha)
+        rqx = np.exp(np.multiply.outer(alpha, grid.log_omega)) * phase[:, None]
+        inverse = 1.0 / (1.0 + rqx)
+        branches = inverse * resistance[:, None]  # R/(1 + R Q x) per block
+        z = np.add.reduce(branches, axis=0)
+        if rows is not None:
+            # R dZ/dR = R/D^2, Q dZ/dQ = -R^2 Q x/D^2, a dZ/da = a ln(j omega) Q dZ/dQ.
+            d_r = branches * inverse
+            d_q = d_r * rqx
+            np.negative(d_q, out=d_q)
+            rows[flat.resistors] = d_r
+            rows[flat.charges] = d_q
+            rows[flat.exponents] = d_q * np.multiply.outer(alpha, grid.log_j_omega)
+    else:
+        z = np.zeros(grid.omega.size, np.complex128)
+    if flat.n_inductors:  # linear: the row is dZ/dL itself
+        z += grid.j_omega * float(parameters[flat.inductors].sum())
+        if rows is not None:
+            rows[flat.inductors] = grid.j_omega
+    if flat.n_series_resistors:
+        resistance = parameters[flat.series_resistors]
+        z += float(resistance.sum())
+        if rows is not None:
+            rows[flat.series_resistors] = resistance[:, None]
+    for part in flat.others:
+        z = z + _flat_part(part, grid, parameters, rows)
+    return z, rows
+
+
+def _flat_part(
+    part: _Element | _RQ, grid: _Grid, parameters: np.ndarray, rows: np.ndarray | None
+) -> np.ndarray | float:
+    """Z of one part of a flat circuit; its log-derivative rows go into ``rows``."""
+    if isinstance(part, _RQ):  # p(R,C): Z = R/(1 + R C j omega)
+        r_index, c_index = part.resistor.first, part.capacitor.first
+        resistance = parameters[r_index]
+        rcx = (resistance * parameters[c_index]) * grid.j_omega
+        inverse = 1.0 / (1.0 + rcx)
+        z = resistance * inverse
+        if rows is not None:
+            rows[r_index] = z * inverse
+            rows[c_index] = -(rows[r_index] * rcx)
+        return z
+    first, kind = part.first, part.kind  # series R and L are summed by _flat_evaluate
+    if kind == "C":
+        z = 1.0 / (grid.j_omega * parameters[first])
+        if rows is not None:
+            rows[first] = -z
+        return z
+    if kind == "CPE":
+        alpha = parameters[first + 1]
+        z = np.exp(-alpha * grid.log_j_omega) / parameters[first]
+        if rows is not None:
+            rows[first] = -z
+            rows[first + 1] = -alpha * grid.log_j_omega * z
+        return z
+    if kind == "W":
+        z = parameters[first] * grid.warburg
+        if rows is not None:
+            rows[first] = z
+        return z
+    # Zarc: R/(1 + P), P = (j omega tau)^gamma.
+    resistance, tau, gamma = parameters[first], parameters[first + 1], parameters[first + 2]
+    log_j_omega_tau = grid.log_j_omega + np.log(tau)
+    power = np.exp(gamma * log_j_omega_tau)
+    inverse = 1.0 / (1.0 + power)
+    z = resistance * inverse
+    if rows is not None:
+        common = -gamma * z * power * inverse  # tau dZ/dtau
+        rows[first] = z
+        rows[first + 1] = common
+        rows[first + 2] = common * log_j_omega_tau
+    return z

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -105,3 +106,58 @@ def test_bad_strings(text: str, message: str) -> None:
     with pytest.raises(FitError, match=message) as caught:
         parse_circuit(text)
     assert caught.value.key == "circuit"
+
+
+# Parts of a flat circuit (a series of elements and R||CPE / R||C blocks) with
+# parameter ranges; the number is filled in per position.
+_FLAT_PARTS = {
+    "R{n}": [(1e-2, 1e4)],
+    "L{n}": [(0.0, 1e-5)],
+    "C{n}": [(1e-10, 1e-3)],
+    "CPE{n}": [(1e-10, 1e-2), (0.3, 1.0)],
+    "W{n}": [(1e-2, 1e3)],
+    "Zarc{n}": [(1e-2, 1e4), (1e-8, 1e2), (0.3, 1.0)],
+    "p(R{n},CPE{n})": [(1e-2, 1e5), (1e-12, 1e-2), (0.3, 1.0)],
+    "p(CPE{n},R{n})": [(1e-12, 1e-2), (0.3, 1.0), (1e-2, 1e5)],
+    "p(R{n},C{n})": [(1e-2, 1e5), (1e-12, 1e-2)],
+}
+
+
+@st.composite
+def _flat_circuits(draw):
+    kinds = draw(st.lists(st.sampled_from(sorted(_FLAT_PARTS)), min_size=1, max_size=6))
+    text = "-".join(kind.format(n=number) for number, kind in enumerate(kinds))
+    parameters = [draw(st.floats(low, high)) for kind in kinds for low, high in _FLAT_PARTS[kind]]
+    return text, np.array(parameters)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_flat_circuits())
+def test_flat_evaluator_matches_the_tree(case) -> None:
+    """Series circuits take the flat evaluator; it agrees with the general tree walk."""
+    text, parameters = case
+    circuit = parse_circuit(text)
+    assert circuit._flat is not None
+    tree = dataclasses.replace(circuit, _flat=None)
+    grid = circuit.grid(FREQ)
+    z_flat, rows_flat = circuit.impedance_and_log_jacobian_on(grid, parameters)
+    z_tree, rows_tree = tree.impedance_and_log_jacobian_on(grid, parameters)
+    assert np.all(np.abs(z_flat - z_tree) <= 1e-12 * np.abs(z_tree))  # Z may be 0 (L0 = 0 H)
+    assert np.all(np.abs(circuit.impedance(FREQ, parameters) - z_tree) <= 1e-12 * np.abs(z_tree))
+    # Each row relative to its own largest entry (a row of an inductance at 0 H is
+    # still dZ/dL; a row can be zero only where the parameter has no effect).
+    scale = np.maximum(np.abs(rows_tree).max(axis=1, keepdims=True), 1e-300)
+    assert np.max(np.abs(rows_flat - rows_tree) / scale) < 1e-12
+
+
+def test_log_jacobian_rows_are_p_times_dz_dp() -> None:
+    """The fit's rows: p dZ/dp, except dZ/dL for an inductance (it may be 0)."""
+    text = "L0-R0-p(R1,CPE1)-p(R2,C2)-CPE3"
+    circuit = parse_circuit(text)
+    parameters = np.array([1e-7, 20, 100, 1e-9, 0.9, 300, 1e-6, 1e-3, 0.5])
+    z, jacobian = circuit.impedance_and_jacobian(FREQ, parameters)
+    z_rows, rows = circuit.impedance_and_log_jacobian_on(circuit.grid(FREQ), parameters)
+    chain = np.where([name == "L0" for name in circuit.parameter_names], 1.0, parameters)
+    np.testing.assert_allclose(z_rows, z, rtol=1e-13)
+    np.testing.assert_allclose(rows, (jacobian * chain).T, rtol=1e-12, atol=1e-300)
+    assert not parse_circuit("R0-p(R1-p(R2,C2),CPE1)")._flat  # nested: the tree
