@@ -9,29 +9,40 @@ process pool, or a Dask cluster.
 
 Crash safety and resuming: every finished chunk is saved atomically beside
 the output (``OUT.h5.parts/``); the result file itself is only ever replaced
-whole (:func:`geis_pipeline.store.write_store`), right after ingest, every
-``executor.publish_interval_s`` and at the end. A run killed at any moment
-leaves a result file that opens (the last published one) and the saved chunks;
-running the same command again reuses both and computes only what is missing.
+whole (:func:`geis_pipeline.store.write_store`): with the raw data once ingest
+is done (while the workers start on the first chunks), every
+``executor.publish_interval_s`` (less often for a file so large that rewriting
+it would take more than ~5 % of the run, see :data:`PUBLISH_SPACING`) and at
+the end; only the final file is compressed (the others are replaced, and
+compressing is most of the write time). A run killed at any moment leaves a
+result file that opens (the last published one) and the saved chunks; running
+the same command again reuses both and computes only what is missing.
 Each stage's results carry the hash of the config sections they depend on, so
 re-processing with a changed config recomputes only the stages it touches.
+
+Chunks are computed with one BLAS thread (threadpoolctl), in whichever process:
+the executor's processes are the parallelism (see :class:`_OneBlasThread`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import math
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml, section_hash
@@ -129,6 +140,9 @@ class ChunkTask:
     circuit: Circuit | None = None  # compiled (and checked against impedance.py) in the parent
 
 
+_ChunkKey = tuple[int, int, str]  # start, stop, digest of the chunk's raw data
+
+
 def _chunk_digest(freq: Sequence[np.ndarray], z: Sequence[np.ndarray]) -> str:
     digest = hashlib.sha256()
     for frequencies, impedance in zip(freq, z, strict=True):
@@ -140,12 +154,19 @@ def _chunk_digest(freq: Sequence[np.ndarray], z: Sequence[np.ndarray]) -> str:
 def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Run the requested stages on one chunk (pure: same task, same numbers).
 
+    Computes with one BLAS thread whichever process runs it (see :class:`_OneBlasThread`).
+
     Returns
     -------
     dict
         Stage -> {"sweeps": column -> array (one row per sweep),
         "points": column -> array (the chunk's points, concatenated)}.
     """
+    with _one_blas_thread:
+        return _process_chunk(task)
+
+
+def _process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     config = task.config
     pairs = list(zip(task.freq, task.z, strict=True))
     output: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -295,32 +316,44 @@ def _run_drt(pairs, masks, config: Config, lam, tau_range) -> dict[str, dict[str
 
 
 class _Executor:
-    """Runs chunk tasks and yields (task, output) as they finish."""
+    """Runs chunk tasks: :meth:`submit` starts them and gives (task, output) as they finish."""
 
     def __init__(self, config: Config) -> None:
         self.section = config.executor
 
-    def map(self, tasks: list[ChunkTask]) -> Iterable[tuple[ChunkTask, dict]]:
-        if not tasks:
-            return
+    @contextlib.contextmanager
+    def submit(self, tasks: list[ChunkTask]) -> Iterator[Iterator[tuple[ChunkTask, dict]]]:
+        """Start the tasks and give an iterator over the finished ones.
+
+        A process pool or a cluster starts computing right away, so the caller's own
+        work inside the ``with`` block (publishing the raw data) overlaps the
+        workers'; serial tasks run as the iterator is consumed. Leaving the block
+        early (an error) cancels the tasks not yet started.
+        """
         kind = self.section.kind
-        if kind == "serial" or (
+        if not tasks:
+            yield iter(())
+        elif kind == "serial" or (
             kind == "process" and (self.section.workers == 1 or len(tasks) == 1)
         ):
-            for task in tasks:
-                yield task, process_chunk(task)
-            return
-        if kind == "process":
-            with ProcessPoolExecutor(max_workers=self.section.workers) as pool:
+            yield ((task, process_chunk(task)) for task in tasks)
+        elif kind == "process":
+            workers = min(self.section.workers, len(tasks))
+            with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures: dict[Future, ChunkTask] = {
                     pool.submit(process_chunk, task): task for task in tasks
                 }
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            return
-        yield from self._dask(tasks)
+                try:
+                    yield ((futures[future], future.result()) for future in as_completed(futures))
+                finally:
+                    for future in futures:
+                        future.cancel()
+        else:
+            with self._dask(tasks) as finished:
+                yield finished
 
-    def _dask(self, tasks: list[ChunkTask]) -> Iterable[tuple[ChunkTask, dict]]:
+    @contextlib.contextmanager
+    def _dask(self, tasks: list[ChunkTask]) -> Iterator[Iterator[tuple[ChunkTask, dict]]]:
         try:
             from distributed import Client
             from distributed import as_completed as dask_completed
@@ -330,8 +363,47 @@ class _Executor:
             ) from exc
         with Client(self.section.scheduler) as client:
             futures = {client.submit(process_chunk, task, pure=False): task for task in tasks}
-            for future in dask_completed(futures):
-                yield futures[future], future.result()
+            yield ((futures[future], future.result()) for future in dask_completed(futures))
+
+
+# -------------------------------------------------------------------- BLAS threads
+
+
+class _OneBlasThread:
+    """Context manager: one BLAS thread inside, the previous counts restored after.
+
+    A chunk is thousands of small solves: BLAS threads only add synchronisation,
+    and on a busy machine (the other workers, other users) spinning threads that
+    wait for a core made the KK check ~3x slower. The executor's processes are
+    the parallelism; each computes with one thread. threadpoolctl finds and sets
+    the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS). Reentrant and
+    thread-safe (counts are per process): the first to enter limits them, the
+    last to leave restores them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._controller: ThreadpoolController | None = None
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                if self._controller is None:  # inspecting the loaded libraries takes ~ms
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_one_blas_thread = _OneBlasThread()
 
 
 # --------------------------------------------------------------------- orchestration
@@ -354,19 +426,20 @@ def _inputs(experiment: Experiment) -> tuple[InputFile, ...]:
 
 
 class _Parts:
-    """Finished chunks saved beside the output (atomic writes), for resuming."""
+    """Finished chunks saved beside the output (atomic writes), for resuming.
+
+    A chunk is named by ``(start, stop, digest of its raw data)``.
+    """
 
     def __init__(self, output: Path) -> None:
         self.root = output.with_name(output.name + ".parts")
 
-    def _path(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask) -> Path:
-        key = _chunk_digest(task.freq, task.z)
-        return (
-            self.root / experiment / f"{stage}-{stage_hash[:16]}-{task.start}-{task.stop}-{key}.npz"
-        )
+    def _path(self, experiment: str, stage: str, stage_hash: str, chunk: _ChunkKey) -> Path:
+        start, stop, key = chunk
+        return self.root / experiment / f"{stage}-{stage_hash[:16]}-{start}-{stop}-{key}.npz"
 
-    def load(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask) -> dict | None:
-        path = self._path(experiment, stage, stage_hash, task)
+    def load(self, experiment: str, stage: str, stage_hash: str, chunk: _ChunkKey) -> dict | None:
+        path = self._path(experiment, stage, stage_hash, chunk)
         if not path.is_file():
             return None
         try:
@@ -380,8 +453,8 @@ class _Parts:
             log.warning("ignoring unreadable saved chunk %s: %s", path, exc)
             return None
 
-    def save(self, experiment: str, stage: str, stage_hash: str, task: ChunkTask, output) -> None:
-        path = self._path(experiment, stage, stage_hash, task)
+    def save(self, experiment: str, stage: str, stage_hash: str, chunk: _ChunkKey, output) -> None:
+        path = self._path(experiment, stage, stage_hash, chunk)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         arrays = {
@@ -619,6 +692,12 @@ def _study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, di
     return study
 
 
+#: A periodic publish waits at least this many times as long as the last publish took: the
+#: whole file is rewritten each time, so a large one is rewritten less often than
+#: ``executor.publish_interval_s`` and rewriting never takes more than ~5 % of the run.
+PUBLISH_SPACING = 20.0
+
+
 @dataclass
 class _RunState:
     """Everything the orchestrator accumulates while it runs."""
@@ -626,18 +705,36 @@ class _RunState:
     output: Path
     config: Config
     records: dict[str, ExperimentRecord]
+    inputs: dict[str, tuple[InputFile, ...]] = field(default_factory=dict)
     study: dict = field(default_factory=dict)
     last_publish: float = field(default_factory=time.monotonic)
+    publish_cost_s: float = 0.0
+    #: Run once, as soon as the first chunks are submitted (run: publish the raw data).
+    on_start: Callable[[], None] | None = None
 
-    def publish(self) -> None:
+    def start(self) -> None:
+        if self.on_start is not None:
+            on_start, self.on_start = self.on_start, None
+            on_start()
+
+    def publish(self, final: bool = False) -> None:
+        """Replace the result file (compressed only when final: the others are replaced)."""
+        started = time.monotonic()
         write_store(
             self.output,
             self.records,
             config_toml=config_to_toml(self.config),
             package_version=__version__,
             study=self.study,
+            compress=final,
         )
         self.last_publish = time.monotonic()
+        self.publish_cost_s = self.last_publish - started
+
+    def publish_due(self) -> bool:
+        """Whether a periodic publish is due (see :data:`PUBLISH_SPACING`)."""
+        wait = max(self.config.executor.publish_interval_s, PUBLISH_SPACING * self.publish_cost_s)
+        return time.monotonic() - self.last_publish > wait
 
 
 def _process_experiment(
@@ -647,12 +744,10 @@ def _process_experiment(
     state: _RunState,
     parts: _Parts,
     progress: ProgressCallback | None,
-    inputs: tuple[InputFile, ...],
 ) -> ExperimentReport:
     config = state.config
     hashes = stage_hashes(config)
     n_sweeps = len(experiment.spectra)
-    np.concatenate([[0], np.cumsum([spectrum.n_points for spectrum in experiment.spectra])])
     enabled = [stage for stage in STAGES if stage == "fit" or getattr(config, stage).enabled]
     shared = _reusable_rows(previous, experiment)
     chunk_size = config.executor.chunk_size
@@ -678,11 +773,12 @@ def _process_experiment(
     chunk_outputs: dict[str, dict[int, dict]] = {stage: {} for stage in enabled}
     reused: set[str] = set()
     tasks: list[ChunkTask] = []
+    keys: dict[int, _ChunkKey] = {}
     drt_lam = None
     for start, stop in bounds:
         freq = tuple(spectrum.freq for spectrum in experiment.spectra[start:stop])
         z = tuple(spectrum.z for spectrum in experiment.spectra[start:stop])
-        probe = ChunkTask(name, start, stop, freq, z, (), config, None, None, None, None)
+        keys[start] = (start, stop, _chunk_digest(freq, z))
         missing = []
         for stage in enabled:
             stage_data = stored.get(stage)
@@ -696,7 +792,7 @@ def _process_experiment(
                 )
                 reused.add(stage)
                 continue
-            saved = parts.load(name, stage, hashes[stage], probe)
+            saved = parts.load(name, stage, hashes[stage], keys[start])
             if saved is not None:
                 chunk_outputs[stage][start] = saved
                 reused.add(stage)
@@ -730,19 +826,21 @@ def _process_experiment(
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
     if progress is not None:
         progress(done_sweeps, n_sweeps, name)
-    interval = config.executor.publish_interval_s
-    for task, output in _Executor(config).map(tasks):
-        for stage, stage_output in output.items():
-            parts.save(name, stage, hashes[stage], task, stage_output)
-            chunk_outputs[stage][task.start] = stage_output
-        done_sweeps += task.stop - task.start
-        if progress is not None:
-            progress(done_sweeps, n_sweeps, name)
-        if time.monotonic() - state.last_publish > interval:
-            state.records[name] = _record(
-                name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
-            )
-            state.publish()
+    with _Executor(config).submit(tasks) as finished:
+        state.start()  # the workers compute meanwhile
+        inputs = state.inputs[name]
+        for number, (task, output) in enumerate(finished, 1):
+            for stage, stage_output in output.items():
+                parts.save(name, stage, hashes[stage], keys[task.start], stage_output)
+                chunk_outputs[stage][task.start] = stage_output
+            done_sweeps += task.stop - task.start
+            if progress is not None:
+                progress(done_sweeps, n_sweeps, name)
+            if number < len(tasks) and state.publish_due():  # the last one is published anyway
+                state.records[name] = _record(
+                    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+                )
+                state.publish()
     state.records[name] = _record(name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps)
     stages = state.records[name].stages
     kk = stages.get("kk")
@@ -830,24 +928,26 @@ def run(
             folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
         )
         experiments.append((name, experiment))
-        if name not in state.records:  # raw data goes in first: the file opens from now on
-            state.records[name] = ExperimentRecord(name, experiment, _inputs(experiment))
-    state.publish()
-    for name, experiment in experiments:
+
+    def publish_raw_data() -> None:
+        # Raw data goes in first: the file opens from now on.
+        for name, experiment in experiments:
+            state.inputs[name] = _inputs(experiment)
+            if name not in state.records:
+                state.records[name] = ExperimentRecord(name, experiment, state.inputs[name])
+        state.publish()
+
+    state.on_start = publish_raw_data
+    for number, (name, experiment) in enumerate(experiments, 1):
         reports.append(
             _process_experiment(
-                name,
-                experiment,
-                previous_records.get(name),
-                state,
-                parts,
-                progress,
-                state.records[name].inputs or _inputs(experiment),
+                name, experiment, previous_records.get(name), state, parts, progress
             )
         )
-        state.publish()
+        if number < len(experiments):  # the last one is published with the study
+            state.publish()
     state.study = _study(state.records, config)
-    state.publish()
+    state.publish(final=True)
     parts.clear()
     return RunReport(output, tuple(reports), time.perf_counter() - started)
 
@@ -875,6 +975,7 @@ def reprocess(
     output = Path(output) if output is not None else source
     records, _ = read_store(source)
     state = _RunState(output, config, dict(records))
+    state.inputs = {name: record.inputs for name, record in records.items()}
     parts = _Parts(output)
     reports = []
     for name, record in records.items():
@@ -884,10 +985,8 @@ def reprocess(
                 experiment,
                 metadata=replace(experiment.metadata, area_cm2=config.experiment.area_cm2),
             )
-        reports.append(
-            _process_experiment(name, experiment, record, state, parts, progress, record.inputs)
-        )
+        reports.append(_process_experiment(name, experiment, record, state, parts, progress))
     state.study = _study(state.records, config)
-    state.publish()
+    state.publish(final=True)
     parts.clear()
     return RunReport(output, tuple(reports), time.perf_counter() - started)

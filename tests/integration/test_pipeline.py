@@ -11,10 +11,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
 import geis_pipeline as gp
+from geis_pipeline import pipeline
 from geis_pipeline.config import config_to_toml, parse_config
 from geis_pipeline.pipeline import reprocess, run, stage_hashes
 from geis_pipeline.results import open_results
@@ -112,6 +115,8 @@ def test_run_writes_everything(reference_run, experiment_folder: Path) -> None:
     z_fit = experiment.points("fit", "z_fit_real_ohm", 3)
     assert z_fit.size == experiment.spectra[3].n_points
     assert not output.with_name(output.name + ".parts").exists()
+    with h5py.File(output) as handle:  # the final file is compressed (not the ones before)
+        assert handle["experiments/Li_LLZO_run/fit/points/z_fit_real_ohm"].compression == "gzip"
 
 
 def test_reprocess_changed_drt_lambda_reruns_only_drt(reference_run, tmp_path: Path) -> None:
@@ -154,6 +159,11 @@ def test_incremental_run_processes_only_new_sweeps(
     # Whole chunks of unchanged sweeps are reused; the rest is computed.
     assert grown.n_sweeps_computed <= second.n_spectra - (n_first // 12 - 1) * 12
     _assert_same_results(reference, output, "Li_LLZO_run")
+    # Provenance describes the files as they are now, not as the first run saw them.
+    inputs = open_results(output)["Li_LLZO_run"].record.inputs
+    assert {(item.name, item.size_bytes) for item in inputs} == {
+        (path.name, path.stat().st_size) for path in growing.glob("*.mpt")
+    }
 
 
 def test_killed_run_resumes_to_the_same_results(
@@ -185,7 +195,10 @@ def test_killed_run_resumes_to_the_same_results(
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    # Whatever the moment, the file opens and holds the raw data.
+    # Whatever the moment, the file opens and holds the raw data (a publish before
+    # the final one, left uncompressed).
+    with h5py.File(output) as handle:
+        assert handle["experiments/Li_LLZO_run/raw/z_real_ohm"].compression is None
     killed = open_results(output)["Li_LLZO_run"]
     assert len(killed.spectra) > 0
     done = int(killed.stage("fit").attrs["n_done"]) if killed.stage("fit") else 0
@@ -237,6 +250,38 @@ def test_dask_executor_gives_identical_numbers(
         output = tmp_path / "dask.h5"
         run([experiment_folder], config, output)
     _assert_same_results(reference, output, "Li_LLZO_run")
+
+
+def test_chunks_compute_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    controller = ThreadpoolController()
+
+    def blas_threads() -> list[int]:
+        return [pool.num_threads for pool in controller.select(user_api="blas").lib_controllers]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library that threadpoolctl controls in this process")
+    seen = []
+    monkeypatch.setattr(pipeline, "_process_chunk", lambda task: seen.append(blas_threads()))
+    pipeline.process_chunk(None)  # type: ignore[arg-type]
+    assert seen == [[1] * len(before)]
+    assert blas_threads() == before  # restored
+    with pipeline._one_blas_thread:  # nested (chunks run by threads): the outermost restores
+        pipeline.process_chunk(None)  # type: ignore[arg-type]
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
+def test_a_large_file_is_published_less_often(tmp_path: Path) -> None:
+    config = replace(CONFIG, executor=replace(CONFIG.executor, publish_interval_s=10.0))
+    state = pipeline._RunState(tmp_path / "out.h5", config, {})
+    state.last_publish = time.monotonic() - 11.0
+    state.publish_cost_s = 0.1  # 20 x 0.1 s < 10 s: the interval applies
+    assert state.publish_due()
+    state.publish_cost_s = 1.0  # rewriting takes 1 s: wait 20 s, not 10
+    assert not state.publish_due()
+    state.last_publish = time.monotonic() - 21.0
+    assert state.publish_due()
 
 
 def test_not_a_result_file(tmp_path: Path) -> None:

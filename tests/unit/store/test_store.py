@@ -107,6 +107,40 @@ def test_raw_round_trip(tmp_path: Path, experiment: Experiment) -> None:
     assert back.summary["note"] == "x"
 
 
+def test_uncompressed_file_has_the_same_content(tmp_path: Path) -> None:
+    n_points = 5000
+    spectra = tuple(
+        Spectrum(
+            freq=np.logspace(6, -1, n_points),
+            z=np.linspace(1, 2, n_points) - 1j * np.linspace(0, 1, n_points),
+            time_s=float(index),
+            point_time_s=np.arange(n_points, dtype=float),
+            source="file.mpt",
+            sweep_index=index,
+        )
+        for index in range(3)
+    )
+    experiment = Experiment(spectra, DCRecord.empty(), ExperimentMetadata(None, None, (), None, ()))
+    gamma = np.random.default_rng(1).random((3, 40))
+    record = ExperimentRecord(
+        "run", experiment, stages={"drt": StageData("h", sweeps={"gamma_ohm": gamma})}
+    )
+    paths = {compress: tmp_path / f"{compress}.h5" for compress in (True, False)}
+    for compress, path in paths.items():
+        write_store(path, [record], config_toml="", package_version="1", compress=compress)
+        with h5py.File(path) as handle:
+            dataset = handle["experiments/run/raw/z_real_ohm"]
+            assert dataset.compression == ("gzip" if compress else None)
+    compressed, plain = (read_store(paths[compress])[0]["run"] for compress in (True, False))
+    np.testing.assert_array_equal(plain.stages["drt"].sweeps["gamma_ohm"], gamma)
+    np.testing.assert_array_equal(
+        plain.stages["drt"].sweeps["gamma_ohm"], compressed.stages["drt"].sweeps["gamma_ohm"]
+    )
+    for left, right in zip(plain.experiment.spectra, compressed.experiment.spectra, strict=True):
+        np.testing.assert_array_equal(left.z, right.z)
+        np.testing.assert_array_equal(left.freq, right.freq)
+
+
 def test_newer_layout_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.h5"
     with h5py.File(path, "w") as handle:
