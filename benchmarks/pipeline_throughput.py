@@ -11,7 +11,7 @@ during the run, in cores (Linux; from /proc/stat minus this run's own CPU time).
 Compare runs only when that is near zero, or repeat them (--repeat).
 
 Usage: python benchmarks/pipeline_throughput.py [--sweeps 3000] [--workers 1 2]
-[--repeat 1] [--chunk-size 200] [--solver CLARABEL]
+[--repeat 1] [--chunk-size 200] [--solver NNLS]
 (--sweeps 30000 is the full-size study; it takes a while).
 """
 
@@ -82,7 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=3000)
     parser.add_argument("--chunk-size", type=int, default=200)
-    parser.add_argument("--solver", default="NNLS", help="DRT solver")
+    parser.add_argument(
+        "--solver", default=Config().drt.solver, help="DRT solver (default: the config's)"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count")
     arguments = parser.parse_args()

@@ -31,6 +31,7 @@ import numpy as np
 from cvxpy import settings as cvxpy_settings
 from cvxpy.error import SolverError
 from cvxpy.reductions.solvers.qp_solvers.daqp_qpif import DAQP
+from scipy.linalg.lapack import dpotrf
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -112,11 +113,9 @@ class BlockDAQP(DAQP):
             if "eps_prox" not in block_options:
                 # As cvxpy's DAQP interface: a proximal term only when the block is
                 # not positive definite (DAQP's exact dual method needs a Cholesky).
-                try:
-                    np.linalg.cholesky(block_hessian)
-                    block_options["eps_prox"] = 0.0
-                except np.linalg.LinAlgError:
-                    block_options["eps_prox"] = 1e-5
+                # (LAPACK directly: numpy's wrapper costs ~10x the factorisation here.)
+                _, info = dpotrf(block_hessian, lower=True, clean=False)
+                block_options["eps_prox"] = 0.0 if info == 0 else 1e-5
             x, value, exit_flag, info = daqp.solve(
                 block_hessian,
                 np.ascontiguousarray(linear[index]),
