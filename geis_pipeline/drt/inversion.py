@@ -37,8 +37,9 @@ Solvers and speed (benchmarks/drt_speed.py, 2-core VM, 69-point sweeps, 91 unkno
 the default, ``DAQP``, is cvxpy with :class:`~geis_pipeline.drt._block_qp.BlockDAQP`,
 a custom cvxpy solver that gives each spectrum's block of the batched problem
 to DAQP (a dual active-set method for small dense QPs); it solves the QP
-exactly (γ within 1e-6 of NNLS, tested) in about 2 ms per spectrum amortised,
-batch of 16. Clarabel, the interior-point solver cvxpy would pick, takes
+exactly (γ within 1e-5 of NNLS, tested); 1,000 spectra take ~2.9 ms each with
+everything included (build, compilation, λ choice, peaks; batch of 16), against
+~9.8 ms with Clarabel. Clarabel, the interior-point solver cvxpy would pick, takes
 ~8 ms of solver time per spectrum on this dense 91 x 91 Hessian (warm starts
 and loose tolerances bring it only to ~4 ms), so it is offered but not the
 default. OSQP and SCS are accepted but, being first-order methods on this
