@@ -70,25 +70,45 @@ class TrackResult:
     reference_step: int
 
 
-def _role_values(
-    parameters: np.ndarray,
+def _role_columns(
     parameter_names: Sequence[str],
     zarcs: Sequence[tuple[str, str]],
     roles: Mapping[str, str],
     role: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(R in ohm, Q, alpha) per step of the R||CPE block with the given role."""
+) -> tuple[int, int, int | None] | None:
+    """Columns of (R, Q, alpha) of the R||CPE block with the given role (alpha None for a C)."""
     for resistor, capacitor in zarcs:
         if roles.get(resistor) == role or roles.get(capacitor) == role:
-            resistance = parameters[:, parameter_names.index(resistor)]
             if f"{capacitor}_0" in parameter_names:
-                q = parameters[:, parameter_names.index(f"{capacitor}_0")]
-                alpha = parameters[:, parameter_names.index(f"{capacitor}_1")]
-            else:
-                q = parameters[:, parameter_names.index(capacitor)]
-                alpha = np.ones_like(q)
-            return resistance, q, alpha
+                return (
+                    parameter_names.index(resistor),
+                    parameter_names.index(f"{capacitor}_0"),
+                    parameter_names.index(f"{capacitor}_1"),
+                )
+            return parameter_names.index(resistor), parameter_names.index(capacitor), None
     return None
+
+
+def _role_values(
+    values: np.ndarray,
+    parameter_names: Sequence[str],
+    zarcs: Sequence[tuple[str, str]],
+    roles: Mapping[str, str],
+    role: str,
+    ideal_alpha: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(R, Q, alpha) columns per step of the block with the given role.
+
+    ``values`` holds the parameters (R in ohm) or their standard errors; a
+    capacitor's alpha is ``ideal_alpha`` (1 for a value, 0 for a standard error).
+    """
+    columns = _role_columns(parameter_names, zarcs, roles, role)
+    if columns is None:
+        return None
+    resistor, capacitor, exponent = columns
+    q = values[:, capacitor]
+    alpha = np.full_like(q, ideal_alpha) if exponent is None else values[:, exponent]
+    return values[:, resistor], q, alpha
 
 
 def track(
@@ -185,9 +205,9 @@ def track(
         r_int = resistance * area / interfaces
         # Interfaces in series: each has twice the capacitance of the pair.
         c_int = capacitance * interfaces / area
-        resistor = next(r for r, c in zarcs if roles.get(r) == "int" or roles.get(c) == "int")
-        r_stderr = stderr[:, names.index(resistor)] * area / interfaces
-        c_rel_stderr = _brug_relative_stderr(parameters, stderr, names, zarcs, roles, interface)
+        interface_stderr = _role_values(stderr, names, zarcs, roles, "int", ideal_alpha=0.0)
+        r_stderr = interface_stderr[0] * area / interfaces
+        c_rel_stderr = _brug_relative_stderr(interface, interface_stderr)
     else:
         r_int = c_int = tau = alpha = r_stderr = c_rel_stderr = nan
     columns["R_int_ohm_cm2"] = r_int
@@ -257,22 +277,14 @@ def track(
     return TrackResult(columns, reference)
 
 
-def _brug_relative_stderr(parameters, stderr, names, zarcs, roles, interface) -> np.ndarray:
+def _brug_relative_stderr(interface, interface_stderr) -> np.ndarray:
     """Relative standard error of the Brug capacitance (errors taken as uncorrelated).
 
-    ln C = (ln Q + (1 - a) ln R) / a.
+    ``interface`` and ``interface_stderr`` are (R, Q, alpha) and their standard
+    errors per step; ln C = (ln Q + (1 - a) ln R) / a.
     """
     resistance, q, alpha = interface
-    resistor, capacitor = next(
-        (r, c) for r, c in zarcs if roles.get(r) == "int" or roles.get(c) == "int"
-    )
-    s_r = stderr[:, names.index(resistor)]
-    if f"{capacitor}_0" in names:
-        s_q = stderr[:, names.index(f"{capacitor}_0")]
-        s_a = stderr[:, names.index(f"{capacitor}_1")]
-    else:
-        s_q = stderr[:, names.index(capacitor)]
-        s_a = np.zeros_like(s_q)
+    s_r, s_q, s_a = interface_stderr
     with np.errstate(all="ignore"):
         d_r = (1 - alpha) / alpha * s_r / resistance
         d_q = s_q / (q * alpha)
