@@ -515,21 +515,6 @@ class _Problem:
         values[layout.linear_parameters] = coordinates[self.linear_index] * self.linear_scale
         return values
 
-    def residuals(self, log_free: np.ndarray) -> np.ndarray:
-        """Weighted residuals, real and imaginary parts interleaved; inf if the model overflows."""
-        with np.errstate(all="ignore"):  # wild trial steps may overflow: cost = inf rejects them
-            values = self.expand(log_free)
-            difference = self.options.circuit.impedance_on(self.grid, values) - self.z
-            residuals = difference.view(np.float64) * self.weights
-            if not math.isfinite(residuals @ residuals):
-                residuals = np.full_like(residuals, np.inf)
-        return residuals
-
-    def jacobian(self, log_free: np.ndarray) -> np.ndarray:
-        """d(residuals)/d(ln p) of the free parameters (chain rule: p dZ/dp)."""
-        with np.errstate(all="ignore"):
-            return self.residuals_and_jacobian(log_free)[1]
-
     def residuals_and_jacobian(self, log_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both from one evaluation of the circuit (the Jacobian needs Z anyway).
 

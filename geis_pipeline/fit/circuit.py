@@ -559,51 +559,11 @@ def _flat_evaluate(
         if rows is not None:
             rows[flat.series_resistors] = resistance[:, None]
     for part in flat.others:
-        z = z + _flat_part(part, grid, parameters, rows)
+        # The rarer parts (series C, CPE, W, Zarc, p(R,C)) through the tree's own
+        # element code; their dZ/dp columns become dZ/d(ln p) rows (none is linear).
+        part_z, columns = _node_impedance(part, grid, parameters, rows is not None)
+        z = z + part_z
+        if rows is not None:
+            for index, column in columns:
+                rows[index] = parameters[index] * column
     return z, rows
-
-
-def _flat_part(
-    part: _Element | _RQ, grid: _Grid, parameters: np.ndarray, rows: np.ndarray | None
-) -> np.ndarray | float:
-    """Z of one part of a flat circuit; its log-derivative rows go into ``rows``."""
-    if isinstance(part, _RQ):  # p(R,C): Z = R/(1 + R C j omega)
-        r_index, c_index = part.resistor.first, part.capacitor.first
-        resistance = parameters[r_index]
-        rcx = (resistance * parameters[c_index]) * grid.j_omega
-        inverse = 1.0 / (1.0 + rcx)
-        z = resistance * inverse
-        if rows is not None:
-            rows[r_index] = z * inverse
-            rows[c_index] = -(rows[r_index] * rcx)
-        return z
-    first, kind = part.first, part.kind  # series R and L are summed by _flat_evaluate
-    if kind == "C":
-        z = 1.0 / (grid.j_omega * parameters[first])
-        if rows is not None:
-            rows[first] = -z
-        return z
-    if kind == "CPE":
-        alpha = parameters[first + 1]
-        z = np.exp(-alpha * grid.log_j_omega) / parameters[first]
-        if rows is not None:
-            rows[first] = -z
-            rows[first + 1] = -alpha * grid.log_j_omega * z
-        return z
-    if kind == "W":
-        z = parameters[first] * grid.warburg
-        if rows is not None:
-            rows[first] = z
-        return z
-    # Zarc: R/(1 + P), P = (j omega tau)^gamma.
-    resistance, tau, gamma = parameters[first], parameters[first + 1], parameters[first + 2]
-    log_j_omega_tau = grid.log_j_omega + np.log(tau)
-    power = np.exp(gamma * log_j_omega_tau)
-    inverse = 1.0 / (1.0 + power)
-    z = resistance * inverse
-    if rows is not None:
-        common = -gamma * z * power * inverse  # tau dZ/dtau
-        rows[first] = z
-        rows[first + 1] = common
-        rows[first + 2] = common * log_j_omega_tau
-    return z
