@@ -5,7 +5,9 @@ Layout (``layout_version`` 1; every name carries its unit)::
     /                               attrs: format, layout_version, package_version,
                                            created, config_toml
     /experiments/<name>/            attrs: area_cm2, current_setpoint_mA, start_time,
-                                           techniques, inputs (JSON: name, size, sha256)
+                                           techniques, sources, setpoints_mA (per source,
+                                           null: none stated), warnings, skipped
+                                           ([file, reason]), inputs (JSON: name, size, sha256)
         raw/offsets                 (n_sweeps + 1,) int64: sweep i is points offsets[i]:offsets[i+1]
         raw/freq_hz, z_real_ohm, z_imag_ohm, point_time_s      (n_points,)
         raw/time_s, current_mA, potential_V, charge_mAh, sweep_index, source_index,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +50,7 @@ from geis_pipeline.spectrum import (
     DCRecord,
     Experiment,
     ExperimentMetadata,
+    SkippedFile,
     Spectrum,
 )
 
@@ -99,6 +103,12 @@ class StageData:
     grid: Mapping[str, np.ndarray] = field(default_factory=dict)
     attrs: Mapping[str, object] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (
+            f"StageData({int(self.attrs.get('n_done', 0))} done; sweeps: "
+            f"{', '.join(self.sweeps) or 'none'}; points: {', '.join(self.points) or 'none'})"
+        )
+
 
 @dataclass(frozen=True)
 class ExperimentRecord:
@@ -110,6 +120,13 @@ class ExperimentRecord:
     stages: Mapping[str, StageData] = field(default_factory=dict)
     tracking: Mapping[str, np.ndarray] = field(default_factory=dict)
     summary: Mapping[str, object] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"ExperimentRecord({self.name!r}, {self.experiment!r}, "
+            f"stages: {', '.join(self.stages) or 'none'}, "
+            f"tracking: {len(self.tracking)} columns, summary: {len(self.summary)} values)"
+        )
 
 
 def write_store(
@@ -198,6 +215,11 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
             "sources": list(metadata.sources),
             "inputs": [vars(item) for item in record.inputs],
             "skipped": [[item.path, item.reason] for item in experiment.skipped],
+            # JSON has no NaN: a source without a setpoint is null.
+            "setpoints_mA": [
+                None if value != value else float(value) for value in metadata.setpoints_mA
+            ],
+            "warnings": list(metadata.warnings),
         },
     )
     raw = group.create_group("raw")
@@ -364,6 +386,10 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
         techniques=tuple(attrs.get("techniques", ())),
         start_time=datetime.fromisoformat(_text(start_time)) if start_time else None,
         sources=tuple(attrs.get("sources", ())),
+        setpoints_mA=tuple(
+            math.nan if value is None else float(value) for value in attrs.get("setpoints_mA", ())
+        ),
+        warnings=tuple(str(value) for value in attrs.get("warnings", ())),
     )
     experiment = Experiment(
         spectra=spectra,
@@ -371,6 +397,9 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
             *(dc[key][()] for key in ("time_s", "potential_V", "current_mA", "charge_mAh"))
         ),
         metadata=metadata,
+        skipped=tuple(
+            SkippedFile(str(path), str(reason)) for path, reason in attrs.get("skipped", ())
+        ),
     )
     stages = {}
     for stage_name in STAGES:
