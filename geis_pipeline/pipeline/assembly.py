@@ -66,6 +66,11 @@ def _fit_band(spectra, fit: StageData, n_done: int) -> np.ndarray | None:
     return band
 
 
+def _reference_step(config: Config, n_done: int) -> int | None:
+    step = config.track.reference_step
+    return step if step is None or step < n_done else -1
+
+
 def _tracking(
     experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
 ) -> tuple[dict, dict]:
@@ -96,7 +101,8 @@ def _tracking(
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
         area_cm2=experiment.metadata.area_cm2,
         interfaces=config.track.interfaces,
-        reference_step=config.track.reference_step,
+        # A reference step not processed yet (a publish while running): no contact loss yet.
+        reference_step=_reference_step(config, n_done),
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml
 from geis_pipeline.drt import build_drt_problem, experiment_lambda
+from geis_pipeline.errors import ConfigError, GeisPipelineError, NoImpedanceDataError
 from geis_pipeline.ingest import read_experiment
 from geis_pipeline.pipeline.assembly import assemble_record, slice_stage, study
 from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
@@ -31,13 +33,24 @@ from geis_pipeline.pipeline.chunks import (
     stage_hashes,
 )
 from geis_pipeline.pipeline.executors import Executor
-from geis_pipeline.spectrum import Experiment
+from geis_pipeline.pipeline.lock import OutputLock, remove_stale_temporaries
+from geis_pipeline.spectrum import (
+    DCRecord,
+    Experiment,
+    SkippedFile,
+    SkippedSweep,
+    Spectrum,
+    screen_sweeps,
+    sort_spectra,
+)
 from geis_pipeline.store import ExperimentRecord, InputFile, read_store, write_store
 from geis_pipeline.summary import ExperimentSummary, summarize
 
 __all__ = ["PUBLISH_SPACING", "ExperimentReport", "RunReport", "RunState", "reprocess", "run"]
 
 ProgressCallback = Callable[[int, int, str], None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class ExperimentReport:
     skipped_files: tuple[str, ...]
     ingest: ExperimentSummary
     summary: dict[str, object] = field(default_factory=dict)
+    skipped_sweeps: tuple[SkippedSweep, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,12 +94,103 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _inputs(experiment: Experiment) -> tuple[InputFile, ...]:
-    return tuple(
+def _inputs(
+    experiment: Experiment, previous: ExperimentRecord | None = None
+) -> tuple[InputFile, ...]:
+    """Provenance of the files read, and the stored one of files whose sweeps were kept."""
+    read = tuple(
         InputFile(Path(source).name, Path(source).stat().st_size, _sha256(Path(source)))
         for source in experiment.metadata.sources
         if Path(source).is_file()
     )
+    if previous is None:
+        return read
+    names = {item.name for item in read}
+    kept = {Path(spectrum.source).name for spectrum in experiment.spectra} - names
+    return read + tuple(item for item in previous.inputs if item.name in kept)
+
+
+def _keep_stored_sweeps(experiment: Experiment, previous: ExperimentRecord | None) -> Experiment:
+    """The experiment plus the stored sweeps of files that cannot be read now.
+
+    A file still being written by the instrument, or gone, must not make its
+    sweeps vanish from the output: they are kept from the store (their DC rows
+    too) and the file is reported among the skipped ones, saying so.
+    """
+    if previous is None:
+        return experiment
+    readable = {Path(source).name for source in experiment.metadata.sources}
+    lost: dict[str, list[Spectrum]] = {}
+    for spectrum in previous.experiment.spectra:
+        if Path(spectrum.source).name not in readable:
+            lost.setdefault(Path(spectrum.source).name, []).append(spectrum)
+    if not lost:
+        return experiment
+    new_start, old_start = experiment.metadata.start_time, previous.experiment.metadata.start_time
+    # Stored times count from the stored experiment's start (the lost file may have set it).
+    offset = (old_start - new_start).total_seconds() if new_start and old_start else 0.0
+    kept = [spectrum.shifted(offset) for spectra in lost.values() for spectrum in spectra]
+    skipped = []
+    reported = set()
+    for item in experiment.skipped:
+        name = Path(item.path).name
+        if name in lost:
+            reported.add(name)
+            item = SkippedFile(
+                item.path, f"{item.reason}; its {len(lost[name])} stored sweeps are kept"
+            )
+        skipped.append(item)
+    for name, spectra in lost.items():
+        if name not in reported:
+            skipped.append(
+                SkippedFile(spectra[0].source, f"gone; its {len(spectra)} stored sweeps are kept")
+            )
+        log.warning("%s cannot be read now: keeping its %d stored sweeps", name, len(spectra))
+    old_dc = previous.experiment.dc_record.shifted(offset)
+    new_times = np.round(experiment.dc_record.time_s, 6)
+    extra = ~np.isin(np.round(old_dc.time_s, 6), new_times)
+    dc = DCRecord.concatenate(
+        [
+            experiment.dc_record,
+            DCRecord(*(getattr(old_dc, key)[extra] for key in _DC_KEYS)),
+        ]
+    )
+    skipped_sweeps = experiment.skipped_sweeps + tuple(
+        item for item in previous.experiment.skipped_sweeps if Path(item.source).name in lost
+    )
+    return replace(
+        experiment,
+        spectra=sort_spectra(experiment.spectra + tuple(kept)),
+        dc_record=dc,
+        skipped=tuple(skipped),
+        skipped_sweeps=skipped_sweeps,
+    )
+
+
+_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+
+
+def _screened(name: str, experiment: Experiment, config: Config, where: Path) -> Experiment:
+    """The experiment without its defective sweeps; checks the reference step fits it."""
+    screened = screen_sweeps(experiment)
+    for item in screened.skipped_sweeps[len(experiment.skipped_sweeps) :]:
+        log.warning("skipped sweep %d of %s: %s", item.sweep_index, item.source, item.reason)
+    if not screened.spectra:
+        reasons = "; ".join(
+            f"{item.source} sweep {item.sweep_index}: {item.reason}"
+            for item in screened.skipped_sweeps[:3]
+        )
+        raise NoImpedanceDataError(
+            f"no usable sweep in experiment {name!r} ({reasons})", file=where
+        )
+    step = config.track.reference_step
+    if step is not None and step >= len(screened.spectra):
+        raise ConfigError(
+            f"experiment {name!r} has {len(screened.spectra)} sweeps "
+            f"(steps 0..{len(screened.spectra) - 1}), got {step}",
+            key="track.reference_step",
+        )
+    return screened
 
 
 def _tau_range(experiment: Experiment, config: Config) -> tuple[float, float]:
@@ -155,6 +260,9 @@ class RunState:
     publish_cost_s: float = 0.0
     #: Run once, as soon as the first chunks are submitted (run: publish the raw data).
     on_start: Callable[[], None] | None = None
+    #: Publish while running (reprocess: no, the old file stays whole until the new one
+    #: replaces it).
+    periodic: bool = True
 
     def start(self) -> None:
         if self.on_start is not None:
@@ -177,6 +285,8 @@ class RunState:
 
     def publish_due(self) -> bool:
         """Whether a periodic publish is due (see :data:`PUBLISH_SPACING`)."""
+        if not self.periodic:
+            return False
         wait = max(self.config.executor.publish_interval_s, PUBLISH_SPACING * self.publish_cost_s)
         return time.monotonic() - self.last_publish > wait
 
@@ -234,7 +344,8 @@ def _process_experiment(
                 chunk_outputs[stage][start] = slice_stage(stage_data, start, stop, previous_offsets)
                 reused.add(stage)
                 continue
-            saved = parts.load(name, stage, hashes[stage], keys[start])
+            n_points = sum(item.size for item in freq)
+            saved = parts.load(name, stage, hashes[stage], keys[start], n_points)
             if saved is not None:
                 chunk_outputs[stage][start] = saved
                 reused.add(stage)
@@ -304,11 +415,14 @@ def _process_experiment(
         skipped_files=tuple(item.path for item in experiment.skipped),
         ingest=summarize(experiment),
         summary=dict(state.records[name].summary),
+        skipped_sweeps=experiment.skipped_sweeps,
     )
 
 
 def _experiment_name(folder: Path, taken: set[str]) -> str:
-    name = folder.resolve().name or "experiment"
+    # The name becomes an HDF5 group: valid UTF-8 (undecodable bytes become U+FFFD).
+    name = folder.resolve().name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    name = name or "experiment"
     candidate, counter = name, 2
     while candidate in taken:
         candidate, counter = f"{name}_{counter}", counter + 1
@@ -339,6 +453,47 @@ def run(
     """
     started = time.perf_counter()
     output = Path(output)
+    for folder in folders:  # before the lock: a typo'd folder is the error to show
+        if not Path(folder).is_dir():
+            raise GeisPipelineError("not a folder", file=folder)
+    with OutputLock(output):
+        _remove_leftovers(output)
+        return _run(folders, config, output, progress, started)
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Temporary files of killed runs (we hold the lock: nobody else writes them)."""
+    remove_stale_temporaries(output)
+    ChunkStore(output).remove_stale_temporaries()
+
+
+def _read_folder(
+    folder: Path, name: str, config: Config, previous: ExperimentRecord | None
+) -> Experiment:
+    """The folder's experiment, keeping stored sweeps of files unreadable now."""
+    try:
+        experiment = read_experiment(
+            folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
+        )
+    except GeisPipelineError as exc:
+        if previous is None or config.experiment.strict:
+            raise
+        # Nothing readable now (the only file is being rewritten?): keep what is stored.
+        log.warning("%s; keeping the %d stored sweeps", exc, len(previous.experiment.spectra))
+        return replace(
+            previous.experiment,
+            skipped=(SkippedFile(str(folder), f"{exc.message}; the stored sweeps are kept"),),
+        )
+    return _keep_stored_sweeps(experiment, previous)
+
+
+def _run(
+    folders: Sequence[str | Path],
+    config: Config,
+    output: Path,
+    progress: ProgressCallback | None,
+    started: float,
+) -> RunReport:
     previous_records: dict[str, ExperimentRecord] = {}
     if output.exists():
         previous_records, _ = read_store(output)
@@ -351,15 +506,14 @@ def run(
         folder = Path(folder)
         name = _experiment_name(folder, taken)
         taken.add(name)
-        experiment = read_experiment(
-            folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
-        )
-        experiments.append((name, experiment))
+        previous = previous_records.get(name)
+        experiment = _read_folder(folder, name, config, previous)
+        experiments.append((name, _screened(name, experiment, config, folder)))
 
     def publish_raw_data() -> None:
         # Raw data goes in first: the file opens from now on.
         for name, experiment in experiments:
-            state.inputs[name] = _inputs(experiment)
+            state.inputs[name] = _inputs(experiment, previous_records.get(name))
             if name not in state.records:
                 state.records[name] = ExperimentRecord(name, experiment, state.inputs[name])
         state.publish()
@@ -400,20 +554,25 @@ def reprocess(
     started = time.perf_counter()
     source = Path(result_file)
     output = Path(output) if output is not None else source
-    records, _ = read_store(source)
-    state = RunState(output, config, dict(records))
-    state.inputs = {name: record.inputs for name, record in records.items()}
-    parts = ChunkStore(output)
-    reports = []
-    for name, record in records.items():
-        experiment = record.experiment
-        if config.experiment.area_cm2 is not None:
-            experiment = replace(
-                experiment,
-                metadata=replace(experiment.metadata, area_cm2=config.experiment.area_cm2),
-            )
-        reports.append(_process_experiment(name, experiment, record, state, parts, progress))
-    state.study = study(state.records, config)
-    state.publish(final=True)
-    parts.clear()
+    with OutputLock(output):
+        _remove_leftovers(output)
+        records, _ = read_store(source)
+        # Nothing is published until the end: the old file stays whole until the new one,
+        # written under a temporary name, replaces it (a kill leaves one or the other).
+        state = RunState(output, config, dict(records), periodic=False)
+        state.inputs = {name: record.inputs for name, record in records.items()}
+        parts = ChunkStore(output)
+        reports = []
+        for name, record in records.items():
+            experiment = record.experiment
+            if config.experiment.area_cm2 is not None:
+                experiment = replace(
+                    experiment,
+                    metadata=replace(experiment.metadata, area_cm2=config.experiment.area_cm2),
+                )
+            experiment = _screened(name, experiment, config, source)
+            reports.append(_process_experiment(name, experiment, record, state, parts, progress))
+        state.study = study(state.records, config)
+        state.publish(final=True)
+        parts.clear()
     return RunReport(output, tuple(reports), time.perf_counter() - started)
