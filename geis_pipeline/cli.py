@@ -245,7 +245,7 @@ def _config(arguments: argparse.Namespace) -> Config:
     executor = config.executor
     if getattr(arguments, "executor", None):
         executor = replace(executor, kind=arguments.executor)
-    if getattr(arguments, "workers", None):
+    if getattr(arguments, "workers", None) is not None:  # 0 is refused, not ignored
         executor = replace(executor, workers=arguments.workers)
     if getattr(arguments, "scheduler", None):
         executor = replace(executor, scheduler=arguments.scheduler)
@@ -295,6 +295,10 @@ def _print_report(report) -> None:
         )
         for path in experiment.skipped_files:
             print(_line("skipped file", str(path)))
+        for sweep in experiment.skipped_sweeps:
+            print(
+                _line("skipped sweep", f"{sweep.source} sweep {sweep.sweep_index}: {sweep.reason}")
+            )
         for line in _physics_lines(experiment.summary):
             print(line)
     if len(report.experiments) > 1 and not report_has_sand(report):
@@ -442,6 +446,9 @@ def _report(arguments: argparse.Namespace, results: Path, out_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geis-pipeline`` command; returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = _parser()
     arguments = parser.parse_args(argv)
     _configure_logging(arguments)

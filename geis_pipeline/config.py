@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -30,6 +31,7 @@ __all__ = [
     "ExperimentConfig",
     "FitConfig",
     "KKConfig",
+    "TLSConfig",
     "TrackConfig",
     "config_to_toml",
     "load_config",
@@ -171,14 +173,38 @@ class TrackConfig:
 
 
 @dataclass(frozen=True)
+class TLSConfig:
+    """TLS for a Dask scheduler (``tls://`` address), as ``distributed.Security`` takes it.
+
+    Attributes
+    ----------
+    ca_file
+        Certificate authority that signed the scheduler's and workers' certificates.
+    cert_file, key_file
+        This client's certificate and private key (PEM).
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
 class ExecutorConfig:
-    """Where the work runs."""
+    """Where the work runs.
+
+    A Dask scheduler runs whatever its clients submit and the client unpickles
+    the results: anyone who can connect to a ``tcp://`` scheduler can run code
+    on the workers and, through the results, on this machine. Use ``tcp://``
+    only on a network you trust; otherwise ``tls://`` with ``[executor.tls]``.
+    """
 
     kind: Literal["serial", "process", "dask"] = "process"
     workers: int = 2
     chunk_size: int = 200
     scheduler: str | None = None
     publish_interval_s: float = 60.0
+    tls: TLSConfig = field(default_factory=TLSConfig)
 
 
 @dataclass(frozen=True)
@@ -307,6 +333,14 @@ def _convert(hint: Any, value: Any, key: str, source: str | Path | None) -> Any:
     raise ConfigError(f"unsupported setting type {hint!r}", file=source, key=key)
 
 
+#: Upper limits of numeric keys: beyond them a run would take hours or memory
+#: without limit (a DRT grid of 2,000 points per decade), or the value is a typo.
+MAX_POINTS_PER_DECADE = 100
+MAX_WORKERS = 1024
+MAX_CHUNK_SIZE = 100_000
+MAX_TEMPERATURE_K = 2000.0
+
+
 def _check_values(config: Config, source: str | Path | None) -> None:
     """Range checks that types cannot express."""
 
@@ -318,23 +352,46 @@ def _check_values(config: Config, source: str | Path | None) -> None:
     require(area is None or area > 0, "experiment.area_cm2", f"must be > 0 cm2, got {area}")
     require(0 < config.kk.threshold < 1, "kk.threshold", "must be a fraction in (0, 1)")
     require(0 < config.kk.mu_criterion < 1, "kk.mu_criterion", "must be in (0, 1)")
-    require(config.drt.points_per_decade >= 1, "drt.points_per_decade", "must be at least 1")
+    require(
+        config.kk.max_freq_hz is None or config.kk.max_freq_hz > 0,
+        "kk.max_freq_hz",
+        f"must be > 0 Hz, got {config.kk.max_freq_hz}",
+    )
+    ppd = config.drt.points_per_decade
+    require(
+        1 <= ppd <= MAX_POINTS_PER_DECADE,
+        "drt.points_per_decade",
+        f"must be in 1..{MAX_POINTS_PER_DECADE}, got {ppd}",
+    )
     lam = config.drt.lam
     require(isinstance(lam, str) or lam > 0, "drt.lam", f"must be > 0 or a method, got {lam}")
     track = config.track
     require(track.interfaces in (1, 2), "track.interfaces", "must be 1 or 2")
+    require(
+        track.reference_step is None or track.reference_step >= 0,
+        "track.reference_step",
+        f"must be a step number >= 0 (0 = the first sweep), got {track.reference_step}",
+    )
     require(track.r_int_threshold_ohm_cm2 > 0, "track.r_int_threshold_ohm_cm2", "must be > 0")
     require(track.c0_mol_cm3 > 0, "track.c0_mol_cm3", "must be > 0 mol/cm3")
-    require(track.reference_temperature_K > 0, "track.reference_temperature_K", "must be > 0 K")
-    require(track.activation_energy_eV >= 0, "track.activation_energy_eV", "must be >= 0 eV")
+    require(
+        0 < track.reference_temperature_K <= MAX_TEMPERATURE_K,
+        "track.reference_temperature_K",
+        f"must be in (0, {MAX_TEMPERATURE_K:g}] K",
+    )
+    require(
+        0 <= track.activation_energy_eV <= 10,
+        "track.activation_energy_eV",
+        "must be in [0, 10] eV",
+    )
     require(
         track.ocv_current_density_mA_cm2 >= 0, "track.ocv_current_density_mA_cm2", "must be >= 0"
     )
     require(track.c_int_max_rel_stderr > 0, "track.c_int_max_rel_stderr", "must be > 0")
     require(
-        track.temperature_K is None or track.temperature_K > 0,
+        track.temperature_K is None or 0 < track.temperature_K <= MAX_TEMPERATURE_K,
         "track.temperature_K",
-        "must be > 0 K",
+        f"must be in (0, {MAX_TEMPERATURE_K:g}] K",
     )
     require(
         track.current_density_mA_cm2 is None or track.current_density_mA_cm2 != 0,
@@ -342,11 +399,30 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         "must not be 0",
     )
     for name, value in track.experiment_temperatures_K.items():
-        require(value > 0, f"track.experiment_temperatures_K.{name}", "must be > 0 K")
+        require(
+            0 < value <= MAX_TEMPERATURE_K,
+            f"track.experiment_temperatures_K.{name}",
+            f"must be in (0, {MAX_TEMPERATURE_K:g}] K",
+        )
     for name, value in track.experiment_current_densities_mA_cm2.items():
         require(value != 0, f"track.experiment_current_densities_mA_cm2.{name}", "must not be 0")
-    require(config.executor.workers >= 1, "executor.workers", "must be at least 1")
-    require(config.executor.chunk_size >= 1, "executor.chunk_size", "must be at least 1")
+    executor = config.executor
+    require(
+        1 <= executor.workers <= MAX_WORKERS,
+        "executor.workers",
+        f"must be in 1..{MAX_WORKERS}, got {executor.workers}",
+    )
+    require(
+        1 <= executor.chunk_size <= MAX_CHUNK_SIZE,
+        "executor.chunk_size",
+        f"must be in 1..{MAX_CHUNK_SIZE}, got {executor.chunk_size}",
+    )
+    tls = (executor.tls.ca_file, executor.tls.cert_file, executor.tls.key_file)
+    require(
+        all(item is None for item in tls) or all(item for item in tls),
+        "executor.tls",
+        "needs all of ca_file, cert_file and key_file (or none)",
+    )
     require(config.executor.publish_interval_s > 0, "executor.publish_interval_s", "must be > 0 s")
     require(
         config.executor.kind != "dask" or bool(config.executor.scheduler),
@@ -360,28 +436,63 @@ def _check_values(config: Config, source: str | Path | None) -> None:
 
 
 def config_to_toml(config: Config) -> str:
-    """The resolved config as TOML text (every key, defaults included)."""
+    """The resolved config as TOML text (every key, defaults included).
+
+    Keys and strings are escaped (TOML basic strings), so the text reads back
+    into the same config whatever the names hold.
+    """
     lines: list[str] = []
     for section in dataclasses.fields(config):
-        lines.append(f"[{section.name}]")
-        nested: list[tuple[str, Mapping[str, Any]]] = []
-        for item in dataclasses.fields(getattr(config, section.name)):
-            value = getattr(getattr(config, section.name), item.name)
-            if value is None:
-                lines.append(f"# {item.name} not set")
-            elif isinstance(value, Mapping):
-                nested.append((item.name, value))
-            else:
-                lines.append(f"{item.name} = {_toml_value(value)}")
-        for name, table in nested:
-            lines.append(f"[{section.name}.{name}]")
-            lines.extend(f"{_toml_key(key)} = {_toml_value(value)}" for key, value in table.items())
-        lines.append("")
+        _table_lines(section.name, getattr(config, section.name), lines)
     return "\n".join(lines)
 
 
+def _table_lines(path: str, table: Any, lines: list[str]) -> None:
+    """``[path]`` and its keys; nested tables and sub-sections after it."""
+    lines.append(f"[{path}]")
+    nested: list[tuple[str, Any]] = []
+    for item in dataclasses.fields(table):
+        value = getattr(table, item.name)
+        if value is None:
+            lines.append(f"# {item.name} not set")
+        elif isinstance(value, Mapping) or dataclasses.is_dataclass(value):
+            nested.append((item.name, value))
+        else:
+            lines.append(f"{item.name} = {_toml_value(value)}")
+    lines.append("")
+    for name, value in nested:
+        if dataclasses.is_dataclass(value):
+            _table_lines(f"{path}.{name}", value, lines)
+            continue
+        lines.append(f"[{path}.{name}]")
+        lines.extend(f"{_toml_key(key)} = {_toml_value(item)}" for key, item in value.items())
+        lines.append("")
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        _ESCAPES.get(char)
+        or (f"\\u{ord(char):04X}" if ord(char) < 0x20 or ord(char) == 0x7F else char)
+        for char in text
+    )
+    return f'"{escaped}"'
+
+
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: Any) -> str:
@@ -392,8 +503,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+        return _toml_string(value)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

@@ -6,6 +6,7 @@ Frozen dataclasses holding read-only numpy arrays; no I/O here (readers live in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,10 @@ __all__ = [
     "ExperimentMetadata",
     "InstrumentFile",
     "SkippedFile",
+    "SkippedSweep",
     "Spectrum",
+    "screen_sweeps",
+    "sweep_defect",
 ]
 
 #: Flag set on a sweep that stopped before reaching the last frequency of the
@@ -242,6 +246,67 @@ class SkippedFile:
 
 
 @dataclass(frozen=True)
+class SkippedSweep:
+    """A sweep left out of the analysis because its data cannot be right.
+
+    Attributes
+    ----------
+    source
+        The file it was read from.
+    sweep_index
+        0-based index of the sweep within ``source`` (as :attr:`Spectrum.sweep_index`).
+    time_s
+        Its start, s since the experiment's start.
+    reason
+        What is wrong (see :func:`sweep_defect`).
+    """
+
+    source: str
+    sweep_index: int
+    time_s: float
+    reason: str
+
+
+#: Fewest points a sweep must have: fewer cannot constrain a circuit or a KK check.
+MIN_POINTS = 8
+#: Frequencies outside this band (Hz) are not an impedance measurement.
+PLAUSIBLE_FREQ_HZ = (1e-6, 1e9)
+#: |Z| outside this band (ohm) is not an impedance measurement.
+PLAUSIBLE_MODULUS_OHM = (1e-9, 1e15)
+
+
+def sweep_defect(spectrum: Spectrum) -> str | None:
+    """What makes a sweep unusable, or None.
+
+    Too few points (< :data:`MIN_POINTS`), a repeated frequency, a zero or
+    non-finite impedance, a frequency outside :data:`PLAUSIBLE_FREQ_HZ` or
+    ``|Z|`` outside :data:`PLAUSIBLE_MODULUS_OHM`. The bands are wide (no real
+    cell is outside them) and bound every allocation that grows with a value
+    read from a file (the DRT's tau grid spans the frequency range).
+    """
+    freq, z = spectrum.freq, spectrum.z
+    if freq.size < MIN_POINTS:
+        return f"{freq.size} point(s), fewer than {MIN_POINTS}"
+    low, high = PLAUSIBLE_FREQ_HZ
+    outside = np.flatnonzero((freq < low) | (freq > high))
+    if outside.size:
+        return f"implausible frequency {freq[outside[0]]:.3g} Hz (outside {low:g}..{high:g} Hz)"
+    if np.unique(freq).size != freq.size:
+        return "repeated frequency within the sweep"
+    if not np.all(np.isfinite(z)):
+        return "non-finite impedance"
+    with np.errstate(over="ignore"):
+        modulus = np.abs(z)
+    if np.any(modulus == 0):
+        return "zero impedance"
+    low, high = PLAUSIBLE_MODULUS_OHM
+    outside = np.flatnonzero((modulus < low) | (modulus > high))
+    if outside.size:
+        return f"implausible |Z| {modulus[outside[0]]:.3g} ohm (outside {low:g}..{high:g} ohm)"
+    return None
+
+
+@dataclass(frozen=True)
 class ExperimentMetadata:
     """What is known about the experiment as a whole.
 
@@ -297,12 +362,16 @@ class Experiment:
         Area, setpoint, techniques, start time, sources.
     skipped
         Files that could not be read (with the reason).
+    skipped_sweeps
+        Sweeps left out because their data cannot be right (see
+        :func:`screen_sweeps`); not in ``spectra``.
     """
 
     spectra: tuple[Spectrum, ...]
     dc_record: DCRecord
     metadata: ExperimentMetadata
     skipped: tuple[SkippedFile, ...] = ()
+    skipped_sweeps: tuple[SkippedSweep, ...] = ()
 
     def __len__(self) -> int:
         return len(self.spectra)
@@ -326,6 +395,48 @@ class Experiment:
     def flagged(self) -> tuple[Spectrum, ...]:
         """Sweeps carrying any quality flag."""
         return tuple(spectrum for spectrum in self.spectra if spectrum.flags)
+
+
+def screen_sweeps(experiment: Experiment) -> Experiment:
+    """The experiment without its defective sweeps, which go to ``skipped_sweeps``.
+
+    Idempotent: a screened experiment comes back unchanged.
+    """
+    spectra = experiment.spectra
+    if not spectra:
+        return experiment
+    # One vectorised pass flags the suspects (30,000 sweeps: ~10 ms); only they
+    # are examined one by one for the reason.
+    sizes = np.array([spectrum.n_points for spectrum in spectra])
+    freq = np.concatenate([spectrum.freq for spectrum in spectra])
+    z = np.concatenate([spectrum.z for spectrum in spectra])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        modulus = np.abs(z)
+        bad_point = ~(
+            (freq >= PLAUSIBLE_FREQ_HZ[0])
+            & (freq <= PLAUSIBLE_FREQ_HZ[1])
+            & (modulus >= PLAUSIBLE_MODULUS_OHM[0])
+            & (modulus <= PLAUSIBLE_MODULUS_OHM[1])
+        )
+    sweep_of_point = np.repeat(np.arange(sizes.size), sizes)
+    order = np.lexsort((freq, sweep_of_point))
+    repeated = (np.diff(freq[order]) == 0) & (np.diff(sweep_of_point[order]) == 0)
+    suspect = (sizes < MIN_POINTS) | np.logical_or.reduceat(bad_point, starts)
+    suspect[sweep_of_point[order][1:][repeated]] = True
+    if not suspect.any():
+        return experiment
+    kept: list[Spectrum] = []
+    skipped = list(experiment.skipped_sweeps)
+    for spectrum, flagged in zip(spectra, suspect, strict=True):
+        reason = sweep_defect(spectrum) if flagged else None
+        if reason is None:
+            kept.append(spectrum)
+        else:
+            skipped.append(
+                SkippedSweep(spectrum.source, spectrum.sweep_index, spectrum.time_s, reason)
+            )
+    return dataclasses.replace(experiment, spectra=tuple(kept), skipped_sweeps=tuple(skipped))
 
 
 def sort_spectra(spectra: Sequence[Spectrum]) -> tuple[Spectrum, ...]:

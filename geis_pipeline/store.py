@@ -5,9 +5,13 @@ Layout (``layout_version`` 1; every name carries its unit)::
     /                               attrs: format, layout_version, package_version,
                                            created, config_toml
     /experiments/<name>/            attrs: area_cm2, current_setpoint_mA, start_time,
-                                           techniques, sources, setpoints_mA (per source,
-                                           null: none stated), warnings, skipped
-                                           ([file, reason]), inputs (JSON: name, size, sha256)
+                                           techniques, sources, setpoints_mA (JSON, per
+                                           source, null: none stated), warnings (JSON: no
+                                           or placeholder area...), inputs (JSON: name, size,
+                                           sha256), skipped (JSON: [file, reason] of the
+                                           files not read), skipped_sweeps (JSON: [file,
+                                           sweep index in the file, time_s, reason] of the
+                                           defective sweeps left out of raw/)
         raw/offsets                 (n_sweeps + 1,) int64: sweep i is points offsets[i]:offsets[i+1]
         raw/freq_hz, z_real_ohm, z_imag_ohm, point_time_s      (n_points,)
         raw/time_s, current_mA, potential_V, charge_mAh, sweep_index, source_index,
@@ -20,6 +24,13 @@ Layout (``layout_version`` 1; every name carries its unit)::
             grid/<column>           shared axes (e.g. drt/grid/tau_s)
         tracking/<column>           (n_sweeps,) one value per time step
         summary                     attrs: experiment-level results
+
+Text is UTF-8; file names that are not (undecodable bytes, kept by Python as
+surrogate escapes) are stored as their raw bytes and read back the same.
+
+Reading validates the structure: a missing or malformed part (dataset,
+attribute, inconsistent lengths, an experiment named ``.`` or ``..``) is a
+:class:`~geis_pipeline.errors.StoreError` naming what is wrong and where.
 
 Writing is atomic: :func:`write_store` builds the whole file under a temporary
 name and renames it over the target, so a run killed at any moment leaves the
@@ -37,7 +48,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -51,6 +62,7 @@ from geis_pipeline.spectrum import (
     Experiment,
     ExperimentMetadata,
     SkippedFile,
+    SkippedSweep,
     Spectrum,
 )
 
@@ -189,7 +201,11 @@ def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
 def _dataset(group: h5py.Group, name: str, values: np.ndarray, compress: bool) -> None:
     values = np.asarray(values)
     if values.dtype.kind in "OU":
-        group.create_dataset(name, data=values.astype(object), dtype=_STRING)
+        # Raw UTF-8 bytes: a file name with undecodable bytes survives the round trip.
+        encoded = np.array([_encode(item) for item in values.ravel()], dtype=object).reshape(
+            values.shape
+        )
+        group.create_dataset(name, data=encoded, dtype=_STRING)
         return
     chunks = compress and values.ndim > 0 and values.shape[0] > 0
     group.create_dataset(
@@ -220,6 +236,10 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
                 None if value != value else float(value) for value in metadata.setpoints_mA
             ],
             "warnings": list(metadata.warnings),
+            "skipped_sweeps": [
+                [item.source, item.sweep_index, item.time_s, item.reason]
+                for item in experiment.skipped_sweeps
+            ],
         },
     )
     raw = group.create_group("raw")
@@ -285,21 +305,104 @@ def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str,
     Raises
     ------
     StoreError
-        Not a geis-pipeline result file, a newer layout, or unreadable.
+        Not a geis-pipeline result file, a newer layout, unreadable, or a
+        missing or malformed part (the message names it).
     """
     path = Path(path)
+    where = "the file"
     try:
         with h5py.File(path, "r") as handle:
             attrs = _check_file(handle, path)
-            records = {
-                name: _read_record(name, group, path)
-                for name, group in handle["experiments"].items()
-            }
+            records = {}
+            for name, group in handle["experiments"].items():
+                where = f"experiment {name!r}"
+                _check_experiment(name, group, path)
+                records[name] = _read_record(name, group, path)
+            where = "/study"
             study = {name: dict(group.attrs) for name, group in handle.get("study", {}).items()}
     except OSError as exc:
         raise StoreError(f"cannot read results: {exc}", file=path) from exc
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        # The checks above name the common defects; anything else malformed ends here.
+        raise StoreError(f"malformed result file ({where}): {exc}", file=path) from exc
     attrs["study"] = study
     return records, attrs
+
+
+#: Per-sweep and per-point datasets every experiment's raw/ group holds.
+_RAW_SWEEP_COLUMNS = (
+    "time_s",
+    "current_mA",
+    "potential_V",
+    "charge_mAh",
+    "sweep_index",
+    "source_index",
+    "incomplete",
+)
+_RAW_POINT_COLUMNS = ("freq_hz", "z_real_ohm", "z_imag_ohm", "point_time_s")
+_DC_COLUMNS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+
+
+def _check_experiment(name: str, group: object, path: Path) -> None:
+    """Raise :class:`StoreError` naming the first missing or inconsistent part."""
+
+    def fail(message: str) -> None:
+        raise StoreError(f"experiment {name!r}: {message}", file=path)
+
+    def dataset(parent: h5py.Group, key: str, where: str) -> h5py.Dataset:
+        item = parent.get(key)
+        if not isinstance(item, h5py.Dataset):
+            fail(f"missing dataset {where}/{key}")
+        return item
+
+    if name in ("", ".", "..") or "\x00" in name:
+        fail("not a valid experiment name")
+    if not isinstance(group, h5py.Group):
+        fail("is not a group")
+    for key in ("raw", "tracking", "summary"):
+        if not isinstance(group.get(key), h5py.Group):
+            fail(f"missing group {key}/")
+    raw = group["raw"]
+    offsets = dataset(raw, "offsets", "raw")
+    if offsets.ndim != 1 or offsets.shape[0] < 1 or offsets.dtype.kind not in "iu":
+        fail("raw/offsets must be a 1-D integer array of n_sweeps + 1 entries")
+    offset_values = offsets[()]
+    n_sweeps, n_points = offset_values.size - 1, int(offset_values[-1])
+    if offset_values[0] != 0 or np.any(np.diff(offset_values) < 1):
+        fail("raw/offsets must start at 0 and increase (every sweep has points)")
+    for key in _RAW_POINT_COLUMNS:
+        if dataset(raw, key, "raw").shape != (n_points,):
+            fail(f"raw/{key} must hold {n_points} points (raw/offsets)")
+    for key in _RAW_SWEEP_COLUMNS:
+        if dataset(raw, key, "raw").shape != (n_sweeps,):
+            fail(f"raw/{key} must hold {n_sweeps} sweeps (raw/offsets)")
+    sources = dataset(raw, "sources", "raw")
+    source_index = raw["source_index"][()]
+    if n_sweeps and (source_index.min() < 0 or source_index.max() >= sources.shape[0]):
+        fail("raw/source_index points past raw/sources")
+    if not isinstance(raw.get("dc"), h5py.Group):
+        fail("missing group raw/dc/")
+    dc_sizes = {dataset(raw["dc"], key, "raw/dc").shape for key in _DC_COLUMNS}
+    if len(dc_sizes) != 1:
+        fail("raw/dc columns differ in length")
+    for stage_name in STAGES:
+        stage = group.get(stage_name)
+        if stage is None:
+            continue
+        if not isinstance(stage, h5py.Group) or "config_hash" not in stage.attrs:
+            fail(f"{stage_name}/ lacks its config_hash attribute")
+        rows = {item.shape[:1] for item in stage.values() if isinstance(item, h5py.Dataset)}
+        if len(rows) > 1 or (rows and rows.pop()[0] > n_sweeps):
+            fail(f"{stage_name}/ columns must have one row per processed sweep")
+    fit = group.get("fit")
+    if isinstance(fit, h5py.Group) and "parameters" in fit:
+        if "parameter_names" not in fit.attrs:
+            fail("fit/ lacks its parameter_names attribute")
+        parameters = fit["parameters"]
+        if parameters.ndim != 2:
+            fail("fit/parameters must be 2-D (sweep, parameter)")
+        if "stderr" not in fit or fit["stderr"].shape != parameters.shape:
+            fail("fit/stderr must match fit/parameters")
 
 
 def _check_file(handle: h5py.File, path: Path) -> dict[str, object]:
@@ -316,14 +419,18 @@ def _check_file(handle: h5py.File, path: Path) -> dict[str, object]:
     return attrs
 
 
+def _encode(value: object) -> bytes:
+    return str(value).encode("utf-8", "surrogateescape")
+
+
 def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
 
 
 def _values(dataset: h5py.Dataset) -> np.ndarray:
     """A dataset's values; text comes back as str (object array), not bytes."""
     if h5py.check_string_dtype(dataset.dtype) is not None:
-        return dataset.asstr()[()]
+        return dataset.asstr(errors="surrogateescape")[()]
     return dataset[()]
 
 
@@ -397,9 +504,6 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
             *(dc[key][()] for key in ("time_s", "potential_V", "current_mA", "charge_mAh"))
         ),
         metadata=metadata,
-        skipped=tuple(
-            SkippedFile(str(path), str(reason)) for path, reason in attrs.get("skipped", ())
-        ),
     )
     stages = {}
     for stage_name in STAGES:
@@ -423,6 +527,16 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
             attrs=stage_attrs,
         )
     inputs = tuple(InputFile(**item) for item in attrs.get("inputs", ()))
+    skipped = tuple(
+        SkippedFile(str(file), str(reason)) for file, reason in attrs.get("skipped", ())
+    )
+    # Files of layout version 1 before skipped_sweeps existed simply have none.
+    skipped_sweeps = tuple(
+        SkippedSweep(str(file), int(index), float(time_s), str(reason))
+        for file, index, time_s, reason in attrs.get("skipped_sweeps", ())
+    )
+    if skipped or skipped_sweeps:
+        experiment = replace(experiment, skipped=skipped, skipped_sweeps=skipped_sweeps)
     return ExperimentRecord(
         name=name,
         experiment=experiment,

@@ -17,9 +17,8 @@ import pytest
 from threadpoolctl import ThreadpoolController
 
 import geis_pipeline as gp
-from geis_pipeline import pipeline
 from geis_pipeline.config import config_to_toml, parse_config
-from geis_pipeline.pipeline import reprocess, run, stage_hashes
+from geis_pipeline.pipeline import chunks, orchestrator, reprocess, run, stage_hashes
 from geis_pipeline.results import open_results
 from geis_pipeline.simulate import SimulationSettings, write_experiment
 
@@ -262,19 +261,19 @@ def test_chunks_compute_with_one_blas_thread(monkeypatch: pytest.MonkeyPatch) ->
     if not before:
         pytest.skip("no BLAS library that threadpoolctl controls in this process")
     seen = []
-    monkeypatch.setattr(pipeline, "_process_chunk", lambda task: seen.append(blas_threads()))
-    pipeline.process_chunk(None)  # type: ignore[arg-type]
+    monkeypatch.setattr(chunks, "_process_chunk", lambda task: seen.append(blas_threads()))
+    chunks.process_chunk(None)  # type: ignore[arg-type]
     assert seen == [[1] * len(before)]
     assert blas_threads() == before  # restored
-    with pipeline._one_blas_thread:  # nested (chunks run by threads): the outermost restores
-        pipeline.process_chunk(None)  # type: ignore[arg-type]
+    with chunks.one_blas_thread:  # nested (chunks run by threads): the outermost restores
+        chunks.process_chunk(None)  # type: ignore[arg-type]
         assert blas_threads() == [1] * len(before)
     assert blas_threads() == before
 
 
 def test_a_large_file_is_published_less_often(tmp_path: Path) -> None:
     config = replace(CONFIG, executor=replace(CONFIG.executor, publish_interval_s=10.0))
-    state = pipeline._RunState(tmp_path / "out.h5", config, {})
+    state = orchestrator.RunState(tmp_path / "out.h5", config, {})
     state.last_publish = time.monotonic() - 11.0
     state.publish_cost_s = 0.1  # 20 x 0.1 s < 10 s: the interval applies
     assert state.publish_due()

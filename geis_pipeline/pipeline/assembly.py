@@ -1,0 +1,215 @@
+"""Assembling results: chunks into :class:`StageData`, tracking and the study."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from geis_pipeline.config import Config
+from geis_pipeline.pipeline.chunks import _fit_options
+from geis_pipeline.spectrum import Experiment
+from geis_pipeline.store import ExperimentRecord, StageData
+from geis_pipeline.track import arrhenius_fit, sand_fit, summarize_tracking, track
+
+__all__ = ["assemble_record", "slice_stage", "study"]
+
+
+def slice_stage(stage: StageData, start: int, stop: int, offsets: np.ndarray) -> dict:
+    return {
+        "sweeps": {name: values[start:stop] for name, values in stage.sweeps.items()},
+        "points": {
+            name: values[offsets[start] : offsets[stop]] for name, values in stage.points.items()
+        },
+        "grid": dict(stage.grid),
+    }
+
+
+def _assemble(
+    chunks: list[dict], n_sweeps: int, stage: str, config: Config, stage_hash: str
+) -> StageData:
+    sweeps: dict[str, np.ndarray] = {}
+    points: dict[str, np.ndarray] = {}
+    grid: dict[str, np.ndarray] = {}
+    if chunks:
+        grid = dict(chunks[0].get("grid", {}))
+        for name in chunks[0]["sweeps"]:
+            sweeps[name] = np.concatenate([chunk["sweeps"][name] for chunk in chunks])
+        for name in chunks[0]["points"]:
+            points[name] = np.concatenate([chunk["points"][name] for chunk in chunks])
+    n_done = next(iter(sweeps.values())).shape[0] if sweeps else 0
+    attrs: dict[str, object] = {"n_done": n_done, "complete": n_done == n_sweeps}
+    if stage == "fit":
+        circuit = _fit_options(config, None).circuit
+        attrs |= {
+            "circuit": circuit.text,
+            "parameter_names": list(circuit.parameter_names),
+            "zarcs": [list(pair) for pair in circuit.zarcs],
+        }
+    if stage == "drt":
+        attrs["windows"] = {name: list(bounds) for name, bounds in config.drt.windows.items()}
+    return StageData(stage_hash, sweeps, points, grid, attrs)
+
+
+def _fit_band(spectra, fit: StageData, n_done: int) -> np.ndarray | None:
+    """(n_done, 2) lowest and highest frequency each fit used (None if not stored)."""
+    used = fit.points.get("used")
+    sizes = [spectrum.freq.size for spectrum in spectra]
+    if used is None or used.size < sum(sizes):
+        return None
+    band = np.full((n_done, 2), np.nan)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for step, spectrum in enumerate(spectra):
+        mask = np.asarray(used[offsets[step] : offsets[step + 1]], dtype=bool)
+        freq = spectrum.freq[mask] if mask.any() else spectrum.freq
+        band[step] = (freq.min(), freq.max())
+    return band
+
+
+def _reference_step(config: Config, n_done: int) -> int | None:
+    step = config.track.reference_step
+    return step if step is None or step < n_done else -1
+
+
+def _tracking(
+    experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
+) -> tuple[dict, dict]:
+    fit = stages.get("fit")
+    n_done = int(fit.attrs["n_done"]) if fit is not None else 0
+    spectra = experiment.spectra[:n_done]
+    if fit is None or n_done == 0:
+        return {}, {}
+    options = _fit_options(config, experiment.metadata.area_cm2)
+    section = config.track
+    temperature = section.experiment_temperatures_K.get(name or "", section.temperature_K)
+    kk = stages.get("kk")
+    drt = stages.get("drt")
+    kk_ok = kk.sweeps["ok"][:n_done] if kk is not None and kk.sweeps["ok"].size >= n_done else None
+    drt_ready = (
+        drt is not None and "int_R_ohm" in drt.sweeps and drt.sweeps["int_R_ohm"].size >= n_done
+    )
+    result = track(
+        np.array([spectrum.time_s for spectrum in spectra]),
+        parameters=fit.sweeps["parameters"],
+        stderr=fit.sweeps["stderr"],
+        parameter_names=options.circuit.parameter_names,
+        zarcs=options.circuit.zarcs,
+        roles=options.roles,
+        fit_ok=fit.sweeps["ok"],
+        kk_ok=kk_ok,
+        potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
+        charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
+        area_cm2=experiment.metadata.area_cm2,
+        interfaces=config.track.interfaces,
+        # A reference step not processed yet (a publish while running): no contact loss yet.
+        reference_step=_reference_step(config, n_done),
+        drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
+        drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
+        current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
+        freq_band_hz=_fit_band(spectra, fit, n_done),
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+        c_int_max_rel_stderr=section.c_int_max_rel_stderr,
+        temperature_K=temperature,
+        reference_temperature_K=section.reference_temperature_K,
+        activation_energy_eV=section.activation_energy_eV,
+    )
+    summary = {
+        "n_spectra": len(experiment.spectra),
+        "n_processed": n_done,
+        "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
+        "reference_step": result.reference_step,
+    }
+    summary |= summarize_tracking(
+        result.columns,
+        result.reference_step,
+        r_int_threshold_ohm_cm2=section.r_int_threshold_ohm_cm2,
+        c0_mol_cm3=section.c0_mol_cm3,
+        current_density_mA_cm2=section.experiment_current_densities_mA_cm2.get(
+            name or "", section.current_density_mA_cm2
+        ),
+        relaxation_model=section.relaxation_model,
+        temperature_K=temperature,
+    )
+    return dict(result.columns), summary
+
+
+def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dict]:
+    """Study-level fits across the experiments' summaries (written to ``/study/<name>``).
+
+    ``sand`` (at least two current densities with t0 reached): weighted fit of
+    t0^(-1/2) versus i -> ``D_eff_cm2_s``, ``D_eff_stderr_cm2_s``, slope (s^-1/2
+    per A/cm2) and intercept with errors, ``n_experiments`` and the points.
+    ``arrhenius`` (at least two temperatures): ``E_A_<R_b|R_gb|R_int>_eV`` with
+    ``..._stderr_eV`` from the reference-step resistances; ``R_ohm_cm2`` and
+    ``E_A_eV`` repeat the interface's.
+    """
+    summaries = {name: record.summary for name, record in records.items() if record.summary}
+    study: dict[str, dict] = {}
+
+    def values(key: str) -> np.ndarray:
+        return np.array([float(summary.get(key, math.nan)) for summary in summaries.values()])
+
+    names = list(summaries)
+    t0 = values("t0_s")
+    current = values("current_density_mA_cm2")
+    usable = np.isfinite(t0) & np.isfinite(current)
+    if np.unique(np.abs(current[usable])).size >= 2:
+        fitted = sand_fit(
+            t0[usable],
+            current[usable],
+            config.track.c0_mol_cm3,
+            t0_stderr_s=values("t0_stderr_s")[usable],
+            through_origin=config.track.sand_through_origin,
+        )
+        study["sand"] = {
+            "D_eff_cm2_s": fitted.D_eff_cm2_s,
+            "D_eff_stderr_cm2_s": fitted.D_eff_stderr_cm2_s,
+            "slope_s-0.5_cm2_A": fitted.slope,
+            "slope_stderr_s-0.5_cm2_A": fitted.slope_stderr,
+            "intercept_s-0.5": fitted.intercept,
+            "intercept_stderr_s-0.5": fitted.intercept_stderr,
+            "through_origin": config.track.sand_through_origin,
+            "c0_mol_cm3": config.track.c0_mol_cm3,
+            "n_experiments": fitted.n_experiments,
+            "experiments": [name for name, keep in zip(names, usable, strict=True) if keep],
+            "current_density_mA_cm2": [float(value) for value in current[usable]],
+            "t0_s": [float(value) for value in t0[usable]],
+        }
+    temperature = values("temperature_K")
+    known = np.isfinite(temperature)
+    if np.unique(temperature[known]).size >= 2:
+        arrhenius: dict[str, object] = {
+            "experiments": [name for name, keep in zip(names, known, strict=True) if keep],
+            "temperature_K": [float(value) for value in temperature[known]],
+            "n_experiments": int(np.sum(known)),
+        }
+        for label in ("R_b", "R_gb", "R_int"):
+            resistance = values(f"{label}_ref_ohm_cm2")[known]
+            fitted_arrhenius = arrhenius_fit(temperature[known], resistance)
+            arrhenius[f"E_A_{label}_eV"] = fitted_arrhenius.E_A_eV
+            arrhenius[f"E_A_{label}_stderr_eV"] = fitted_arrhenius.E_A_stderr_eV
+            arrhenius[f"{label}_ref_ohm_cm2"] = [float(value) for value in resistance]
+        # The interface, under the generic names plots look for.
+        arrhenius["R_ohm_cm2"] = arrhenius["R_int_ref_ohm_cm2"]
+        arrhenius["E_A_eV"] = arrhenius["E_A_R_int_eV"]
+        study["arrhenius"] = arrhenius
+    return study
+
+
+def assemble_record(
+    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+) -> ExperimentRecord:
+    stages = {}
+    for stage, by_start in chunk_outputs.items():
+        # Only the contiguous run of finished chunks from the first sweep is published.
+        ordered = []
+        position = 0
+        while position in by_start:
+            chunk = by_start[position]
+            ordered.append(chunk)
+            position += next(iter(chunk["sweeps"].values())).shape[0] if chunk["sweeps"] else 0
+            if not chunk["sweeps"]:
+                break
+        stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
+    tracking, summary = _tracking(experiment, stages, config, name)
+    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)

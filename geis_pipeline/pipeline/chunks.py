@@ -1,0 +1,269 @@
+"""Chunks: the unit of work, and the stage runners that compute one.
+
+A chunk is ``executor.chunk_size`` consecutive sweeps of one experiment and the
+stages to run on them (:class:`ChunkTask`). :func:`process_chunk` is pure (same
+task, same numbers) and runs in whichever process an executor picks, with one
+BLAS thread (:class:`OneBlasThread`). Each stage's results carry the hash of the
+config sections they depend on (:func:`stage_hashes`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from geis_pipeline.config import Config, section_hash
+from geis_pipeline.drt import invert_drt_batch, track_peaks
+from geis_pipeline.fit import Circuit, FitOptions, fit_experiment
+from geis_pipeline.kk import check_kk_batch
+
+__all__ = [
+    "STAGES",
+    "STAGE_SECTIONS",
+    "ChunkTask",
+    "OneBlasThread",
+    "one_blas_thread",
+    "process_chunk",
+    "stage_hashes",
+]
+
+#: Config sections each stage's results depend on.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "kk": ("kk",),
+    "fit": ("experiment", "kk", "fit"),
+    "drt": ("kk", "drt"),
+}
+STAGES = tuple(STAGE_SECTIONS)
+
+
+def stage_hashes(config: Config) -> dict[str, str]:
+    """Hash of every stage's config dependencies (disabled stages hash as such)."""
+    hashes = {}
+    for stage, sections in STAGE_SECTIONS.items():
+        digest = hashlib.sha256()
+        for section in sections:
+            digest.update(section_hash(config, section).encode())
+        hashes[stage] = digest.hexdigest()
+    return hashes
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One unit of work: consecutive sweeps of one experiment and the stages to run."""
+
+    experiment: str
+    start: int
+    stop: int
+    freq: tuple[np.ndarray, ...]
+    z: tuple[np.ndarray, ...]
+    stages: tuple[str, ...]
+    config: Config
+    area_cm2: float | None
+    drt_lam: float | None
+    drt_tau_range: tuple[float, float] | None
+    kk_masks: tuple[np.ndarray, ...] | None  # stored KK masks when KK is not re-run
+    circuit: Circuit | None = None  # compiled (and checked against impedance.py) in the parent
+
+
+def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Run the requested stages on one chunk (pure: same task, same numbers).
+
+    Computes with one BLAS thread whichever process runs it (see :class:`OneBlasThread`).
+
+    Returns
+    -------
+    dict
+        Stage -> {"sweeps": column -> array (one row per sweep),
+        "points": column -> array (the chunk's points, concatenated)}.
+    """
+    with one_blas_thread:
+        return _process_chunk(task)
+
+
+def _process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    config = task.config
+    pairs = list(zip(task.freq, task.z, strict=True))
+    output: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    masks: list[np.ndarray] = [np.ones(freq.size, dtype=bool) for freq in task.freq]
+    if "kk" in task.stages:
+        output["kk"] = _run_kk(pairs, config)
+    if config.kk.enabled:
+        kk_points = output["kk"]["points"] if "kk" in output else None
+        if kk_points is not None:
+            used = kk_points["used"]
+            offsets = np.cumsum([0] + [freq.size for freq in task.freq])
+            masks = [used[a:b] for a, b in itertools.pairwise(offsets)]
+        elif task.kk_masks is not None:
+            masks = list(task.kk_masks)
+    if "fit" in task.stages:
+        fit_masks = masks if config.fit.use_kk_mask else [None] * len(pairs)
+        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2, task.circuit)
+    if "drt" in task.stages:
+        output["drt"] = _run_drt(pairs, masks, config, task.drt_lam, task.drt_tau_range)
+    return output
+
+
+def _kk_options(config: Config) -> dict[str, object]:
+    section = config.kk
+    return {
+        "threshold": section.threshold,
+        "mu_criterion": section.mu_criterion,
+        "truncate": section.truncate,
+        "include_inductance": section.include_inductance,
+        "max_freq_hz": section.max_freq_hz,
+    }
+
+
+def _run_kk(pairs, config: Config) -> dict[str, dict[str, np.ndarray]]:
+    results = check_kk_batch(pairs, **_kk_options(config))
+    used, outlier_flags = [], []
+    for result in results:
+        outliers = np.zeros(result.mask.size, dtype=bool)
+        outliers[np.asarray(result.outliers, dtype=int)] = True
+        outlier_flags.append(outliers)
+        used.append(np.asarray(result.mask, dtype=bool) & ~outliers)
+    return {
+        "sweeps": {
+            "ok": np.array([result.ok for result in results]),
+            "reason": np.array([result.reason for result in results], dtype=object),
+            "mu": np.array([result.mu for result in results]),
+            "n_elements": np.array([result.n_elements for result in results]),
+            "truncated_below_hz": np.array([result.truncated_below_hz for result in results]),
+            "rms": np.array([result.rms for result in results]),
+        },
+        "points": {
+            "used": np.concatenate(used),
+            "outlier": np.concatenate(outlier_flags),
+            "residual_real": np.concatenate([result.residuals_real for result in results]),
+            "residual_imag": np.concatenate([result.residuals_imag for result in results]),
+        },
+    }
+
+
+def _fit_options(
+    config: Config, area_cm2: float | None, circuit: Circuit | None = None
+) -> FitOptions:
+    section = config.fit
+    return FitOptions.build(
+        circuit or section.circuit,
+        bounds=section.bounds,
+        fixed=section.fixed,
+        roles=section.roles,
+        weighting=section.weighting,
+        area_cm2=area_cm2,
+    )
+
+
+def _run_fit(pairs, masks, config: Config, area_cm2, circuit) -> dict[str, dict[str, np.ndarray]]:
+    options = _fit_options(config, area_cm2, circuit)
+    n_parameters = len(options.circuit.parameter_names)
+    # A sweep whose KK check kept too few points is fitted on all of them: its
+    # flags (KK failed) say so, and the run goes on.
+    masks = [
+        None if mask is not None and 2 * int(np.sum(mask)) <= n_parameters else mask
+        for mask in masks
+    ]
+    results = fit_experiment(pairs, options, masks=masks)
+    return {
+        "sweeps": {
+            "parameters": np.array([result.vector for result in results]),
+            "stderr": np.array([list(result.stderr.values()) for result in results]),
+            "chi2": np.array([result.chi2 for result in results]),
+            "ok": np.array([result.ok for result in results]),
+            "status": np.array([result.status for result in results], dtype=object),
+            "start": np.array([result.start for result in results], dtype=object),
+        },
+        "points": {
+            "used": np.concatenate([result.mask for result in results]),
+            "z_fit_real_ohm": np.concatenate([result.z_fit.real for result in results]),
+            "z_fit_imag_ohm": np.concatenate([result.z_fit.imag for result in results]),
+        },
+    }
+
+
+def _drt_options(config: Config, tau_range) -> dict[str, object]:
+    section = config.drt
+    return {
+        "basis": section.basis,
+        "points_per_decade": float(section.points_per_decade),
+        "derivative": section.derivative,
+        "inductance": section.inductance,
+        "solver": section.solver,
+        "windows": dict(section.windows),
+        "tau_range": tau_range,
+    }
+
+
+def _run_drt(pairs, masks, config: Config, lam, tau_range) -> dict[str, dict[str, np.ndarray]]:
+    results = invert_drt_batch(
+        pairs,
+        masks=masks,
+        lam=lam if lam is not None else config.drt.lam,
+        lam_per_spectrum=config.drt.lam_per_spectrum,
+        **_drt_options(config, tau_range),
+    )
+    tracks = track_peaks(results, windows=dict(config.drt.windows))
+    sweeps: dict[str, np.ndarray] = {
+        "gamma_ohm": np.array([result.gamma for result in results]),
+        "R_inf_ohm": np.array([result.R_inf for result in results]),
+        "L_H": np.array([result.L for result in results]),
+        "lam": np.array([result.lam for result in results]),
+        "ok": np.array([result.ok for result in results]),
+        "status": np.array([result.status for result in results], dtype=object),
+    }
+    for process in config.drt.windows:
+        process_track = tracks[process]
+        sweeps[f"{process}_tau_s"] = np.asarray(process_track.tau, dtype=np.float64)
+        sweeps[f"{process}_R_ohm"] = np.asarray(process_track.R, dtype=np.float64)
+        sweeps[f"{process}_R_window_ohm"] = np.asarray(process_track.R_window, dtype=np.float64)
+    return {
+        "sweeps": sweeps,
+        "points": {
+            "z_fit_real_ohm": np.concatenate([np.real(result.z_fit) for result in results]),
+            "z_fit_imag_ohm": np.concatenate([np.imag(result.z_fit) for result in results]),
+        },
+        "grid": {"tau_s": np.asarray(results[0].tau, dtype=np.float64)},
+    }
+
+
+class OneBlasThread:
+    """Context manager: one BLAS thread inside, the previous counts restored after.
+
+    A chunk is thousands of small solves: BLAS threads only add synchronisation,
+    and on a busy machine (the other workers, other users) spinning threads that
+    wait for a core made the KK check ~3x slower. The executor's processes are
+    the parallelism; each computes with one thread. threadpoolctl finds and sets
+    the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS). Reentrant and
+    thread-safe (counts are per process): the first to enter limits them, the
+    last to leave restores them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._controller: ThreadpoolController | None = None
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                if self._controller is None:  # inspecting the loaded libraries takes ~ms
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+one_blas_thread = OneBlasThread()

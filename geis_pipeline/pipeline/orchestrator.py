@@ -1,0 +1,578 @@
+"""The orchestrator: :func:`run` and :func:`reprocess`.
+
+The only place that knows about configs, folders and files; it cuts each
+experiment into chunk tasks, reuses stored and saved results, hands the rest to
+an executor, and publishes the result file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from geis_pipeline import __version__
+from geis_pipeline.config import Config, config_to_toml
+from geis_pipeline.drt import build_drt_problem, experiment_lambda
+from geis_pipeline.errors import ConfigError, GeisPipelineError, NoImpedanceDataError
+from geis_pipeline.ingest import read_experiment
+from geis_pipeline.pipeline.assembly import assemble_record, slice_stage, study
+from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
+from geis_pipeline.pipeline.chunks import (
+    STAGES,
+    ChunkTask,
+    _drt_options,
+    _fit_options,
+    stage_hashes,
+)
+from geis_pipeline.pipeline.executors import Executor
+from geis_pipeline.pipeline.lock import OutputLock, remove_stale_temporaries
+from geis_pipeline.spectrum import (
+    DCRecord,
+    Experiment,
+    SkippedFile,
+    SkippedSweep,
+    Spectrum,
+    screen_sweeps,
+    sort_spectra,
+)
+from geis_pipeline.store import ExperimentRecord, InputFile, read_store, write_store
+from geis_pipeline.summary import ExperimentSummary, summarize
+
+__all__ = ["PUBLISH_SPACING", "ExperimentReport", "RunReport", "RunState", "reprocess", "run"]
+
+ProgressCallback = Callable[[int, int, str], None]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExperimentReport:
+    """What happened to one experiment."""
+
+    name: str
+    n_spectra: int
+    n_flagged: int
+    n_kk_failed: int
+    n_truncated: int
+    n_fit_failed: int
+    n_drt_failed: int
+    stages_computed: tuple[str, ...]
+    stages_reused: tuple[str, ...]
+    n_sweeps_computed: int
+    skipped_files: tuple[str, ...]
+    ingest: ExperimentSummary
+    summary: dict[str, object] = field(default_factory=dict)
+    skipped_sweeps: tuple[SkippedSweep, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run's outcome, for the terminal summary."""
+
+    output: Path
+    experiments: tuple[ExperimentReport, ...]
+    elapsed_s: float
+
+    @property
+    def n_spectra(self) -> int:
+        return sum(report.n_spectra for report in self.experiments)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inputs(
+    experiment: Experiment, previous: ExperimentRecord | None = None
+) -> tuple[InputFile, ...]:
+    """Provenance of the files read, and the stored one of files whose sweeps were kept."""
+    read = tuple(
+        InputFile(Path(source).name, Path(source).stat().st_size, _sha256(Path(source)))
+        for source in experiment.metadata.sources
+        if Path(source).is_file()
+    )
+    if previous is None:
+        return read
+    names = {item.name for item in read}
+    kept = {Path(spectrum.source).name for spectrum in experiment.spectra} - names
+    return read + tuple(item for item in previous.inputs if item.name in kept)
+
+
+def _keep_stored_sweeps(experiment: Experiment, previous: ExperimentRecord | None) -> Experiment:
+    """The experiment plus the stored sweeps of files that cannot be read now.
+
+    A file still being written by the instrument, or gone, must not make its
+    sweeps vanish from the output: they are kept from the store (their DC rows
+    too) and the file is reported among the skipped ones, saying so.
+    """
+    if previous is None:
+        return experiment
+    readable = {Path(source).name for source in experiment.metadata.sources}
+    lost: dict[str, list[Spectrum]] = {}
+    for spectrum in previous.experiment.spectra:
+        if Path(spectrum.source).name not in readable:
+            lost.setdefault(Path(spectrum.source).name, []).append(spectrum)
+    if not lost:
+        return experiment
+    new_start, old_start = experiment.metadata.start_time, previous.experiment.metadata.start_time
+    # Stored times count from the stored experiment's start (the lost file may have set it).
+    offset = (old_start - new_start).total_seconds() if new_start and old_start else 0.0
+    kept = [spectrum.shifted(offset) for spectra in lost.values() for spectrum in spectra]
+    skipped = []
+    reported = set()
+    for item in experiment.skipped:
+        name = Path(item.path).name
+        if name in lost:
+            reported.add(name)
+            item = SkippedFile(
+                item.path, f"{item.reason}; its {len(lost[name])} stored sweeps are kept"
+            )
+        skipped.append(item)
+    for name, spectra in lost.items():
+        if name not in reported:
+            skipped.append(
+                SkippedFile(spectra[0].source, f"gone; its {len(spectra)} stored sweeps are kept")
+            )
+        log.warning("%s cannot be read now: keeping its %d stored sweeps", name, len(spectra))
+    old_dc = previous.experiment.dc_record.shifted(offset)
+    new_times = np.round(experiment.dc_record.time_s, 6)
+    extra = ~np.isin(np.round(old_dc.time_s, 6), new_times)
+    dc = DCRecord.concatenate(
+        [
+            experiment.dc_record,
+            DCRecord(*(getattr(old_dc, key)[extra] for key in _DC_KEYS)),
+        ]
+    )
+    skipped_sweeps = experiment.skipped_sweeps + tuple(
+        item for item in previous.experiment.skipped_sweeps if Path(item.source).name in lost
+    )
+    return replace(
+        experiment,
+        spectra=sort_spectra(experiment.spectra + tuple(kept)),
+        dc_record=dc,
+        skipped=tuple(skipped),
+        skipped_sweeps=skipped_sweeps,
+    )
+
+
+_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+
+
+def _screened(name: str, experiment: Experiment, config: Config, where: Path) -> Experiment:
+    """The experiment without its defective sweeps; checks the reference step fits it."""
+    screened = screen_sweeps(experiment)
+    for item in screened.skipped_sweeps[len(experiment.skipped_sweeps) :]:
+        log.warning("skipped sweep %d of %s: %s", item.sweep_index, item.source, item.reason)
+    if not screened.spectra:
+        reasons = "; ".join(
+            f"{item.source} sweep {item.sweep_index}: {item.reason}"
+            for item in screened.skipped_sweeps[:3]
+        )
+        raise NoImpedanceDataError(
+            f"no usable sweep in experiment {name!r} ({reasons})", file=where
+        )
+    step = config.track.reference_step
+    if step is not None and step >= len(screened.spectra):
+        raise ConfigError(
+            f"experiment {name!r} has {len(screened.spectra)} sweeps "
+            f"(steps 0..{len(screened.spectra) - 1}), got {step}",
+            key="track.reference_step",
+        )
+    return screened
+
+
+def _tau_range(experiment: Experiment, config: Config) -> tuple[float, float]:
+    """One tau grid for the whole experiment (so gamma(tau) maps stack over time)."""
+    f_max = max(float(spectrum.freq.max()) for spectrum in experiment.spectra)
+    f_min = min(float(spectrum.freq.min()) for spectrum in experiment.spectra)
+    if config.kk.max_freq_hz is not None:
+        f_max = min(f_max, config.kk.max_freq_hz)
+    decade = 10.0
+    return 1 / (2 * math.pi * f_max) / decade, 1 / (2 * math.pi * f_min) * decade
+
+
+def _experiment_lambda(experiment: Experiment, config: Config, tau_range) -> float | None:
+    """lambda chosen once per experiment on a few representative full sweeps (median of log)."""
+    if not config.drt.enabled or not isinstance(config.drt.lam, str) or config.drt.lam_per_spectrum:
+        return float(config.drt.lam) if not isinstance(config.drt.lam, str) else None
+    longest = max(spectrum.n_points for spectrum in experiment.spectra)
+    full = [spectrum for spectrum in experiment.spectra if spectrum.n_points == longest]
+    problem = build_drt_problem(full[0].freq, lam=config.drt.lam, **_drt_options(config, tau_range))
+    items = [
+        (problem, spectrum.z, None)
+        for spectrum in full
+        if np.array_equal(spectrum.freq, full[0].freq)
+    ]
+    return experiment_lambda(items, config.drt.lam)
+
+
+def _sweep_digests(experiment: Experiment) -> list[str]:
+    return [
+        hashlib.sha1(
+            spectrum.freq.tobytes() + spectrum.z.tobytes(), usedforsecurity=False
+        ).hexdigest()
+        for spectrum in experiment.spectra
+    ]
+
+
+def _reusable_rows(previous: ExperimentRecord | None, experiment: Experiment) -> int:
+    """How many leading sweeps the stored experiment shares with the new one."""
+    if previous is None:
+        return 0
+    old = _sweep_digests(previous.experiment)
+    new = _sweep_digests(experiment)
+    shared = 0
+    for old_digest, new_digest in zip(old, new, strict=False):
+        if old_digest != new_digest:
+            break
+        shared += 1
+    return shared
+
+
+#: A periodic publish waits at least this many times as long as the last publish took: the
+#: whole file is rewritten each time, so a large one is rewritten less often than
+#: ``executor.publish_interval_s`` and rewriting never takes more than ~5 % of the run.
+PUBLISH_SPACING = 20.0
+
+
+@dataclass
+class RunState:
+    """Everything the orchestrator accumulates while it runs."""
+
+    output: Path
+    config: Config
+    records: dict[str, ExperimentRecord]
+    inputs: dict[str, tuple[InputFile, ...]] = field(default_factory=dict)
+    study: dict = field(default_factory=dict)
+    last_publish: float = field(default_factory=time.monotonic)
+    publish_cost_s: float = 0.0
+    #: Run once, as soon as the first chunks are submitted (run: publish the raw data).
+    on_start: Callable[[], None] | None = None
+    #: Publish while running (reprocess: no, the old file stays whole until the new one
+    #: replaces it).
+    periodic: bool = True
+
+    def start(self) -> None:
+        if self.on_start is not None:
+            on_start, self.on_start = self.on_start, None
+            on_start()
+
+    def publish(self, final: bool = False) -> None:
+        """Replace the result file (compressed only when final: the others are replaced)."""
+        started = time.monotonic()
+        write_store(
+            self.output,
+            self.records,
+            config_toml=config_to_toml(self.config),
+            package_version=__version__,
+            study=self.study,
+            compress=final,
+        )
+        self.last_publish = time.monotonic()
+        self.publish_cost_s = self.last_publish - started
+
+    def publish_due(self) -> bool:
+        """Whether a periodic publish is due (see :data:`PUBLISH_SPACING`)."""
+        if not self.periodic:
+            return False
+        wait = max(self.config.executor.publish_interval_s, PUBLISH_SPACING * self.publish_cost_s)
+        return time.monotonic() - self.last_publish > wait
+
+
+def _process_experiment(
+    name: str,
+    experiment: Experiment,
+    previous: ExperimentRecord | None,
+    state: RunState,
+    parts: ChunkStore,
+    progress: ProgressCallback | None,
+) -> ExperimentReport:
+    config = state.config
+    hashes = stage_hashes(config)
+    n_sweeps = len(experiment.spectra)
+    enabled = [stage for stage in STAGES if stage == "fit" or getattr(config, stage).enabled]
+    shared = _reusable_rows(previous, experiment)
+    chunk_size = config.executor.chunk_size
+    bounds = [
+        (start, min(start + chunk_size, n_sweeps)) for start in range(0, n_sweeps, chunk_size)
+    ]
+    tau_range = _tau_range(experiment, config)
+    # Checked once here (impedance.py parses the string); workers get the compiled circuit
+    # and never import impedance.py (2 s per process).
+    circuit = _fit_options(config, experiment.metadata.area_cm2).circuit
+    stored = {
+        stage: previous.stages[stage]
+        for stage in enabled
+        if previous is not None
+        and stage in previous.stages
+        and previous.stages[stage].config_hash == hashes[stage]
+    }
+    previous_offsets = (
+        np.concatenate([[0], np.cumsum([s.n_points for s in previous.experiment.spectra])])
+        if previous is not None
+        else None
+    )
+    chunk_outputs: dict[str, dict[int, dict]] = {stage: {} for stage in enabled}
+    reused: set[str] = set()
+    tasks: list[ChunkTask] = []
+    keys: dict[int, ChunkKey] = {}
+    drt_lam = None
+    for start, stop in bounds:
+        freq = tuple(spectrum.freq for spectrum in experiment.spectra[start:stop])
+        z = tuple(spectrum.z for spectrum in experiment.spectra[start:stop])
+        keys[start] = (start, stop, chunk_digest(freq, z))
+        missing = []
+        for stage in enabled:
+            stage_data = stored.get(stage)
+            if (
+                stage_data is not None
+                and stop <= shared
+                and int(stage_data.attrs.get("n_done", 0)) >= stop
+            ):
+                chunk_outputs[stage][start] = slice_stage(stage_data, start, stop, previous_offsets)
+                reused.add(stage)
+                continue
+            n_points = sum(item.size for item in freq)
+            saved = parts.load(name, stage, hashes[stage], keys[start], n_points)
+            if saved is not None:
+                chunk_outputs[stage][start] = saved
+                reused.add(stage)
+                continue
+            missing.append(stage)
+        if not missing:
+            continue
+        kk_masks = None
+        if "kk" not in missing and "kk" in enabled:
+            used = chunk_outputs["kk"][start]["points"]["used"]
+            local = np.cumsum([0] + [f.size for f in freq])
+            kk_masks = tuple(used[a:b] for a, b in itertools.pairwise(local))
+        if "drt" in missing and drt_lam is None:
+            drt_lam = _experiment_lambda(experiment, config, tau_range)
+        tasks.append(
+            ChunkTask(
+                name,
+                start,
+                stop,
+                freq,
+                z,
+                tuple(missing),
+                config,
+                experiment.metadata.area_cm2,
+                drt_lam,
+                tau_range,
+                kk_masks,
+                circuit,
+            )
+        )
+    done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
+    if progress is not None:
+        progress(done_sweeps, n_sweeps, name)
+    with Executor(config).submit(tasks) as finished:
+        state.start()  # the workers compute meanwhile
+        inputs = state.inputs[name]
+        for number, (task, output) in enumerate(finished, 1):
+            for stage, stage_output in output.items():
+                parts.save(name, stage, hashes[stage], keys[task.start], stage_output)
+                chunk_outputs[stage][task.start] = stage_output
+            done_sweeps += task.stop - task.start
+            if progress is not None:
+                progress(done_sweeps, n_sweeps, name)
+            if number < len(tasks) and state.publish_due():  # the last one is published anyway
+                state.records[name] = assemble_record(
+                    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+                )
+                state.publish()
+    state.records[name] = assemble_record(
+        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+    )
+    stages = state.records[name].stages
+    kk = stages.get("kk")
+    fit = stages["fit"]
+    drt = stages.get("drt")
+    return ExperimentReport(
+        name=name,
+        n_spectra=n_sweeps,
+        n_flagged=len(experiment.flagged),
+        n_kk_failed=int(np.sum(~kk.sweeps["ok"])) if kk else 0,
+        n_truncated=int(np.sum(np.isfinite(kk.sweeps["truncated_below_hz"]))) if kk else 0,
+        n_fit_failed=int(np.sum(~fit.sweeps["ok"])),
+        n_drt_failed=int(np.sum(~drt.sweeps["ok"])) if drt else 0,
+        stages_computed=tuple(sorted({stage for task in tasks for stage in task.stages})),
+        stages_reused=tuple(sorted(reused)),
+        n_sweeps_computed=sum(task.stop - task.start for task in tasks),
+        skipped_files=tuple(item.path for item in experiment.skipped),
+        ingest=summarize(experiment),
+        summary=dict(state.records[name].summary),
+        skipped_sweeps=experiment.skipped_sweeps,
+    )
+
+
+def _experiment_name(folder: Path, taken: set[str]) -> str:
+    # The name becomes an HDF5 group: valid UTF-8 (undecodable bytes become U+FFFD).
+    name = folder.resolve().name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    name = name or "experiment"
+    candidate, counter = name, 2
+    while candidate in taken:
+        candidate, counter = f"{name}_{counter}", counter + 1
+    return candidate
+
+
+def run(
+    folders: Sequence[str | Path],
+    config: Config,
+    output: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Process experiment folders into one result file (resuming where possible).
+
+    Parameters
+    ----------
+    folders
+        Experiment folders; each becomes ``/experiments/<folder name>``.
+    config
+        The resolved configuration.
+    output
+        The HDF5 result file. If it exists, its raw data and results are
+        reused where the sweeps and the stage's config are unchanged (a
+        measurement still running: only the new sweeps are processed).
+    progress
+        Called as ``progress(done_sweeps, total_sweeps, experiment)``.
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    for folder in folders:  # before the lock: a typo'd folder is the error to show
+        if not Path(folder).is_dir():
+            raise GeisPipelineError("not a folder", file=folder)
+    with OutputLock(output):
+        _remove_leftovers(output)
+        return _run(folders, config, output, progress, started)
+
+
+def _remove_leftovers(output: Path) -> None:
+    """Temporary files of killed runs (we hold the lock: nobody else writes them)."""
+    remove_stale_temporaries(output)
+    ChunkStore(output).remove_stale_temporaries()
+
+
+def _read_folder(
+    folder: Path, name: str, config: Config, previous: ExperimentRecord | None
+) -> Experiment:
+    """The folder's experiment, keeping stored sweeps of files unreadable now."""
+    try:
+        experiment = read_experiment(
+            folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
+        )
+    except GeisPipelineError as exc:
+        if previous is None or config.experiment.strict:
+            raise
+        # Nothing readable now (the only file is being rewritten?): keep what is stored.
+        log.warning("%s; keeping the %d stored sweeps", exc, len(previous.experiment.spectra))
+        return replace(
+            previous.experiment,
+            skipped=(SkippedFile(str(folder), f"{exc.message}; the stored sweeps are kept"),),
+        )
+    return _keep_stored_sweeps(experiment, previous)
+
+
+def _run(
+    folders: Sequence[str | Path],
+    config: Config,
+    output: Path,
+    progress: ProgressCallback | None,
+    started: float,
+) -> RunReport:
+    previous_records: dict[str, ExperimentRecord] = {}
+    if output.exists():
+        previous_records, _ = read_store(output)
+    state = RunState(output, config, dict(previous_records))
+    parts = ChunkStore(output)
+    reports = []
+    taken: set[str] = set()
+    experiments = []
+    for folder in folders:
+        folder = Path(folder)
+        name = _experiment_name(folder, taken)
+        taken.add(name)
+        previous = previous_records.get(name)
+        experiment = _read_folder(folder, name, config, previous)
+        experiments.append((name, _screened(name, experiment, config, folder)))
+
+    def publish_raw_data() -> None:
+        # Raw data goes in first: the file opens from now on.
+        for name, experiment in experiments:
+            state.inputs[name] = _inputs(experiment, previous_records.get(name))
+            if name not in state.records:
+                state.records[name] = ExperimentRecord(name, experiment, state.inputs[name])
+        state.publish()
+
+    state.on_start = publish_raw_data
+    for number, (name, experiment) in enumerate(experiments, 1):
+        reports.append(
+            _process_experiment(
+                name, experiment, previous_records.get(name), state, parts, progress
+            )
+        )
+        if number < len(experiments):  # the last one is published with the study
+            state.publish()
+    state.study = study(state.records, config)
+    state.publish(final=True)
+    parts.clear()
+    return RunReport(output, tuple(reports), time.perf_counter() - started)
+
+
+def reprocess(
+    result_file: str | Path,
+    config: Config,
+    *,
+    output: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Re-run, from the stored raw spectra, only the stages whose config changed.
+
+    Parameters
+    ----------
+    result_file
+        A file written by :func:`run`.
+    config
+        The new configuration.
+    output
+        Where to write (default: replace ``result_file``, atomically).
+    """
+    started = time.perf_counter()
+    source = Path(result_file)
+    output = Path(output) if output is not None else source
+    with OutputLock(output):
+        _remove_leftovers(output)
+        records, _ = read_store(source)
+        # Nothing is published until the end: the old file stays whole until the new one,
+        # written under a temporary name, replaces it (a kill leaves one or the other).
+        state = RunState(output, config, dict(records), periodic=False)
+        state.inputs = {name: record.inputs for name, record in records.items()}
+        parts = ChunkStore(output)
+        reports = []
+        for name, record in records.items():
+            experiment = record.experiment
+            if config.experiment.area_cm2 is not None:
+                experiment = replace(
+                    experiment,
+                    metadata=replace(experiment.metadata, area_cm2=config.experiment.area_cm2),
+                )
+            experiment = _screened(name, experiment, config, source)
+            reports.append(_process_experiment(name, experiment, record, state, parts, progress))
+        state.study = study(state.records, config)
+        state.publish(final=True)
+        parts.clear()
+    return RunReport(output, tuple(reports), time.perf_counter() - started)
