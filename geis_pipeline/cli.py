@@ -269,6 +269,8 @@ def _line(label: str, text: str) -> str:
 
 
 def _print_report(report) -> None:
+    from geis_pipeline.track import sand_fit_note
+
     for experiment in report.experiments:
         print(format_summary(experiment.ingest, title=f"Experiment {experiment.name}"))
         quality = getattr(experiment, "quality", None)
@@ -301,28 +303,15 @@ def _print_report(report) -> None:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
-    if len(report.experiments) > 1 and not report_has_sand(report):
-        print(_line("Sand study", _sand_note_from(report.experiments)))
+    note = (
+        ""
+        if report.study.get("sand")
+        else sand_fit_note({item.name: item.summary for item in report.experiments})
+    )
+    if note:
+        print(_line("Sand study", f"none: {note}"))
     rate = report.n_spectra / report.elapsed_s if report.elapsed_s else float("nan")
     print(f"Results in {report.output}  ({report.elapsed_s:.1f} s, {rate:.0f} spectra/s)")
-
-
-def report_has_sand(report) -> bool:
-    """Whether the run made a Sand fit across its experiments."""
-    return bool(getattr(report, "study", {}).get("sand"))
-
-
-def _sand_note_from(experiments) -> str:
-    reached = [
-        float(item.summary.get("current_density_mA_cm2", math.nan))
-        for item in experiments
-        if item.summary.get("t0_reached")
-    ]
-    currents = {round(abs(value), 9) for value in reached if math.isfinite(value)}
-    return (
-        f"no Sand fit: it needs depletion times at two or more current densities "
-        f"(t0 reached in {len(reached)} experiment(s), at {len(currents)} current density(ies))"
-    )
 
 
 def _finite(value: object) -> bool:
@@ -417,8 +406,9 @@ def _info(arguments: argparse.Namespace) -> int:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
-    if len(results) > 1 and "sand" not in results.study:
-        print(_line("Sand study", sand_note(results)))
+    note = sand_note(results)
+    if note:
+        print(_line("Sand study", f"none: {note}"))
     for name, attrs in results.study.items():
         if name == "sand" and _finite(attrs.get("D_eff_cm2_s")):
             print(

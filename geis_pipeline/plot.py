@@ -128,11 +128,16 @@ def _time_norm(times_h: np.ndarray) -> Normalize:
     return Normalize(low, high if high > low else low + 1.0)
 
 
-def _time_colourbar(fig: Figure, ax: Axes, norm: Normalize):
+def _time_colourbar(fig: Figure, ax: Axes, norm: Normalize, follow_box: bool = False):
+    """A time colourbar; ``follow_box``: beside the axes' actual (fixed-aspect) box."""
     from matplotlib.cm import ScalarMappable
 
     mappable = ScalarMappable(norm=norm, cmap=TIME_CMAP)
-    colourbar = fig.colorbar(mappable, ax=ax)
+    if follow_box:
+        # An inset axes sits in the parent's own coordinates: as tall as its box.
+        colourbar = fig.colorbar(mappable, cax=ax.inset_axes((1.03, 0.0, 0.035, 1.0)))
+    else:
+        colourbar = fig.colorbar(mappable, ax=ax)
     colourbar.set_label("time (h)")
     return colourbar
 
@@ -243,6 +248,7 @@ def nyquist(
     kept points of the sweeps with an ok fit.
     """
     experiment = _experiment(results)
+    own_figure = ax is None
     fig, ax = _axes(ax, (6.4, 5.2))
     n = len(experiment.spectra)
     steps = select_steps(n, count) if steps is None else np.asarray(steps, dtype=int)
@@ -290,17 +296,21 @@ def nyquist(
     imag = np.concatenate(good_imag) if real is not None else None
     if real is None and all_real:
         real, imag = np.concatenate(all_real), np.concatenate(all_imag)
-    if real is not None:
-        x_limits = robust_limits(real)
-        y_limits = robust_limits(np.concatenate([imag, [0.0]]))
-        if x_limits is not None and y_limits is not None:
-            ax.set_xlim(*x_limits)
-            ax.set_ylim(*y_limits)
     unit = _z_unit(experiment)
     ax.set_xlabel(f"Z' ({unit})")
     ax.set_ylabel(f"-Z'' ({unit})")
-    ax.set_aspect("equal", adjustable="datalim")
     ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
+    limits = _nyquist_limits(real, imag) if real is not None else None
+    if limits is not None:
+        (x0, x1), (y0, y1) = limits
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        if own_figure:
+            # A figure of the data's shape: the equal-aspect box then fills it.
+            ratio = min(max((y1 - y0) / (x1 - x0), 0.3), 1.2)
+            fig.set_size_inches(6.4, 5.0 * ratio + 0.9)
+    # Equal scales; the box takes the limits' shape (the limits above hold).
+    ax.set_aspect("equal", adjustable="box")
     ax.set_title(f"{experiment.name}: Nyquist (markers: data, lines: fit)")
     notes = []
     if n_cut:
@@ -310,8 +320,29 @@ def nyquist(
     if notes:
         ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top",
                 fontsize="x-small", color="0.3")  # fmt: skip
-    _time_colourbar(fig, ax, norm)
+    _time_colourbar(fig, ax, norm, follow_box=True)
     return fig
+
+
+def _nyquist_limits(real: np.ndarray, imag: np.ndarray):
+    """Limits around the points and the line -Z'' = 0 (None when nothing is finite)."""
+    # The full range of the good points: a large legitimate arc (late in stripping) is
+    # data, not an outlier; what was cut or failed is already left out.
+    x_limits = _range(real)
+    y_limits = _range(np.concatenate([imag, [0.0]]))
+    if x_limits is None or y_limits is None:
+        return None
+    return x_limits, y_limits
+
+
+def _range(values, margin: float = 0.04) -> tuple[float, float] | None:
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return None
+    low, high = float(data.min()), float(data.max())
+    pad = margin * (high - low) if high > low else max(abs(high), 1.0) * margin
+    return low - pad, high + pad
 
 
 def _cmap():

@@ -20,6 +20,7 @@ import numpy as np
 
 from geis_pipeline import plot
 from geis_pipeline.results import ExperimentResults, Results, open_results
+from geis_pipeline.track import sand_fit_note
 
 __all__ = ["EXPERIMENT_FIGURES", "Figure", "sand_note", "write_report"]
 
@@ -145,7 +146,7 @@ def _experiment_rows(experiment: ExperimentResults) -> list[tuple[str, object]]:
         value = summary.get(key)
         if isinstance(value, int | float | np.floating) and np.isfinite(value):
             rows.append((label, f"{value / 3600:.4g}" if key == "t0_s" else f"{value:.4g}"))
-        elif summary.get(reason):
+        elif summary.get(reason) and (key == "t0_s" or summary[reason] != summary.get("t0_reason")):
             rows.append((label, f"none: {summary[reason]}"))
     return rows
 
@@ -168,25 +169,11 @@ def _segment_rows(summary: dict[str, object]) -> list[tuple[str, object]]:
 
 
 def sand_note(results: Results) -> str:
-    """Why the study has no Sand fit ("" when it has one)."""
+    """Why the study has no Sand fit ("" when it has one or none is due; see
+    :func:`geis_pipeline.track.sand_fit_note`)."""
     if "sand" in results.study:
         return ""
-    points = [
-        (experiment.name, float(experiment.summary["current_density_mA_cm2"]))
-        for experiment in results
-        if experiment.summary.get("t0_reached")
-        and np.isfinite(float(experiment.summary.get("current_density_mA_cm2", np.nan)))
-    ]
-    currents = {round(abs(current), 9) for _, current in points}
-    return (
-        "a Sand fit needs depletion times at two or more current densities; this run has "
-        f"{len(points)} experiment(s) with t0 at {len(currents)} current density(ies)"
-        + (
-            ": " + ", ".join(f"{name} ({current:.4g} mA/cm²)" for name, current in points)
-            if points
-            else ""
-        )
-    )
+    return sand_fit_note({experiment.name: experiment.summary for experiment in results})
 
 
 def _figure_html(figure: Figure, png: bytes) -> str:

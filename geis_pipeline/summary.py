@@ -140,7 +140,7 @@ def format_summary(summary: ExperimentSummary, title: str = "") -> str:
             "electrode area",
             f"{summary.area_cm2:.4g} cm2"
             if summary.area_cm2
-            else "unknown: results in ohm and F only (give --area-cm2 or experiment.area_cm2)",
+            else "unknown: results in ohm and F only (see the warning)",
         ),
         ("experiment kind", summary.kind_description or summary.kind),
     ]

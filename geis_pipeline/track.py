@@ -46,6 +46,7 @@ __all__ = [
     "normalise_temperature",
     "sand_diffusivity",
     "sand_fit",
+    "sand_fit_note",
     "sand_time_s",
     "segment_labels",
     "summarize_tracking",
@@ -503,6 +504,30 @@ def sand_fit(
     )
 
 
+def sand_fit_note(summaries: Mapping[str, Mapping[str, object]]) -> str:
+    """Why a study of these experiment summaries has no Sand fit ("" when none is due).
+
+    A Sand fit needs depletion times at two or more current densities. Says so
+    when some experiment reached t0 or there are several experiments; a single
+    experiment without t0 has its own reason (``t0_reason``).
+    """
+    points = []
+    for name, summary in summaries.items():
+        current = summary.get("current_density_mA_cm2", math.nan)
+        current = float(current) if isinstance(current, int | float | np.number) else math.nan
+        if summary.get("t0_reached") and math.isfinite(current):
+            points.append((name, current))
+    currents = {round(abs(current), 9) for _, current in points}
+    if len(currents) >= 2 or (not points and len(summaries) < 2):
+        return ""
+    listed = ", ".join(f"{name} ({current:.4g} mA/cm2)" for name, current in points)
+    return (
+        "a Sand fit needs depletion times at two or more current densities; "
+        f"{len(points)} experiment(s) reached t0, at {len(currents)} current density(ies)"
+        + (f": {listed}" if listed else "")
+    )
+
+
 @dataclass(frozen=True)
 class ArrheniusFit:
     """ln(T/R) = ln A - E_A / (k_B T): activation energy of one resistance.
@@ -695,8 +720,8 @@ def _depletion(
             math.nan,
             -1,
             (
-                f"no galvanostatic stripping in this experiment ({kind}): a depletion time "
-                "and Sand's D_eff exist only for a stripping experiment"
+                f"no galvanostatic stripping in this experiment (kind: {kind}): a depletion "
+                "time and Sand's D_eff exist only for a stripping experiment"
             ),
         )
     ok = fit_ok & np.isfinite(r_int) & (labels == STRIP)

@@ -28,7 +28,7 @@ from geis_pipeline.spectrum import (
     sort_spectra,
 )
 
-__all__ = ["FORMATS", "read_experiment", "read_file", "read_spectra"]
+__all__ = ["FORMATS", "placeholder_warning", "read_experiment", "read_file", "read_spectra"]
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,13 @@ def read_experiment(
     for done, path in enumerate(paths, start=1):
         try:
             files.append(read_file(path))
+            log.debug(
+                "read %s: %s, %d sweeps, %d DC rows",
+                path.name,
+                files[-1].technique or "technique unknown",
+                len(files[-1].spectra),
+                len(files[-1].dc_record),
+            )
         except GeisPipelineError as exc:
             if strict:
                 raise
@@ -272,6 +279,19 @@ def _names(paths: list[str], limit: int = 3) -> str:
     return names + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
+_AREA_CONSEQUENCE = (
+    "area-specific values (ohm cm2, F/cm2, mA/cm2) are NaN, absolute ones (ohm, F, mA) are kept"
+)
+
+
+def placeholder_warning(paths: list[str]) -> str:
+    """The warning for files stating EC-Lab's placeholder area."""
+    return (
+        f"{_names(paths)}: electrode area {PLACEHOLDER_AREA_CM2} cm2 is EC-Lab's placeholder "
+        f"(no area was typed in), not used: {_AREA_CONSEQUENCE}; {_GIVE_AREA}"
+    )
+
+
 def _area(files: list[InstrumentFile]) -> tuple[float | None, list[str]]:
     """The electrode area the files state (EC-Lab's 0.001 cm2 placeholder is none) and warnings."""
     warnings: list[str] = []
@@ -281,11 +301,7 @@ def _area(files: list[InstrumentFile]) -> tuple[float | None, list[str]]:
         if item.format.startswith("eclab") and is_placeholder_area(item.area_cm2)
     ]
     if placeholders:
-        warnings.append(
-            f"{_names(placeholders)}: electrode area {PLACEHOLDER_AREA_CM2} cm2 is EC-Lab's "
-            "placeholder (no area was typed in), not used: area-specific values "
-            f"(ohm cm2, F/cm2, mA/cm2) are NaN, absolute ones (ohm, F, mA) are kept; {_GIVE_AREA}"
-        )
+        warnings.append(placeholder_warning(placeholders))
     stated = [
         item
         for item in files
@@ -302,8 +318,7 @@ def _area(files: list[InstrumentFile]) -> tuple[float | None, list[str]]:
     if not placeholders:
         missing = [item.path for item in files if item.spectra] or [item.path for item in files]
         warnings.append(
-            f"{_names(missing)}: no electrode area stated: area-specific values "
-            f"(ohm cm2, F/cm2, mA/cm2) are NaN, absolute ones (ohm, F, mA) are kept; {_GIVE_AREA}"
+            f"{_names(missing)}: no electrode area stated: {_AREA_CONSEQUENCE}; {_GIVE_AREA}"
         )
     return None, warnings
 
