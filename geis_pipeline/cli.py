@@ -209,15 +209,22 @@ def _configure_logging(arguments: argparse.Namespace) -> None:
     ``-v`` sets only the ``geis_pipeline`` loggers to DEBUG: other libraries stay at
     WARNING, so matplotlib's or h5py's DEBUG lines never drown ours.
     """
+    global _verbose_handler
     level = logging.ERROR if arguments.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if _verbose_handler is not None:  # main() called again (tests, notebooks)
+        log.removeHandler(_verbose_handler)
+        _verbose_handler = None
     log.setLevel(logging.DEBUG if arguments.verbose else logging.NOTSET)
+    log.propagate = not arguments.verbose
     if arguments.verbose:
-        # The package's records pass the root handler whatever the root level is.
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
-        log.propagate = False
+        # Our own handler: the package's records show whatever the root level is.
+        _verbose_handler = logging.StreamHandler(sys.stderr)
+        _verbose_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(_verbose_handler)
+
+
+_verbose_handler: logging.Handler | None = None
 
 
 def _show_progress(arguments: argparse.Namespace) -> bool:
