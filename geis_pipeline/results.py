@@ -130,15 +130,21 @@ def pick_quantity(table: Mapping[str, np.ndarray], stem: str) -> Quantity | None
 _DECIMAL = re.compile(r"\d+\.\d+")
 
 
-def _reasons(reasons, failed: np.ndarray, limit: int = 3) -> tuple[tuple[str, int], ...]:
+def _reasons(
+    reasons, failed: np.ndarray, limit: int = 3, separator: str = ";", codes=None
+) -> tuple[tuple[str, int], ...]:
     """The most common reasons among the failed steps, most common first.
 
-    A step's reason may list several ("a; b"): each counts. Decimal values are
-    replaced by "…" so that "residual 2.66 %" and "residual 3.25 %" count as one.
+    A step's reason may list several ("a; b", or codes "kk,residual" with
+    ``separator=","``): each counts; ``codes`` maps a code to its meaning.
+    Decimal values are replaced by "…" so that "residual 2.66 %" and
+    "residual 3.25 %" count as one.
     """
     counter: Counter[str] = Counter()
     for reason in np.asarray(reasons, dtype=object)[failed]:
-        parts = [part.strip() for part in str(reason).split(";") if part.strip()]
+        parts = [part.strip() for part in str(reason).split(separator) if part.strip()]
+        if codes:
+            parts = [f"{part}: {codes[part]}" if part in codes else part for part in parts]
         counter.update({_DECIMAL.sub("…", part) for part in parts} or {"no reason recorded"})
     return tuple(counter.most_common(limit))
 
@@ -206,12 +212,17 @@ def quality(record: ExperimentRecord) -> Quality:
         table = record.tracking
         ok = np.asarray(table.get("fit_ok", fit.sweeps["ok"]), dtype=bool)
         failed = ~ok
-        # The tracking table's reason (why a step is not ok) where stored, else the fit's.
+        # The tracking table's reason codes (why a step is not ok) where stored, else the
+        # fit's status text (result files of earlier versions).
         reasons = table.get("fit_reason")
-        if reasons is None or len(reasons) != failed.size:
-            reasons = fit.sweeps.get("status", [""] * failed.size)
         counts["n_fit_failed"] = int(failed.sum())
-        counts["fit_reasons"] = _reasons(reasons, failed)
+        if reasons is not None and len(reasons) == failed.size:
+            from geis_pipeline.fit import REASONS
+
+            counts["fit_reasons"] = _reasons(reasons, failed, separator=",", codes=REASONS)
+        else:
+            status = fit.sweeps.get("status", [""] * failed.size)
+            counts["fit_reasons"] = _reasons(status, failed)
     drt = record.stages.get("drt")
     if drt is not None and "ok" in drt.sweeps:
         failed = ~np.asarray(drt.sweeps["ok"], dtype=bool)
