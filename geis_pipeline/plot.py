@@ -11,11 +11,11 @@ electrode area is unknown (the axis labels say which); times in hours. What is d
 decimated for long experiments (at most ``MAX_CURVES`` curves, ``MAX_MAP_ROWS`` rows of the
 DRT map); the stored data are never changed.
 
-Figures show failure instead of hiding it: steps whose fit failed (``fit_ok`` False) are
-drawn as red crosses, apart from the curves; points the Kramers-Kronig check cut are drawn
-faint; axis limits follow the good data (:func:`robust_limits`), so one runaway sweep does
-not push the others into a corner; a resistance axis is logarithmic when the values span
-more than ``LOG_SPAN_DECADES`` decades.
+Figures show failure instead of hiding it: steps whose fit is not ok (``fit_ok`` False)
+are drawn as crosses, apart from the curves of the ok steps; points the Kramers-Kronig check
+cut are drawn faint; axis limits follow the good data (:func:`robust_limits`), so one runaway
+sweep does not push the others into a corner; a resistance axis is logarithmic when the
+values span more than ``LOG_SPAN_DECADES`` decades.
 
 >>> results = geis_pipeline.open_results("run.h5")
 >>> fig = plot.nyquist(results["experiment"])
@@ -64,8 +64,8 @@ MAX_MAP_ROWS = 1500
 TIME_CMAP = "viridis"
 #: A resistance or capacitance axis is logarithmic when its values span more decades than this.
 LOG_SPAN_DECADES = 1.5
-#: How failed steps are drawn.
-FAILED_STYLE = {"linestyle": "none", "marker": "x", "ms": 4, "color": "tab:red", "alpha": 0.8}
+#: How steps whose fit is not ok are drawn (in their series' colour).
+FAILED_STYLE = {"linestyle": "none", "marker": "x", "ms": 4, "alpha": 0.8}
 _BOLTZMANN_EV_K = 8.617333262e-5
 
 
@@ -244,8 +244,8 @@ def nyquist(
     ``steps`` defaults to ``count`` evenly spaced sweeps. Measured points are markers; the
     fitted curve of each (when the fit stage ran and succeeded) is a line in the same colour.
     Points the Kramers-Kronig check cut are drawn faint (label ``_kk_cut``; the kept ones are
-    ``_measured``), sweeps whose fit failed with hollow markers; the axes are scaled to the
-    kept points of the sweeps with an ok fit.
+    ``_measured``); a sweep whose fit is not ok has hollow markers and its fit dashed
+    (``_fit_not_ok``). The axes are scaled to the kept points of the sweeps with an ok fit.
     """
     experiment = _experiment(results)
     own_figure = ax is None
@@ -260,7 +260,7 @@ def nyquist(
     offsets = _offsets(experiment)
     used = _kk_used(experiment)
     ok = _step_ok(experiment)
-    good_real, good_imag, all_real, all_imag = [], [], [], []
+    good_real, good_imag, kept_real, kept_imag, all_real, all_imag = [], [], [], [], [], []
     n_cut = n_failed = 0
     for step in steps:
         spectrum = experiment.spectra[step]
@@ -282,20 +282,30 @@ def nyquist(
                     label="_kk_cut")  # fmt: skip
         all_real.append(z.real)
         all_imag.append(-z.imag)
+        kept_real.append(z.real[kept])
+        kept_imag.append(-z.imag[kept])
         if ok[step]:
             good_real.append(z.real[kept])
             good_imag.append(-z.imag[kept])
-        if stage is None or not bool(stage.sweeps["ok"][step]):
+        if stage is None:
             continue
         window = slice(offsets[step], offsets[step + 1])
         z_fit = (
             stage.points["z_fit_real_ohm"][window] + 1j * stage.points["z_fit_imag_ohm"][window]
         ) * area
-        ax.plot(z_fit.real, -z_fit.imag, "-", lw=1.2, color=colour, label="_fit")
-    real = np.concatenate(good_real) if good_real and np.concatenate(good_real).size else None
-    imag = np.concatenate(good_imag) if real is not None else None
-    if real is None and all_real:
-        real, imag = np.concatenate(all_real), np.concatenate(all_imag)
+        if not np.all(np.isfinite(z_fit)):
+            continue
+        if ok[step]:
+            ax.plot(z_fit.real, -z_fit.imag, "-", lw=1.2, color=colour, label="_fit")
+        else:  # the fit exists but is not trusted: thin and dashed
+            ax.plot(z_fit.real, -z_fit.imag, "--", lw=0.7, color=colour, alpha=0.6,
+                    label="_fit_not_ok")  # fmt: skip
+    # Scale to the kept points of the ok sweeps, else to the kept points of all.
+    real = imag = None
+    for reals, imags in ((good_real, good_imag), (kept_real, kept_imag), (all_real, all_imag)):
+        if reals and np.concatenate(reals).size:
+            real, imag = np.concatenate(reals), np.concatenate(imags)
+            break
     unit = _z_unit(experiment)
     ax.set_xlabel(f"Z' ({unit})")
     ax.set_ylabel(f"-Z'' ({unit})")
@@ -316,7 +326,7 @@ def nyquist(
     if n_cut:
         notes.append(f"faint: {n_cut} points cut by Kramers-Kronig")
     if n_failed:
-        notes.append(f"hollow: {n_failed} sweeps whose fit failed")
+        notes.append(f"hollow, dashed fit: {n_failed} sweeps whose fit is not ok")
     if notes:
         ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top",
                 fontsize="x-small", color="0.3")  # fmt: skip
@@ -382,23 +392,27 @@ def bode_phase(results, *, max_curves: int = MAX_CURVES, ax: Axes | None = None)
 
 
 def _series(ax: Axes, x: np.ndarray, y: np.ndarray, ok: np.ndarray, label: str, **style):
-    """Ok steps as a line with markers; failed steps as red crosses (not joined)."""
+    """Ok steps as a line with dots; not-ok steps as crosses of the same colour, not joined."""
     good = np.where(ok, y, np.nan)
     line = ax.plot(x, good, ".-", ms=3, lw=0.8, label=label, **style)[0]
     failed = ~ok & np.isfinite(y)
     if failed.any():
-        ax.plot(x[failed], y[failed], label=f"_{label} failed", **FAILED_STYLE)
+        ax.plot(x[failed], y[failed], label=f"_{label} not ok",
+                **(FAILED_STYLE | {"color": line.get_color()}))  # fmt: skip
     return line
 
 
 def _failed_legend(ax: Axes, ok: np.ndarray) -> None:
     if (~ok).any():
-        ax.plot([], [], label=f"fit failed ({int(np.sum(~ok))} steps)", **FAILED_STYLE)
+        ax.plot([], [], label=f"fit not ok ({int(np.sum(~ok))} of {ok.size} steps)",
+                **(FAILED_STYLE | {"color": "0.3"}))  # fmt: skip
 
 
 def _value_axis(ax: Axes, values: list[np.ndarray], ok: np.ndarray) -> None:
-    """Log scale when the ok values span > LOG_SPAN_DECADES, limits from the ok values."""
-    good = np.concatenate([value[ok] for value in values]) if values else np.empty(0)
+    """Log scale when the ok values span > LOG_SPAN_DECADES, limits from the ok values
+    (from all values when no step is ok)."""
+    mask = ok if ok.any() else np.ones_like(ok)
+    good = np.concatenate([value[mask] for value in values]) if values else np.empty(0)
     _log_axis(ax, good)
     if ax.get_yscale() == "log":
         positive = good[np.isfinite(good) & (good > 0)]
@@ -414,7 +428,7 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     """Voltage profile (top) and R_b, R_gb, R_int (bottom) on a shared time/charge axis.
 
     Resistances are in ohm cm2, or in ohm when the area is unknown. Steps whose fit
-    failed are red crosses; the resistance axis is logarithmic when the ok values span
+    is not ok are crosses; the resistance axis is logarithmic when the ok values span
     more than :data:`LOG_SPAN_DECADES` decades.
     """
     experiment = _experiment(results)
@@ -470,8 +484,8 @@ def _relative(experiment, stem: str, reference: int) -> tuple[np.ndarray, float]
 def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
     """C_int normalised to its value at the reference step (dimensionless).
 
-    Steps whose C_int is not reliable (``C_int_reliable`` False) are drawn faint, failed
-    fits as red crosses.
+    Steps whose C_int is not reliable (``C_int_reliable`` False) are circled, steps whose
+    fit is not ok are crosses.
     """
     experiment = _experiment(results)
     fig, ax = _axes(ax)

@@ -280,6 +280,7 @@ def write_report(
             continue
         figure = Figure(out / name, caption, experiment_name)
         png = _save(fig, figure.path)
+        log.debug("drew %s (%d kB)", name, len(png) // 1024)
         written.setdefault(experiment_name, []).append(_figure_html(figure, png))
     if progress is not None:
         progress(len(jobs), len(jobs), "index.html")

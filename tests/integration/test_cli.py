@@ -94,3 +94,35 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
     )
     assert completed.returncode == EXIT_BAD_INPUT
     assert "missing.h5" in completed.stderr
+
+
+def test_verbose_logs_the_package_steps(real_folder: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "serial.toml"
+    config.write_text('[executor]\nkind = "serial"\n[drt]\nsolver = "NNLS"\n')
+    output = tmp_path / "verbose.h5"
+    assert main(["run", str(real_folder), "-c", str(config), "-o", str(output), "-v"]) == EXIT_OK
+    err = capsys.readouterr().err
+    name = real_folder.name
+    assert "geis_pipeline.ingest: read geis.mpt: GEIS, 61 sweeps, 2528 DC rows" in err
+    assert f"geis_pipeline.pipeline.orchestrator: {name}: read 61 sweeps from 1 file(s)" in err
+    assert f"{name}: sweeps 0-60 done (kk, fit, drt); 61 of 61" in err
+    assert f"{name}: Kramers-Kronig " in err
+    assert f"geis_pipeline.pipeline.assembly: {name}: tracked 61 steps" in err
+    # a second command in the same process logs once, not twice
+    assert main(["info", str(output), "-v"]) == EXIT_OK
+    assert main(["info", str(output), "-q"]) == EXIT_OK
+
+
+def test_verbose_silences_third_party_debug(small_run: Path, tmp_path: Path) -> None:
+    # A fresh interpreter: logging is configured as the command configures it.
+    out = tmp_path / "report"
+    completed = subprocess.run(
+        [sys.executable, "-m", "geis_pipeline.cli", "report", str(small_run), "-o", str(out), "-v"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "DEBUG geis_pipeline.report: drew experiment_nyquist.png" in completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    # matplotlib's font lookups (DEBUG) and PIL's are not shown; only ours
+    assert all("geis_pipeline" in line for line in lines), lines[:5]
