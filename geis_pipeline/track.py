@@ -13,10 +13,14 @@ Conventions
   electrode (EC-Lab's sign), negative = plating; ``|i|`` at most
   ``ocv_current_density_mA_cm2`` counts as open circuit.
 * Segments: consecutive steps with the same label (``strip``, ``plate``,
-  ``ocv``; ``unknown`` when the current is not recorded) are numbered from 0.
+  ``ocv``, ``bias``; ``unknown`` when the current is not recorded) are numbered
+  from 0. :func:`track` labels from the current density; the pipeline replaces
+  the labels with :func:`geis_pipeline.kind.step_labels` (technique, setpoint
+  and DC record with a tolerance) through :func:`apply_segments`.
 * Times are the sweep starts, s since the acquisition start. The depletion time
-  t0 is counted from the current onset, estimated from the passed charge of the
-  first loaded step (t - 3600 q / I) when it is recorded.
+  t0 exists only for a stripping segment (:func:`summarize_tracking` says why
+  otherwise) and is counted from its current onset, estimated from the passed
+  charge of its first step (t - 3600 q / I) when it is recorded.
 """
 
 from __future__ import annotations

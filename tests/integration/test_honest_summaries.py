@@ -311,3 +311,24 @@ def test_real_geis_mpt_report_and_info(realdata: Path, tmp_path: Path, capsys, n
         assert reason.split(":")[0] in page
     # the figures drew: every experiment figure is there
     assert len(list((tmp_path / "report").glob("geis_*.png"))) == 10
+
+
+def test_reprocess_with_the_area_fills_the_area_specific_columns(
+    placeholder_run: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from geis_pipeline.pipeline import reprocess
+
+    config = serial_config()
+    config = replace(config, experiment=replace(config.experiment, area_cm2=0.785))
+    output = tmp_path / "with_area.h5"
+    reprocess(placeholder_run, config, output=output)
+    experiment = gp.open_results(output)["experiment"]
+    assert experiment.metadata.area_cm2 == 0.785 and experiment.metadata.warnings == ()
+    quantity = experiment.quantity("R_int")
+    assert quantity.column == "R_int_ohm_cm2"
+    truth = np.load(placeholder_run.parent / "experiment" / "truth.npz")
+    ok = experiment.ok_steps()
+    assert np.median(np.abs(quantity.values[ok] / truth["R_int_ohm_cm2"][ok] - 1)) < 0.05
+    assert "no electrode area" not in experiment.summary["t0_reason"]
