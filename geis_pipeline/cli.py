@@ -331,11 +331,11 @@ def _physics_lines(summary: dict[str, object]) -> list[str]:
     threshold = summary.get("r_int_threshold_ohm_cm2")
     t0 = summary.get("t0_s")
     if _finite(t0):
-        lines.append(
-            _line("depletion t0", f"{t0 / 3600:.3g} h (R_int > {threshold:g} ohm cm2)")
-            if _finite(threshold)
-            else _line("depletion t0", f"{t0 / 3600:.3g} h")
-        )
+        if summary.get("t0_criterion") == "potential cutoff":
+            how = " (|E| reached the potential cutoff)"
+        else:
+            how = f" (R_int > {threshold:g} ohm cm2)" if _finite(threshold) else ""
+        lines.append(_line("depletion t0", f"{t0 / 3600:.3g} h{how}"))
         if _finite(summary.get("D_eff_cm2_s")):
             lines.append(_line("Sand D_eff", f"{summary['D_eff_cm2_s']:.3g} cm2/s"))
         elif summary.get("D_eff_reason"):

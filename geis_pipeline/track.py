@@ -687,50 +687,60 @@ def _depletion(
     onsets: Mapping[int, float],
     threshold: float,
     kind: str,
-) -> tuple[DepletionTime, float, int, str]:
-    """Depletion within the stripping segments: (result, onset, segment, reason if none).
+    potential_V: np.ndarray | None = None,
+    potential_cutoff_V: float | None = None,
+) -> tuple[DepletionTime, float, int, str, str]:
+    """Depletion within the stripping segments: (result, onset, segment, reason, criterion).
 
     The first stripping segment whose R_int (ok fits only) crosses the
-    threshold gives t0, counted from that segment's current onset.
+    threshold, or whose |E| reaches ``potential_cutoff_V``, gives t0 (the
+    earlier of the two), counted from that segment's current onset. The
+    reason says why there is none ("" when reached); the criterion is
+    ``R_int`` or ``potential cutoff`` ("" when not reached).
     """
     none = DepletionTime(math.nan, math.nan, math.nan, False)
     stripping = [int(number) for number in np.unique(segment_numbers[labels == STRIP])]
     if not stripping:
-        return (
-            none,
-            math.nan,
-            -1,
-            (
-                f"no galvanostatic stripping in this experiment (kind: {kind}): a depletion "
-                "time and Sand's D_eff exist only for a stripping experiment"
-            ),
+        reason = (
+            f"no galvanostatic stripping in this experiment (kind: {kind}): a depletion "
+            "time and Sand's D_eff exist only for a stripping experiment"
         )
+        return none, math.nan, -1, reason, ""
+    potential = (
+        np.abs(np.asarray(potential_V, dtype=np.float64))
+        if potential_V is not None and potential_cutoff_V is not None
+        else None
+    )
     ok = fit_ok & np.isfinite(r_int) & (labels == STRIP)
-    if not ok.any():
-        if not (fit_ok & (labels == STRIP)).any():
-            return none, math.nan, stripping[0], "no stripping step has an ok circuit fit"
-        return (
-            none,
-            math.nan,
-            stripping[0],
-            ("no electrode area: the R_int threshold is in ohm cm2; " + GIVE_AREA),
-        )
     for number in stripping:
         steps = segment_numbers == number
         onset = onsets.get(number, float(time_s[np.flatnonzero(steps)[0]]))
-        result = depletion_time(time_s, r_int, threshold, valid=fit_ok & steps, onset_s=onset)
-        if result.reached:
-            return result, onset, number, ""
-    highest = float(np.max(r_int[ok]))
-    return (
-        none,
-        onsets.get(stripping[0], math.nan),
-        stripping[0],
-        (
+        found = []
+        by_r = depletion_time(time_s, r_int, threshold, valid=ok & steps, onset_s=onset)
+        if by_r.reached:
+            found.append((by_r.crossing_time_s, by_r, "R_int"))
+        if potential is not None:
+            by_e = depletion_time(time_s, potential, potential_cutoff_V, valid=steps, onset_s=onset)
+            if by_e.reached:
+                found.append((by_e.crossing_time_s, by_e, "potential cutoff"))
+        if found:
+            _, result, criterion = min(found, key=lambda item: item[0])
+            return result, onset, number, "", criterion
+    if not ok.any():
+        if not (fit_ok & (labels == STRIP)).any():
+            reason = "no stripping step has an ok circuit fit"
+        else:
+            reason = "no electrode area: the R_int threshold is in ohm cm2; " + GIVE_AREA
+    else:
+        reason = (
             f"R_int stayed below the threshold {threshold:g} ohm cm2 while stripping "
-            f"(highest with an ok fit: {highest:.4g} ohm cm2)"
-        ),
-    )
+            f"(highest with an ok fit: {float(np.max(r_int[ok])):.4g} ohm cm2)"
+        )
+    if potential is not None:
+        strip_potential = potential[(labels == STRIP) & np.isfinite(potential)]
+        highest = f" (highest {strip_potential.max():.4g} V)" if strip_potential.size else ""
+        reason += f"; |E| stayed below the {potential_cutoff_V:g} V cutoff{highest}"
+    return none, onsets.get(stripping[0], math.nan), stripping[0], reason, ""
 
 
 def summarize_tracking(
@@ -744,6 +754,7 @@ def summarize_tracking(
     temperature_K: float | None = None,
     current_mA: np.ndarray | None = None,
     charge_mAh: np.ndarray | None = None,
+    potential_cutoff_V: float | None = None,
 ) -> dict[str, object]:
     """Experiment-level results from a :func:`track` table.
 
@@ -755,8 +766,10 @@ def summarize_tracking(
       (:func:`geis_pipeline.kind.experiment_kind`);
     * ``t0_s``, ``t0_stderr_s``, ``t0_reached``, ``current_onset_s``: depletion
       time, only for a stripping segment: R_int (ok fits of the segment) first
-      above ``r_int_threshold_ohm_cm2``, counted from the segment's current
-      onset; ``t0_reason`` says why there is none ("" when reached);
+      above ``r_int_threshold_ohm_cm2``, or (with ``potential_cutoff_V``) |E_V|
+      first at the cutoff, whichever comes first, counted from the segment's
+      current onset; ``t0_criterion`` says which (``R_int``, ``potential
+      cutoff``), ``t0_reason`` why there is none ("" when reached);
     * ``current_density_mA_cm2``: the override, else the median |i| of the
       stripping segment (else of the first loaded one); ``D_eff_cm2_s``:
       Sand's D from t0, with ``D_eff_reason`` ("" when computed);
@@ -803,8 +816,17 @@ def summarize_tracking(
         number: _onset(time_s, charge, current, int(np.flatnonzero(segments == number)[0]))
         for number in loaded_segments
     }
-    depletion, onset, segment, reason = _depletion(
-        time_s, r_int, fit_ok, labels, segments, onsets, r_int_threshold_ohm_cm2, kind.kind
+    depletion, onset, segment, reason, criterion = _depletion(
+        time_s,
+        r_int,
+        fit_ok,
+        labels,
+        segments,
+        onsets,
+        r_int_threshold_ohm_cm2,
+        kind.kind,
+        columns.get("E_V"),
+        potential_cutoff_V,
     )
     if current_density_mA_cm2 is not None:
         i = abs(float(current_density_mA_cm2))
@@ -824,6 +846,7 @@ def summarize_tracking(
         "t0_stderr_s": depletion.t0_stderr_s,
         "t0_reached": depletion.reached,
         "t0_reason": reason,
+        "t0_criterion": criterion,
         "current_onset_s": onset,
         "r_int_threshold_ohm_cm2": float(r_int_threshold_ohm_cm2),
         "current_density_mA_cm2": i,

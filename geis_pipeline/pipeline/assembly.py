@@ -179,6 +179,7 @@ def _tracking(
         temperature_K=temperature,
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
+        potential_cutoff_V=section.potential_cutoff_V,
     )
     log.debug(
         "%s: tracked %d steps (%s); t0 %s",

@@ -93,3 +93,24 @@ def test_sand_fit_note() -> None:
     # one experiment without t0 has its own reason; several without t0 get the note
     assert sand_fit_note({"a": {"t0_reached": False}}) == ""
     assert "0 experiment(s) reached t0" in sand_fit_note({"a": {}, "b": {}})
+
+
+def test_potential_cutoff_gives_t0_when_r_int_stays_below() -> None:
+    table = _table(["strip"] * 4, [100.0, 200.0, 300.0, 400.0])
+    table["E_V"] = np.array([0.1, 0.5, 2.5, 5.5])
+    summary = summarize_tracking(table, 0, potential_cutoff_V=5.0)
+    assert summary["t0_reached"] and summary["t0_criterion"] == "potential cutoff"
+    assert summary["t0_s"] == pytest.approx(1200.0 + 2.5 / 3.0 * 600.0)
+    assert math.isfinite(summary["D_eff_cm2_s"])
+    # without the cutoff, or below it: the reasons name both criteria
+    assert not summarize_tracking(table, 0)["t0_reached"]
+    below = summarize_tracking(table, 0, potential_cutoff_V=10.0)
+    assert below["t0_reason"].endswith("; |E| stayed below the 10 V cutoff (highest 5.5 V)")
+    # the earlier criterion wins
+    table["R_int_ohm_cm2"] = np.array([100.0, 20000.0, 30000.0, 40000.0])
+    first = summarize_tracking(table, 0, potential_cutoff_V=5.0)
+    assert first["t0_criterion"] == "R_int" and first["t0_s"] < 1200.0
+    # a cutoff at open circuit is no depletion either
+    rest = _table(["ocv"] * 2, [1.0, 1.0])
+    rest["E_V"] = np.array([6.0, 6.0])
+    assert not summarize_tracking(rest, 0, potential_cutoff_V=5.0)["t0_reached"]
