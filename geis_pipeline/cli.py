@@ -400,6 +400,10 @@ def _info(arguments: argparse.Namespace) -> int:
             print(_line(label, text))
         for skipped in experiment.record.experiment.skipped:
             print(_line("skipped file", f"{skipped.path}: {skipped.reason}"))
+        for sweep in experiment.record.experiment.skipped_sweeps:
+            print(
+                _line("skipped sweep", f"{sweep.source} sweep {sweep.sweep_index}: {sweep.reason}")
+            )
         first_last = experiment.first_last("R_int")
         if first_last is not None:
             first, last, unit = first_last
