@@ -261,6 +261,7 @@ def nyquist(
     used = _kk_used(experiment)
     ok = _step_ok(experiment)
     good_real, good_imag, kept_real, kept_imag, all_real, all_imag = [], [], [], [], [], []
+    notes: list[str] = []
     n_cut = n_failed = 0
     for step in steps:
         spectrum = experiment.spectra[step]
@@ -315,6 +316,9 @@ def nyquist(
         (x0, x1), (y0, y1) = limits
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
+        n_inductive = int(np.sum(np.concatenate(all_imag) < y0))
+        if n_inductive:
+            notes.append(f"{n_inductive} inductive point(s) below -Z'' = {y0:.3g} not shown")
         if own_figure:
             # A figure of the data's shape: the equal-aspect box then fills it.
             ratio = min(max((y1 - y0) / (x1 - x0), 0.3), 1.2)
@@ -322,11 +326,10 @@ def nyquist(
     # Equal scales; the box takes the limits' shape (the limits above hold).
     ax.set_aspect("equal", adjustable="box")
     ax.set_title(f"{experiment.name}: Nyquist (markers: data, lines: fit)")
-    notes = []
     if n_cut:
-        notes.append(f"faint: {n_cut} points cut by Kramers-Kronig")
+        notes.append(f"faint: {n_cut} point(s) cut by Kramers-Kronig")
     if n_failed:
-        notes.append(f"hollow, dashed fit: {n_failed} sweeps whose fit is not ok")
+        notes.append(f"hollow, dashed fit: {n_failed} sweep(s) whose fit is not ok")
     if notes:
         ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top",
                 fontsize="x-small", color="0.3")  # fmt: skip
@@ -342,7 +345,10 @@ def _nyquist_limits(real: np.ndarray, imag: np.ndarray):
     y_limits = _range(np.concatenate([imag, [0.0]]))
     if x_limits is None or y_limits is None:
         return None
-    return x_limits, y_limits
+    # An inductive tail (-Z'' < 0: the cables, above the arcs) is cropped to a quarter of
+    # the width: left whole, it makes a tall, narrow plot of the wiring.
+    y_low = max(y_limits[0], -0.25 * (x_limits[1] - x_limits[0]))
+    return x_limits, (y_low, y_limits[1])
 
 
 def _range(values, margin: float = 0.04) -> tuple[float, float] | None:
@@ -508,7 +514,7 @@ def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
         _value_axis(ax, [c_int / c0], ok)
         ax.legend(loc="best", fontsize="small")
     else:
-        _note(ax, "no interface capacitance to draw")
+        _note(ax, "no interface capacitance to draw: C_int undetermined, or no ok fit")
     ax.axhline(1.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel(label)
     ax.set_ylabel("C_int / C_int(0) (1)")
@@ -550,7 +556,7 @@ def contact_loss(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
             ax.set_ylim(*limits)
         ax.legend(loc="best", fontsize="small")
     else:
-        _note(ax, "no contact loss to draw")
+        _note(ax, "no contact loss to draw: no ok fit to refer to")
     ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel(label)
     ax.set_ylabel("contact loss (%)")
