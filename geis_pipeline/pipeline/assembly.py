@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from geis_pipeline.config import Config
-from geis_pipeline.fit import ROLE_QUANTITIES
+from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
@@ -147,6 +147,12 @@ def _tracking(
         "n_spectra": len(experiment.spectra),
         "n_processed": n_done,
         "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
+        # Steps per reason a fit is not ok (a step may have several).
+        **{
+            f"n_fit_{code}": int(sum(code in str(value).split(",") for value in reasons))
+            for code in REASONS
+            if (reasons := _reasons(fit.sweeps, n_done)) is not None
+        },
         "reference_step": result.reference_step,
     }
     summary |= summarize_tracking(
