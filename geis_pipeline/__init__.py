@@ -45,7 +45,10 @@ from geis_pipeline.spectrum import (
     ExperimentMetadata,
     InstrumentFile,
     SkippedFile,
+    SkippedSweep,
     Spectrum,
+    screen_sweeps,
+    sweep_defect,
 )
 
 try:
@@ -76,6 +79,7 @@ __all__ = [
     "PeakTrack",
     "SimulationError",
     "SkippedFile",
+    "SkippedSweep",
     "Spectrum",
     "StoreError",
     "UnknownFormatError",
@@ -94,5 +98,7 @@ __all__ = [
     "read_experiment",
     "read_file",
     "read_spectra",
+    "screen_sweeps",
+    "sweep_defect",
     "track_peaks",
 ]

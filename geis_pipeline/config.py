@@ -119,8 +119,8 @@ class FitConfig:
     role_classes: dict[str, tuple[float, float]] = field(default_factory=dict)
     role_tau_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     required_roles: tuple[str, ...] | None = None
-    noise_ratio: float = 2.0
-    noise_floor: float = 0.002
+    noise_ratio: float = 2.5
+    noise_floor: float = 0.01
     max_residual_rms: float = 0.05
 
     def fit_keywords(self) -> dict[str, Any]:

@@ -456,18 +456,7 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     z = raw["z_real_ohm"][()] + 1j * raw["z_imag_ohm"][()]
     point_time = raw["point_time_s"][()]
     sources = [_text(value) for value in raw["sources"][()]]
-    columns = {
-        key: raw[key][()]
-        for key in (
-            "time_s",
-            "current_mA",
-            "potential_V",
-            "charge_mAh",
-            "sweep_index",
-            "source_index",
-            "incomplete",
-        )
-    }
+    columns = {key: raw[key][()] for key in _RAW_SWEEP_COLUMNS}
     spectra = tuple(
         Spectrum(
             freq=freq[start:stop],
@@ -500,9 +489,7 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     )
     experiment = Experiment(
         spectra=spectra,
-        dc_record=DCRecord(
-            *(dc[key][()] for key in ("time_s", "potential_V", "current_mA", "charge_mAh"))
-        ),
+        dc_record=DCRecord(*(dc[key][()] for key in _DC_COLUMNS)),
         metadata=metadata,
     )
     stages = {}

@@ -9,9 +9,10 @@ A fit is ``ok`` only when every number it reports is one the data support:
   residual, when the caller knows it) and below an absolute limit;
 * the spectrum passed Kramers-Kronig (when the caller knows it);
 * every required role (``int`` by default) is matched to an arc of its
-  capacitance class whose R and C the data determine: R well above its
-  standard error and not negligible, the apex inside the fitted band and C
-  known to better than a factor 1.5.
+  capacitance class whose R and C the data determine: R above 10 standard
+  errors and not negligible, the apex inside the fitted band and C known to
+  better than a factor 1.5. (Other arcs count as resolved from 3 standard
+  errors; below that their values are NaN.)
 
 Each failed condition is one code of :data:`~geis_pipeline.fit.result.REASONS`
 and one clause of the status.
@@ -32,8 +33,10 @@ from geis_pipeline.fit.roles import ArcEstimate, identify_arcs
 
 __all__ = ["judge"]
 
-# R is determined when it exceeds this many standard errors ...
+# R is determined when it exceeds this many standard errors (a required role's,
+# the interface's, this many: a number to publish needs ~10 % precision) ...
 _R_MIN_SIGMAS = 3.0
+_REQUIRED_R_MIN_SIGMAS = 10.0
 # ... and this fraction of the spectrum's largest |Z| (an arc with R -> 0 is not there).
 _R_MIN_FRACTION = 1e-3
 # C is determined when its relative standard error is below this ...
@@ -217,11 +220,12 @@ def judge(
         limit = min(limit, max(options.noise_ratio * noise, options.noise_floor))
     if not rms <= limit:
         reasons.append("residual")
-        against = (
-            f"{options.noise_ratio:g}x the noise level {noise:.2%} (KK)"
-            if math.isfinite(noise) and limit < options.max_residual_rms
-            else f"the limit {options.max_residual_rms:.1%}"
-        )
+        if not math.isfinite(noise) or limit >= options.max_residual_rms:
+            against = f"the limit {options.max_residual_rms:.1%} (fit.max_residual_rms)"
+        elif limit > options.noise_floor:
+            against = f"{options.noise_ratio:g}x the noise level {noise:.2%} (KK; fit.noise_ratio)"
+        else:
+            against = f"the floor {options.noise_floor:.1%} (fit.noise_floor; KK noise {noise:.2%})"
         clauses.append(f"residuals {rms:.2%} RMS exceed {against}")
     if kk_ok is False:
         reasons.append("kk")
@@ -239,6 +243,11 @@ def judge(
         r_resolved, c_resolved = resolution[index]
         if not r_resolved:
             unresolved.append(f"{role} arc unresolved: R = {r:.3g} +- {r_stderr:.2g} ohm")
+        elif not r > _REQUIRED_R_MIN_SIGMAS * r_stderr:
+            unresolved.append(
+                f"{role} arc imprecise: R = {r:.3g} +- {r_stderr:.2g} ohm "
+                f"(needs R > {_REQUIRED_R_MIN_SIGMAS:g} standard errors)"
+            )
         elif not c_resolved:
             unresolved.append(
                 f"{role} arc unresolved: C = {c:.3g} +- {c_stderr:.2g} F, apex {f:.3g} Hz "

@@ -3,11 +3,20 @@
 numpy's C parser (``np.loadtxt``) reads the numbers; only when it fails does a
 slow second pass find the first bad cell, so that the error names the line and
 column instead of numpy's row count.
+
+A streamed file (:func:`parse_file_table`: EC-Lab ``.mpt``, written while the
+instrument measures) may end in a line the instrument is still writing: when
+that last line (which has no line end) has fewer cells than the one before or
+its last number is written differently, it is not read at all, since a number
+cut short can still parse (``1.5E-002`` cut to ``1.5E-0``) as a wrong value.
+The next run reads it whole.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +60,70 @@ def read_text(path: Path, encoding: str = "latin-1") -> list[str]:
         line = raw.count(b"\n", 0, nul) + 1
         raise IngestError("binary bytes in a text file (corrupt?)", file=path, line=line)
     return raw.decode(encoding, errors="replace").splitlines()
+
+
+_TAIL_BYTES = 1 << 16
+
+
+def _shape(cell: bytes) -> bytes:
+    """A number's written form with digits and signs abstracted (``-1.5E-002`` -> ``d.dEddd``)."""
+    return re.sub(rb"[+-]", b"", re.sub(rb"\d", b"d", cell.strip()))
+
+
+def _complete_size(path: Path, delimiter: str | None) -> int | None:
+    """Bytes of ``path`` without a last line cut short, or None to read it all.
+
+    Only a last line without a line end can be cut short. It is left out when
+    it has fewer cells than the line before, or its last cell is written
+    differently (``1.5E-002`` cut to ``1.5E-0``): the instrument is still
+    writing it. A whole last line without a line end (an export) is kept.
+    """
+    with path.open("rb") as handle:
+        size = handle.seek(0, io.SEEK_END)
+        tail_start = max(0, size - _TAIL_BYTES)
+        handle.seek(tail_start)
+        tail = handle.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return None
+    lines = tail.splitlines(keepends=True)
+    if len(lines) < 2:
+        return None
+    last, before = lines[-1], lines[-2]
+    separator = None if delimiter is None else delimiter.encode()
+    last_cells, before_cells = last.split(separator), before.split(separator)
+    if len(last_cells) >= len(before_cells) and _shape(last_cells[-1]) == _shape(before_cells[-1]):
+        return None
+    return size - len(last)
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``limit`` bytes of a binary file, as a readable raw stream."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self._file = path.open("rb", buffering=0)
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        count = self._file.readinto(memoryview(buffer)[: self._left]) or 0
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_lines(path: Path, encoding: str, limit: int | None) -> io.TextIOBase:
+    """The file as text (universal newlines), only its first ``limit`` bytes if given."""
+    if limit is None:
+        return path.open("r", encoding=encoding, errors="replace", newline=None)
+    raw = io.BufferedReader(_Prefix(path, limit), buffer_size=1 << 20)
+    return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
 
 
 @dataclass(frozen=True)
@@ -263,9 +336,11 @@ def read_head(path: Path, count: int, encoding: str = "latin-1") -> list[str]:
         raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
 
 
-def _data_lines(path: Path, skip: int, encoding: str) -> Iterator[tuple[int, str]]:
+def _data_lines(
+    path: Path, skip: int, encoding: str, limit: int | None = None
+) -> Iterator[tuple[int, str]]:
     """(file line number, line) of the non-blank lines after the first ``skip``."""
-    with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+    with _open_lines(path, encoding, limit) as handle:
         for number, line in enumerate(handle, start=1):
             if number > skip and line.strip():
                 yield number, line
@@ -286,10 +361,14 @@ def parse_file_table(
     30,000-sweep EC-Lab export is hundreds of MB of text.
     """
     skip = first_line_number - 1
+    try:
+        limit = _complete_size(path, delimiter)  # a last line still being written is left out
+    except OSError as exc:
+        raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
 
     def rows() -> Iterator[str]:
         # One generator layer (this runs once per data row of a long loop file).
-        with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+        with _open_lines(path, encoding, limit) as handle:
             for line in itertools.islice(handle, skip, None):
                 if line.strip():
                     yield line.replace(",", ".") if decimal_comma else line
@@ -313,14 +392,14 @@ def parse_file_table(
             if decimal_comma:
                 raise ValueError("decimal commas need the line-by-line path")
             # Fast path: numpy reads the file itself (5x faster than a Python iterator).
-            with path.open("r", encoding=encoding, errors="replace", newline=None) as handle:
+            with _open_lines(path, encoding, limit) as handle:
                 values = load(handle, skip)
         except (ValueError, IndexError):
             # Blank lines, decimal commas or a bad cell: the filtered line-by-line path
             # parses or raises again, and the error then names the line.
             values = load(rows(), 0)
     except (ValueError, IndexError) as exc:
-        numbered = list(_data_lines(path, skip, encoding))
+        numbered = list(_data_lines(path, skip, encoding, limit))
         _raise_bad_cell(
             [line.rstrip("\n") for _, line in numbered],
             np.array([number for number, _ in numbered]),
@@ -334,7 +413,7 @@ def parse_file_table(
         raise IngestError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
 
     def line_of(row: int) -> int:
-        for index, (number, _) in enumerate(_data_lines(path, skip, encoding)):
+        for index, (number, _) in enumerate(_data_lines(path, skip, encoding, limit)):
             if index == row:
                 return number
         return first_line_number + row

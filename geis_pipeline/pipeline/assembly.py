@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from geis_pipeline.config import Config
-from geis_pipeline.fit import ROLE_QUANTITIES
+from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
@@ -165,6 +165,12 @@ def _tracking(
         "n_spectra": len(experiment.spectra),
         "n_processed": n_done,
         "n_fit_failed": int(np.sum(~np.asarray(columns.get("fit_ok", fit.sweeps["ok"])))),
+        # Steps per reason a fit is not ok (a step may have several).
+        **{
+            f"n_fit_{code}": int(sum(code in str(value).split(",") for value in reasons))
+            for code in REASONS
+            if (reasons := _reasons(fit.sweeps, n_done)) is not None
+        },
         "reference_step": result.reference_step,
     }
     summary |= summarize_tracking(

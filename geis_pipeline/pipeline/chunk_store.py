@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline.errors import StoreError
+
 __all__ = ["KINDS", "ChunkKey", "ChunkStore", "chunk_digest"]
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,9 @@ class ChunkStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
+        except OSError as exc:  # disk full, folder gone: the run stops, nothing half-written
+            temporary.unlink(missing_ok=True)
+            raise StoreError(f"cannot save a finished chunk: {exc}", file=path) from exc
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise

@@ -109,12 +109,19 @@ def test_negative_frequency(tmp_path, snippet_lines) -> None:
 
 
 def test_truncated_mid_row(tmp_path, snippet_lines) -> None:
+    # A file cut mid-row is still being written: its last line is left for the next run.
     text = "\n".join(snippet_lines)
     path = tmp_path / "cell.mpt"
+    whole = gp.read_spectra(_write(tmp_path, snippet_lines))
     path.write_bytes(text[: len(text) - 300].encode("latin-1"))
+    cut = gp.read_spectra(path)
+    assert sum(s.n_points for s in cut) == sum(s.n_points for s in whole) - 1
+    # A short row that ends its line is damage, not a row being written.
+    lines = list(snippet_lines)
+    lines[-2] = lines[-2].split("\t")[0]
     with pytest.raises(gp.IngestError, match="truncated") as caught:
-        gp.read_spectra(path)
-    assert caught.value.line == len(snippet_lines)
+        gp.read_spectra(_write(tmp_path, [*lines, ""]))
+    assert caught.value.line == len(snippet_lines) - 1
 
 
 def test_header_count_beyond_file(tmp_path, snippet_lines) -> None:

@@ -14,7 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import geis_pipeline as gp
-from geis_pipeline.spectrum import DCRecord, Experiment, ExperimentMetadata, Spectrum
+from geis_pipeline.spectrum import (
+    DCRecord,
+    Experiment,
+    ExperimentMetadata,
+    SkippedSweep,
+    Spectrum,
+)
 from geis_pipeline.store import (
     LAYOUT_VERSION,
     ExperimentRecord,
@@ -179,3 +185,38 @@ def test_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
         write_store(path, [broken], config_toml="", package_version="2")
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".results.h5.*"))
+
+
+def test_skipped_files_and_sweeps_round_trip_and_older_files_read(tmp_path: Path) -> None:
+    odd_source = "cell_\udcff.mpt"  # a file name that is not UTF-8 (surrogate escape)
+    spectra = tuple(
+        Spectrum(
+            freq=np.logspace(5, 0, 10),
+            z=np.linspace(1, 2, 10) - 1j,
+            time_s=float(index),
+            point_time_s=np.arange(10, dtype=float),
+            source=odd_source,
+            sweep_index=index,
+        )
+        for index in (0, 2)
+    )
+    experiment = Experiment(
+        spectra,
+        DCRecord.empty(),
+        ExperimentMetadata(None, None, (), None, (odd_source,)),
+        skipped=(gp.SkippedFile("bad.mpt", "truncated"),),
+        skipped_sweeps=(SkippedSweep(odd_source, 1, 0.5, "zero impedance"),),
+    )
+    path = tmp_path / "skipped.h5"
+    write_store(path, [ExperimentRecord("run", experiment)], config_toml="", package_version="1")
+    back = read_store(path)[0]["run"].experiment
+    assert back.skipped == experiment.skipped
+    assert back.skipped_sweeps == experiment.skipped_sweeps
+    assert {spectrum.source for spectrum in back.spectra} == {odd_source}
+    # A layout-1 file written before these attributes existed reads with none.
+    with h5py.File(path, "r+") as handle:
+        del handle["experiments/run"].attrs["skipped_sweeps"]
+        del handle["experiments/run"].attrs["skipped"]
+    older = read_store(path)[0]["run"].experiment
+    assert older.skipped == () and older.skipped_sweeps == ()
+    assert len(older.spectra) == 2
