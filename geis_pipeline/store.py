@@ -34,7 +34,10 @@ attribute, inconsistent lengths, an experiment named ``.`` or ``..``) is a
 
 Writing is atomic: :func:`write_store` builds the whole file under a temporary
 name and renames it over the target, so a run killed at any moment leaves the
-previous complete file (or none), never a half-written one.
+previous complete file (or none), never a half-written one. HDF5 crashes the
+process (a segmentation fault) when a write or its final flush meets a full
+disk, so where the directory may not hold the file even uncompressed the file
+is built in memory and written out with plain writes, which fail cleanly.
 
 Arrays are stored gzip-compressed (level 1, byte shuffle), except in the files a
 run publishes while it is still going (``compress=False``): compressing is ~90 %
@@ -43,10 +46,12 @@ of the write time, and the final file replaces them.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -165,8 +170,14 @@ def write_store(
     path = Path(path)
     records = list(records.values()) if isinstance(records, Mapping) else list(records)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # HDF5 crashes (a segmentation fault, at once or at a later close) when a write or
+    # its final flush meets a full disk. Where the file may not fit, it is built in
+    # memory and then written out with plain file writes, which fail cleanly.
+    in_memory = not _fits(path.parent, records)
+    buffer = io.BytesIO()
     try:
-        with h5py.File(temporary, "w") as handle:
+        handle = h5py.File(buffer if in_memory else temporary, "w")
+        try:
             handle.attrs["format"] = FORMAT
             handle.attrs["layout_version"] = LAYOUT_VERSION
             handle.attrs["package_version"] = package_version
@@ -178,6 +189,11 @@ def write_store(
             study_group = handle.create_group("study")
             for name, attrs in (study or {}).items():
                 _write_attrs(study_group.create_group(name), attrs)
+        finally:
+            handle.close()
+        if in_memory:
+            with open(temporary, "wb") as out:
+                out.write(buffer.getbuffer())
         with open(temporary, "rb+") as raw:  # durable before it becomes visible
             os.fsync(raw.fileno())
         os.replace(temporary, path)
@@ -187,6 +203,35 @@ def write_store(
     except BaseException:  # a bug or an interrupt: never leave the temporary file behind
         temporary.unlink(missing_ok=True)
         raise
+
+
+#: Room asked for beyond the uncompressed size of the arrays before writing directly.
+_SPACE_MARGIN = 1.25
+_SPACE_EXTRA_BYTES = 4 << 20
+
+
+def _nbytes(values: object) -> int:
+    array = np.asarray(values)
+    # Text is stored variable-length: count a generous 64 bytes per entry.
+    return array.size * 64 if array.dtype.kind in "OU" else array.nbytes
+
+
+def _fits(directory: Path, records: list[ExperimentRecord]) -> bool:
+    """Whether the directory has room for the records even uncompressed (with a margin)."""
+    needed = 0
+    for record in records:
+        n_points = sum(spectrum.n_points for spectrum in record.experiment.spectra)
+        needed += 48 * n_points + 64 * len(record.experiment.spectra)
+        needed += 32 * len(record.experiment.dc_record)
+        for stage in record.stages.values():
+            for columns in (stage.sweeps, stage.points, stage.grid):
+                needed += sum(_nbytes(values) for values in columns.values())
+        needed += sum(_nbytes(values) for values in record.tracking.values())
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return True  # no answer: write directly, as before
+    return free > _SPACE_MARGIN * needed + _SPACE_EXTRA_BYTES
 
 
 def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,16 +377,20 @@ def parse_file_table(
     usecols = [spec.index for spec in columns]
 
     def load(source: Iterable[str], skiprows: int) -> np.ndarray:
-        return np.loadtxt(
-            source,
-            delimiter=delimiter,
-            usecols=usecols,
-            ndmin=2,
-            dtype=np.float64,
-            comments=None,
-            skiprows=skiprows,
-            encoding=encoding,
-        )
+        # A header with no data rows is an empty table here (the callers say what is
+        # missing), not numpy's "input contained no data" warning.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            return np.loadtxt(
+                source,
+                delimiter=delimiter,
+                usecols=usecols,
+                ndmin=2,
+                dtype=np.float64,
+                comments=None,
+                skiprows=skiprows,
+                encoding=encoding,
+            )
 
     try:
         try:

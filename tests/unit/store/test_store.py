@@ -220,3 +220,51 @@ def test_skipped_files_and_sweeps_round_trip_and_older_files_read(tmp_path: Path
     older = read_store(path)[0]["run"].experiment
     assert older.skipped == () and older.skipped_sweeps == ()
     assert len(older.spectra) == 2
+
+
+def test_near_full_disk_builds_the_file_in_memory(tmp_path: Path, monkeypatch) -> None:
+    """Where the file may not fit, HDF5 writes into memory and plain writes fail cleanly."""
+    import errno
+
+    import geis_pipeline.store as store
+    from geis_pipeline.errors import StoreError
+
+    spectra = tuple(
+        Spectrum(
+            freq=np.logspace(6, 0, 50),
+            z=np.linspace(1, 2, 50) - 1j * np.linspace(0, 1, 50),
+            time_s=float(index),
+            point_time_s=np.arange(50, dtype=float),
+            source="file.mpt",
+            sweep_index=index,
+        )
+        for index in range(4)
+    )
+    metadata = ExperimentMetadata(0.5, 0.1, ("GEIS",), None, ("file.mpt",), (0.1,), ("w",))
+    record = ExperimentRecord("run", Experiment(spectra, DCRecord.empty(), metadata))
+    direct, built = tmp_path / "direct.h5", tmp_path / "memory.h5"
+    write_store(direct, [record], config_toml="", package_version="1")
+    assert store._fits(tmp_path, [record])
+    monkeypatch.setattr(store, "_fits", lambda directory, records: False)
+    write_store(built, [record], config_toml="", package_version="1")
+    back = read_store(built)[0]["run"].experiment
+    assert back.metadata.warnings == ("w",)
+    for left, right in zip(
+        back.spectra, read_store(direct)[0]["run"].experiment.spectra, strict=True
+    ):
+        np.testing.assert_array_equal(left.z, right.z)
+    # the disk is full when the bytes go out: a StoreError, the old file untouched, no leftovers
+    before = built.read_bytes()
+    real_open = open
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        if str(file).endswith(".tmp") and "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        write_store(built, [record], config_toml="", package_version="1")
+    monkeypatch.undo()
+    assert built.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
