@@ -742,16 +742,19 @@ def kk_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = 
     ok = np.asarray(stage.sweeps["ok"], dtype=bool)
     rms = 100.0 * np.asarray(stage.sweeps["rms"], dtype=float)
     truncated = np.isfinite(np.asarray(stage.sweeps["truncated_below_hz"], dtype=float))
-    rms_ax.plot(times[ok], rms[ok], ".", ms=3, label="passed")
-    rms_ax.plot(times[~ok], rms[~ok], "x", color="tab:red", label="failed")
-    rms_ax.plot(
-        times[truncated],
-        rms[truncated],
-        "o",
-        mfc="none",
-        color="tab:orange",
-        label="low-f tail truncated",
-    )
+    if ok.any():
+        rms_ax.plot(times[ok], rms[ok], ".", ms=3, label="passed")
+    if (~ok).any():
+        rms_ax.plot(times[~ok], rms[~ok], "x", color="tab:red", label="failed")
+    if truncated.any():
+        rms_ax.plot(
+            times[truncated],
+            rms[truncated],
+            "o",
+            mfc="none",
+            color="tab:orange",
+            label="low-f tail truncated",
+        )
     rms_ax.set_xlabel("time (h)")
     rms_ax.set_ylabel("KK rms residual (%)")
     rms_ax.legend(loc="best", fontsize="small")
@@ -759,7 +762,11 @@ def kk_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = 
 
 
 def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = None) -> Figure:
-    """Relative fit residuals (Z - Z_fit)/|Z| (%) per point, and chi2 per sweep."""
+    """Relative fit residuals (Z - Z_fit)/|Z| (%) per point, and chi2 per sweep.
+
+    The residuals of the ok fits; when no fit is ok, those of the fits that are not
+    (what to look at to see why), as the title says.
+    """
     experiment = _experiment(results)
     stage = experiment.stage("fit")
     if stage is None:
@@ -767,8 +774,9 @@ def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None =
     fig = _figure(fig, (7.0, 8.0))
     real_ax, imag_ax, chi_ax = fig.subplots(3, 1)
     times = _times_h(experiment)
-    ok = np.asarray(stage.sweeps["ok"], dtype=bool)
-    steps = np.flatnonzero(ok)
+    ok = _step_ok(experiment)
+    steps = np.flatnonzero(ok) if ok.any() else np.arange(ok.size)
+    which = "ok fits" if ok.any() else "no fit is ok: the not-ok fits"
     steps = steps[decimate(len(steps), max_curves)]
     offsets = _offsets(experiment)
     n_points = int(offsets[-1])
@@ -784,15 +792,16 @@ def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None =
     _residual_panel(
         fig, imag_ax, experiment, relative.imag, steps, times, "(Z'' - Z''_fit) / |Z| (%)"
     )
-    real_ax.set_title(f"{experiment.name}: fit residuals ({len(steps)} sweeps)")
+    real_ax.set_title(f"{experiment.name}: fit residuals ({len(steps)} sweeps, {which})")
     chi2 = np.asarray(stage.sweeps["chi2"], dtype=float)
-    chi_ax.plot(times[ok], chi2[ok], ".", ms=3, label="fit ok")
+    if ok.any():
+        chi_ax.plot(times[ok], chi2[ok], ".", ms=3, label="fit ok")
     failed = ~ok
     if failed.any():
-        finite_ok = chi2[ok & np.isfinite(chi2) & (chi2 > 0)]
-        floor = float(finite_ok.min()) if finite_ok.size else 1.0
+        finite = chi2[np.isfinite(chi2) & (chi2 > 0)]
+        floor = float(finite.min()) if finite.size else 1.0
         shown = np.where(np.isfinite(chi2[failed]) & (chi2[failed] > 0), chi2[failed], floor)
-        chi_ax.plot(times[failed], shown, "x", color="tab:red", label="fit failed")
+        chi_ax.plot(times[failed], shown, "x", color="tab:red", label="fit not ok")
     chi_ax.set_yscale("log")
     chi_ax.set_xlabel("time (h)")
     chi_ax.set_ylabel("χ² (1)")
