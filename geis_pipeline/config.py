@@ -79,13 +79,33 @@ class FitConfig:
     weighting
         ``modulus``, ``proportional`` or ``unit``.
     roles
-        Element -> role; the ``int`` role is the interface tracked over time.
+        Element -> role: which processes the circuit holds. Which fitted arc
+        gets an arc role (``bulk``, ``gb``, ``int``, or one declared in
+        ``role_classes``) is decided by its capacitance and time constant, not
+        by the element it is written on; series elements keep theirs
+        (``cable``, ``bulk``/``gb``/``series``, ``diffusion``, ``blocking``).
     fixed
         Parameter -> fixed value (the grain-boundary exponent, as the papers do).
     bounds
-        Parameter -> [lower, upper].
+        Parameter -> [lower, upper] (defaults in ``configs/default.toml``).
     use_kk_mask
         Fit only the points the Kramers-Kronig truncation kept.
+    role_classes
+        Role -> [C_min, C_max] F/cm2: declares a custom role (``sei``...) or
+        changes a built-in class (bulk 1e-12..1e-10, gb 1e-11..1e-8, int 1e-8..1e-4).
+    role_tau_windows
+        Role -> [tau_min, tau_max] s: narrows a role to a time-constant window.
+    required_roles
+        Roles whose arc must be matched and resolved for a step to be ok
+        (default: ``int`` when the circuit has it).
+    noise_ratio, noise_floor
+        The fit's RMS relative residual may be at most ``noise_ratio`` times the
+        spectrum's KK residual, or ``noise_floor``, whichever is larger.
+    max_residual_rms
+        A fit with a larger RMS relative residual is never ok.
+
+    A config that sets ``circuit`` starts from empty ``roles``, ``fixed`` and
+    ``bounds`` (the defaults' belong to the default circuit) unless it sets them.
     """
 
     circuit: str = "L0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
@@ -96,6 +116,27 @@ class FitConfig:
     fixed: dict[str, float] = field(default_factory=lambda: {"CPE2_1": 0.9})
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     use_kk_mask: bool = True
+    role_classes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    role_tau_windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+    required_roles: tuple[str, ...] | None = None
+    noise_ratio: float = 2.5
+    noise_floor: float = 0.01
+    max_residual_rms: float = 0.05
+
+    def fit_keywords(self) -> dict[str, Any]:
+        """The keywords of :meth:`geis_pipeline.fit.FitOptions.build` this section sets."""
+        return {
+            "bounds": self.bounds,
+            "fixed": self.fixed,
+            "roles": self.roles,
+            "weighting": self.weighting,
+            "role_classes": self.role_classes,
+            "role_tau_windows": self.role_tau_windows,
+            "required_roles": self.required_roles,
+            "noise_ratio": self.noise_ratio,
+            "noise_floor": self.noise_floor,
+            "max_residual_rms": self.max_residual_rms,
+        }
 
 
 @dataclass(frozen=True)
@@ -245,6 +286,10 @@ def parse_config(text: str, source: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         raise ConfigError(f"not valid TOML: {exc}", file=source, line=line) from exc
+    fit = document.get("fit")
+    if isinstance(fit, Mapping) and "circuit" in fit:
+        # The default roles, fixed values and bounds name the default circuit's elements.
+        document = {**document, "fit": {"roles": {}, "fixed": {}, "bounds": {}, **fit}}
     config = _build(Config, document, "", source)
     _check_values(config, source)
     return config
@@ -303,6 +348,10 @@ def _convert(hint: Any, value: Any, key: str, source: str | Path | None) -> Any:
             )
             for name, item in value.items()
         }
+    if origin is tuple and len(arguments) == 2 and arguments[1] is Ellipsis:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"must be a list, got {value!r}", file=source, key=key)
+        return tuple(_convert(arguments[0], item, key, source) for item in value)
     if origin is tuple:
         if not isinstance(value, list | tuple) or len(value) != len(arguments):
             raise ConfigError(
@@ -431,8 +480,21 @@ def _check_values(config: Config, source: str | Path | None) -> None:
     )
     for name, (low, high) in config.fit.bounds.items():
         require(0 <= low < high, f"fit.bounds.{name}", f"needs 0 <= lower < upper, got {low, high}")
+    _check_fit(config.fit, source)
     for name, (low, high) in config.drt.windows.items():
         require(0 < low < high, f"drt.windows.{name}", f"needs 0 < low < high, got {low, high}")
+
+
+def _check_fit(section: FitConfig, source: str | Path | None) -> None:
+    """The circuit, roles, fixed values and bounds checked against each other now, not mid-run."""
+    from geis_pipeline.errors import FitError
+    from geis_pipeline.fit import FitOptions  # the fit package does not import config
+
+    try:
+        FitOptions.build(section.circuit, **section.fit_keywords())
+    except FitError as exc:
+        key = f"fit.{exc.key}" if exc.key else "fit"
+        raise ConfigError(exc.message, file=source, key=key) from exc
 
 
 def config_to_toml(config: Config) -> str:

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import curve_fit
 
-from geis_pipeline.elements import brug_capacitance, time_constant
 from geis_pipeline.physics import BOLTZMANN_EV_K, FARADAY_C_MOL, stripped_thickness_um
 
 __all__ = [
+    "ROLE_LABELS",
     "ArrheniusFit",
     "DepletionTime",
     "RelaxationFit",
@@ -70,57 +70,24 @@ class TrackResult:
     reference_step: int
 
 
-def _role_columns(
-    parameter_names: Sequence[str],
-    zarcs: Sequence[tuple[str, str]],
-    roles: Mapping[str, str],
-    role: str,
-) -> tuple[int, int, int | None] | None:
-    """Columns of (R, Q, alpha) of the R||CPE block with the given role (alpha None for a C)."""
-    for resistor, capacitor in zarcs:
-        if roles.get(resistor) == role or roles.get(capacitor) == role:
-            if f"{capacitor}_0" in parameter_names:
-                return (
-                    parameter_names.index(resistor),
-                    parameter_names.index(f"{capacitor}_0"),
-                    parameter_names.index(f"{capacitor}_1"),
-                )
-            return parameter_names.index(resistor), parameter_names.index(capacitor), None
-    return None
+#: Column label of the built-in roles (``R_b_ohm_cm2``...); any other role is its own label.
+ROLE_LABELS: Mapping[str, str] = {"bulk": "b", "gb": "gb", "int": "int"}
+#: Roles that are not processes with a resistance of their own.
+_NON_RESISTIVE_ROLES = frozenset({"cable", "diffusion", "blocking"})
 
 
-def _role_values(
-    values: np.ndarray,
-    parameter_names: Sequence[str],
-    zarcs: Sequence[tuple[str, str]],
-    roles: Mapping[str, str],
-    role: str,
-    ideal_alpha: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(R, Q, alpha) columns per step of the block with the given role.
-
-    ``values`` holds the parameters (R in ohm) or their standard errors; a
-    capacitor's alpha is ``ideal_alpha`` (1 for a value, 0 for a standard error).
-    """
-    columns = _role_columns(parameter_names, zarcs, roles, role)
-    if columns is None:
-        return None
-    resistor, capacitor, exponent = columns
-    q = values[:, capacitor]
-    alpha = np.full_like(q, ideal_alpha) if exponent is None else values[:, exponent]
-    return values[:, resistor], q, alpha
+def _label(role: str) -> str:
+    return ROLE_LABELS.get(role, role)
 
 
 def track(
     time_s: np.ndarray,
     *,
-    parameters: np.ndarray,
-    stderr: np.ndarray,
-    parameter_names: Sequence[str],
-    zarcs: Sequence[tuple[str, str]],
-    roles: Mapping[str, str],
+    roles: Mapping[str, Mapping[str, np.ndarray]],
     fit_ok: np.ndarray,
+    fit_reason: np.ndarray | None = None,
     kk_ok: np.ndarray | None = None,
+    total_resistance_ohm: np.ndarray | None = None,
     potential_V: np.ndarray | None = None,
     charge_mAh: np.ndarray | None = None,
     area_cm2: float | None = None,
@@ -142,20 +109,29 @@ def track(
     ----------
     time_s
         Start of each sweep, s.
-    parameters, stderr
-        Fitted circuit parameters per step (n_steps, n_parameters), natural units.
-    parameter_names, zarcs, roles
-        The circuit's parameter names, R||CPE blocks and role of each element
-        (``bulk``, ``gb``, ``int``).
-    fit_ok, kk_ok
-        Quality flags per step.
+    roles
+        The fits' role table: role -> quantity (``R_ohm``, ``R_stderr_ohm``,
+        ``C_F``, ``C_stderr_F``, ``tau_s``, ``alpha``: R in
+        ohm, C in F, tau in s, alpha) -> one value per step, NaN where the
+        data do not determine it (:func:`geis_pipeline.fit.role_table`). The
+        arcs were identified by their physics, so ``int`` is the interface
+        whatever its place in the circuit string.
+    fit_ok, fit_reason, kk_ok
+        Quality per step: the fit's verdict, its reason codes (comma-separated,
+        "" when ok) and the Kramers-Kronig verdict.
+    total_resistance_ohm
+        Sum of every resistance of the circuit per step (series R and all
+        arcs), ohm: the DC-AC gap subtracts all of it. Default: the sum of the
+        roles' resistances.
     potential_V, charge_mAh
         DC potential (V) and passed charge (mAh) per step.
     area_cm2
-        Electrode area, cm2 (None: area-specific columns are NaN).
+        Electrode area, cm2 (None: area-specific columns are NaN; the
+        absolute twins ``R_int_ohm``, ``C_int_F``... are always there).
     interfaces
         Interfaces in series in the spectrum (2 for a symmetric cell): R_int
-        and C_int are reported per interface.
+        and C_int are reported per interface (an approximation valid at open
+        circuit: under current one side strips while the other plates).
     reference_step
         Step the contact loss is relative to; default the first step whose
         fit is ok.
@@ -164,18 +140,16 @@ def track(
     current_mA
         DC current of each sweep, mA (0 at open circuit; positive = stripping).
         Gives ``current_density_mA_cm2``, the ``segment`` labels and the
-        DC-AC gap ``R_dcac_ohm_cm2`` = E/i - (R_b + R_gb + R_int), with the
-        interface resistance of all ``interfaces`` in series (NaN at open circuit).
+        DC-AC gap ``R_dcac_ohm_cm2`` = E/i - (every resistance of the
+        circuit), NaN at open circuit.
     freq_band_hz
         (n_steps, 2) lowest and highest frequency the fit used per step.
     ocv_current_density_mA_cm2
         ``|i|`` at or below this is open circuit, mA/cm2.
     c_int_max_rel_stderr
         ``C_int_reliable`` is True when the fit is ok, C_int is finite and
-        positive, its relative standard error (uncorrelated propagation of the
-        R, Q, alpha errors through the Brug formula) is at most this, and the
-        interface apex frequency lies inside ``freq_band_hz`` (when given):
-        an arc whose apex is not measured is poorly resolved.
+        positive, its relative standard error is at most this, and the
+        interface apex frequency lies inside ``freq_band_hz`` (when given).
     temperature_K, reference_temperature_K, activation_energy_eV
         With ``temperature_K``: column ``R_int_T0_ohm_cm2``, R_int normalised
         to the reference temperature (:func:`normalise_temperature`).
@@ -183,6 +157,12 @@ def track(
     Returns
     -------
     TrackResult
+        Columns per role label ``L`` (``b``, ``gb``, ``int``, a custom role's
+        name): ``R_L_ohm_cm2``, ``R_L_ohm``, ``R_L_stderr_ohm_cm2``,
+        ``R_L_stderr_ohm`` and, for arcs, ``C_L_F_cm2``, ``C_L_F``,
+        ``C_L_stderr_F_cm2``, ``C_L_stderr_F``, ``alpha_L``, ``tau_L_s``,
+        ``f_apex_L_hz``; R_b, R_gb and R_int always exist (NaN when the
+        circuit has no such process).
     """
     n_steps = time_s.size
     area = area_cm2 if area_cm2 else math.nan
@@ -192,58 +172,61 @@ def track(
     columns["charge_mAh_cm2"] = charge / area
     columns["stripped_Li_um"] = stripped_thickness_um(1.0) * columns["charge_mAh_cm2"]
     columns["E_V"] = nan if potential_V is None else np.asarray(potential_V, dtype=np.float64)
-    names = list(parameter_names)
-    for role, label in (("bulk", "R_b"), ("gb", "R_gb")):
-        values = _role_values(parameters, names, zarcs, roles, role)
-        columns[f"{label}_ohm_cm2"] = nan if values is None else values[0] * area
-    interface = _role_values(parameters, names, zarcs, roles, "int")
-    if interface is not None:
-        resistance, q, alpha = interface
-        with np.errstate(all="ignore"):
-            tau = time_constant(resistance, q, alpha)
-            capacitance = brug_capacitance(resistance, q, alpha)
-        r_int = resistance * area / interfaces
-        # Interfaces in series: each has twice the capacitance of the pair.
-        c_int = capacitance * interfaces / area
-        interface_stderr = _role_values(stderr, names, zarcs, roles, "int", ideal_alpha=0.0)
-        r_stderr = interface_stderr[0] * area / interfaces
-        c_rel_stderr = _brug_relative_stderr(interface, interface_stderr)
-    else:
-        r_int = c_int = tau = alpha = r_stderr = c_rel_stderr = nan
-    columns["R_int_ohm_cm2"] = r_int
-    columns["R_int_stderr_ohm_cm2"] = r_stderr
-    columns["C_int_F_cm2"] = c_int
-    columns["C_int_stderr_F_cm2"] = np.abs(c_int) * c_rel_stderr
-    columns["alpha_int"] = np.asarray(alpha, dtype=np.float64)
-    columns["tau_int_s"] = np.asarray(tau, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        columns["f_apex_int_hz"] = 1 / (2 * np.pi * columns["tau_int_s"])
+    table = {role: values for role, values in roles.items() if role not in _NON_RESISTIVE_ROLES}
+    for role in ("bulk", "gb", "int"):
+        table.setdefault(role, {})
+    for role, values in table.items():
+        label = _label(role)
+        # A symmetric cell's interface arc holds both interfaces in series.
+        per = interfaces if role == "int" else 1
+
+        def value(name: str, values: Mapping[str, np.ndarray] = values) -> np.ndarray:
+            found = values.get(name)
+            return nan if found is None else np.asarray(found, dtype=np.float64)
+
+        r_ohm, r_stderr = value("R_ohm") / per, value("R_stderr_ohm") / per
+        columns[f"R_{label}_ohm_cm2"] = r_ohm * area
+        columns[f"R_{label}_ohm"] = r_ohm
+        columns[f"R_{label}_stderr_ohm_cm2"] = r_stderr * area
+        columns[f"R_{label}_stderr_ohm"] = r_stderr
+        if "C_F" in values or role == "int":
+            # Interfaces in series: each has ``interfaces`` times the capacitance of the pair.
+            c_farad, c_stderr = value("C_F") * per, value("C_stderr_F") * per
+            columns[f"C_{label}_F_cm2"] = c_farad / area
+            columns[f"C_{label}_F"] = c_farad
+            columns[f"C_{label}_stderr_F_cm2"] = c_stderr / area
+            columns[f"C_{label}_stderr_F"] = c_stderr
+            columns[f"alpha_{label}"] = value("alpha")
+            columns[f"tau_{label}_s"] = value("tau_s")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                columns[f"f_apex_{label}_hz"] = 1 / (2 * np.pi * columns[f"tau_{label}_s"])
     fit_ok = np.asarray(fit_ok, dtype=bool)
+    r_int = columns["R_int_ohm"]
     if reference_step is None:
-        valid = np.flatnonzero(fit_ok & np.isfinite(columns["R_int_ohm_cm2"]))
+        valid = np.flatnonzero(fit_ok & np.isfinite(r_int))
         reference = int(valid[0]) if valid.size else -1
     else:
         reference = int(reference_step)
-    if reference >= 0:
+    if 0 <= reference < n_steps:
         with np.errstate(all="ignore"):
-            columns["contact_loss_C"] = (
-                1 - columns["C_int_F_cm2"] / columns["C_int_F_cm2"][reference]
-            )
-            columns["contact_loss_R"] = (
-                1 - columns["R_int_ohm_cm2"][reference] / columns["R_int_ohm_cm2"]
-            )
+            columns["contact_loss_C"] = 1 - columns["C_int_F"] / columns["C_int_F"][reference]
+            columns["contact_loss_R"] = 1 - r_int[reference] / r_int
     else:
         columns["contact_loss_C"] = columns["contact_loss_R"] = nan
     if drt_R_int_ohm is not None:
-        columns["R_int_drt_ohm_cm2"] = np.asarray(drt_R_int_ohm) * area / interfaces
+        drt_r = np.asarray(drt_R_int_ohm, dtype=np.float64) / interfaces
+        columns["R_int_drt_ohm_cm2"] = drt_r * area
+        columns["R_int_drt_ohm"] = drt_r
     if drt_tau_int_s is not None:
         columns["tau_int_drt_s"] = np.asarray(drt_tau_int_s, dtype=np.float64)
     # Reliability of C_int: a resolved, precisely fitted interface arc.
-    with np.errstate(invalid="ignore"):
+    c_int = columns["C_int_F"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c_rel_stderr = columns["C_int_stderr_F"] / np.abs(c_int)
         reliable = (
             fit_ok
             & np.isfinite(c_int)
-            & (np.asarray(c_int) > 0)
+            & (c_int > 0)
             & (np.nan_to_num(c_rel_stderr, nan=np.inf) <= c_int_max_rel_stderr)
         )
         if freq_band_hz is not None:
@@ -259,37 +242,31 @@ def track(
     columns["segment"] = labels
     columns["segment_index"] = segment_index
     loaded = (labels == STRIP) | (labels == PLATE)
-    series = [
-        np.nan_to_num(columns[key]) if _role_values(parameters, names, zarcs, roles, role) is None
-        else columns[key]
-        for key, role in (("R_b_ohm_cm2", "bulk"), ("R_gb_ohm_cm2", "gb"))
-    ]  # fmt: skip
+    if total_resistance_ohm is None:
+        # Every resistance the roles know; a role the circuit lacks counts 0.
+        total = np.zeros(n_steps)
+        for values in table.values():
+            if "R_ohm" in values:
+                total = total + np.nan_to_num(np.asarray(values["R_ohm"], dtype=np.float64))
+    else:
+        total = np.asarray(total_resistance_ohm, dtype=np.float64)
     with np.errstate(all="ignore"):
-        explained = series[0] + series[1] + columns["R_int_ohm_cm2"] * interfaces
-        gap = columns["E_V"] / (density * 1e-3) - explained
-    columns["R_dcac_ohm_cm2"] = np.where(loaded, gap, np.nan)
+        # E/i in ohm from mV and mA: the absolute gap, then per area.
+        gap_ohm = columns["E_V"] / (current * 1e-3) - total
+    columns["R_dcac_ohm"] = np.where(loaded, gap_ohm, np.nan)
+    columns["R_dcac_ohm_cm2"] = columns["R_dcac_ohm"] * area
     if temperature_K is not None:
         columns["R_int_T0_ohm_cm2"] = normalise_temperature(
             columns["R_int_ohm_cm2"], temperature_K, reference_temperature_K, activation_energy_eV
         )
     columns["fit_ok"] = fit_ok
+    columns["fit_reason"] = (
+        np.where(fit_ok, "", "fit").astype(str)
+        if fit_reason is None
+        else np.asarray(fit_reason, dtype=str)
+    )
     columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
     return TrackResult(columns, reference)
-
-
-def _brug_relative_stderr(interface, interface_stderr) -> np.ndarray:
-    """Relative standard error of the Brug capacitance (errors taken as uncorrelated).
-
-    ``interface`` and ``interface_stderr`` are (R, Q, alpha) and their standard
-    errors per step; ln C = (ln Q + (1 - a) ln R) / a.
-    """
-    resistance, q, alpha = interface
-    s_r, s_q, s_a = interface_stderr
-    with np.errstate(all="ignore"):
-        d_r = (1 - alpha) / alpha * s_r / resistance
-        d_q = s_q / (q * alpha)
-        d_a = (np.log(q) + np.log(resistance)) / alpha**2 * s_a
-        return np.sqrt(d_r**2 + d_q**2 + d_a**2)
 
 
 def segment_labels(

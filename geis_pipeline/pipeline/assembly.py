@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from geis_pipeline.config import Config
+from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
@@ -71,6 +72,37 @@ def _reference_step(config: Config, n_done: int) -> int | None:
     return step if step is None or step < n_done else -1
 
 
+def _role_table(sweeps: dict, n_done: int) -> dict[str, dict[str, np.ndarray]]:
+    """The fit stage's ``role_<role>_<quantity>`` columns as a role table."""
+    table: dict[str, dict[str, np.ndarray]] = {}
+    for column, values in sweeps.items():
+        if not column.startswith("role_"):
+            continue
+        for quantity in ROLE_QUANTITIES:
+            if column.endswith(f"_{quantity}"):
+                role = column[len("role_") : -len(quantity) - 1]
+                table.setdefault(role, {})[quantity] = np.asarray(values[:n_done], dtype=float)
+                break
+    return table
+
+
+def _reasons(sweeps: dict, n_done: int) -> np.ndarray | None:
+    if "reasons" not in sweeps:
+        return None
+    return np.array([str(value) for value in sweeps["reasons"][:n_done]], dtype=str)
+
+
+def _total_resistance(circuit, parameters: np.ndarray) -> np.ndarray:
+    """Every resistance of the circuit per step (series R, arcs, Zarc elements), ohm."""
+    names = circuit.parameter_names
+    columns = [
+        names.index(name if kind == "R" else f"{name}_0")
+        for name, kind in circuit.element_kinds.items()
+        if kind in ("R", "Zarc")
+    ]
+    return np.asarray(parameters, dtype=float)[:, columns].sum(axis=1)
+
+
 def _tracking(
     experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
 ) -> tuple[dict, dict]:
@@ -90,12 +122,10 @@ def _tracking(
     )
     result = track(
         np.array([spectrum.time_s for spectrum in spectra]),
-        parameters=fit.sweeps["parameters"],
-        stderr=fit.sweeps["stderr"],
-        parameter_names=options.circuit.parameter_names,
-        zarcs=options.circuit.zarcs,
-        roles=options.roles,
+        roles=_role_table(fit.sweeps, n_done),
         fit_ok=fit.sweeps["ok"],
+        fit_reason=_reasons(fit.sweeps, n_done),
+        total_resistance_ohm=_total_resistance(options.circuit, fit.sweeps["parameters"]),
         kk_ok=kk_ok,
         potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
@@ -117,6 +147,12 @@ def _tracking(
         "n_spectra": len(experiment.spectra),
         "n_processed": n_done,
         "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
+        # Steps per reason a fit is not ok (a step may have several).
+        **{
+            f"n_fit_{code}": int(sum(code in str(value).split(",") for value in reasons))
+            for code in REASONS
+            if (reasons := _reasons(fit.sweeps, n_done)) is not None
+        },
         "reference_step": result.reference_step,
     }
     summary |= summarize_tracking(

@@ -20,7 +20,7 @@ from threadpoolctl import ThreadpoolController
 
 from geis_pipeline.config import Config, section_hash
 from geis_pipeline.drt import invert_drt_batch, track_peaks
-from geis_pipeline.fit import Circuit, FitOptions, fit_experiment
+from geis_pipeline.fit import Circuit, FitOptions, fit_experiment, role_table
 from geis_pipeline.kk import check_kk_batch
 
 __all__ = [
@@ -69,6 +69,9 @@ class ChunkTask:
     drt_tau_range: tuple[float, float] | None
     kk_masks: tuple[np.ndarray, ...] | None  # stored KK masks when KK is not re-run
     circuit: Circuit | None = None  # compiled (and checked against impedance.py) in the parent
+    # Stored KK verdicts (ok, RMS residual) per sweep when KK is not re-run: the fit's
+    # verdict needs the spectrum's noise level and KK outcome.
+    kk_verdicts: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
@@ -91,6 +94,7 @@ def _process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]
     pairs = list(zip(task.freq, task.z, strict=True))
     output: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     masks: list[np.ndarray] = [np.ones(freq.size, dtype=bool) for freq in task.freq]
+    verdicts: tuple[np.ndarray, np.ndarray] | None = None
     if "kk" in task.stages:
         output["kk"] = _run_kk(pairs, config)
     if config.kk.enabled:
@@ -99,11 +103,13 @@ def _process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]
             used = kk_points["used"]
             offsets = np.cumsum([0] + [freq.size for freq in task.freq])
             masks = [used[a:b] for a, b in itertools.pairwise(offsets)]
+            verdicts = (output["kk"]["sweeps"]["ok"], output["kk"]["sweeps"]["rms"])
         elif task.kk_masks is not None:
             masks = list(task.kk_masks)
+            verdicts = task.kk_verdicts
     if "fit" in task.stages:
         fit_masks = masks if config.fit.use_kk_mask else [None] * len(pairs)
-        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2, task.circuit)
+        output["fit"] = _run_fit(pairs, fit_masks, config, task.area_cm2, task.circuit, verdicts)
     if "drt" in task.stages:
         output["drt"] = _run_drt(pairs, masks, config, task.drt_lam, task.drt_tau_range)
     return output
@@ -149,18 +155,14 @@ def _run_kk(pairs, config: Config) -> dict[str, dict[str, np.ndarray]]:
 def _fit_options(
     config: Config, area_cm2: float | None, circuit: Circuit | None = None
 ) -> FitOptions:
-    section = config.fit
     return FitOptions.build(
-        circuit or section.circuit,
-        bounds=section.bounds,
-        fixed=section.fixed,
-        roles=section.roles,
-        weighting=section.weighting,
-        area_cm2=area_cm2,
+        circuit or config.fit.circuit, area_cm2=area_cm2, **config.fit.fit_keywords()
     )
 
 
-def _run_fit(pairs, masks, config: Config, area_cm2, circuit) -> dict[str, dict[str, np.ndarray]]:
+def _run_fit(
+    pairs, masks, config: Config, area_cm2, circuit, verdicts=None
+) -> dict[str, dict[str, np.ndarray]]:
     options = _fit_options(config, area_cm2, circuit)
     n_parameters = len(options.circuit.parameter_names)
     # A sweep whose KK check kept too few points is fitted on all of them: its
@@ -169,16 +171,27 @@ def _run_fit(pairs, masks, config: Config, area_cm2, circuit) -> dict[str, dict[
         None if mask is not None and 2 * int(np.sum(mask)) <= n_parameters else mask
         for mask in masks
     ]
-    results = fit_experiment(pairs, options, masks=masks)
+    kk_ok = noise = None
+    if verdicts is not None:
+        kk_ok = [bool(value) for value in verdicts[0]]
+        noise = [float(value) for value in verdicts[1]]
+    results = fit_experiment(pairs, options, masks=masks, kk_ok=kk_ok, noise_rms=noise)
+    sweeps = {
+        "parameters": np.array([result.vector for result in results]),
+        "stderr": np.array([list(result.stderr.values()) for result in results]),
+        "chi2": np.array([result.chi2 for result in results]),
+        "ok": np.array([result.ok for result in results]),
+        "status": np.array([result.status for result in results], dtype=object),
+        "reasons": np.array([",".join(result.reasons) for result in results], dtype=object),
+        "start": np.array([result.start for result in results], dtype=object),
+        "residual_rms": np.array([result.residual_rms for result in results]),
+    }
+    # The physics' role table (arcs identified by capacitance and time constant).
+    for role, quantities in role_table(results).items():
+        for quantity, values in quantities.items():
+            sweeps[f"role_{role}_{quantity}"] = values
     return {
-        "sweeps": {
-            "parameters": np.array([result.vector for result in results]),
-            "stderr": np.array([list(result.stderr.values()) for result in results]),
-            "chi2": np.array([result.chi2 for result in results]),
-            "ok": np.array([result.ok for result in results]),
-            "status": np.array([result.status for result in results], dtype=object),
-            "start": np.array([result.start for result in results], dtype=object),
-        },
+        "sweeps": sweeps,
         "points": {
             "used": np.concatenate([result.mask for result in results]),
             "z_fit_real_ohm": np.concatenate([result.z_fit.real for result in results]),

@@ -353,11 +353,16 @@ def _process_experiment(
             missing.append(stage)
         if not missing:
             continue
-        kk_masks = None
+        kk_masks = kk_verdicts = None
         if "kk" not in missing and "kk" in enabled:
             used = chunk_outputs["kk"][start]["points"]["used"]
             local = np.cumsum([0] + [f.size for f in freq])
             kk_masks = tuple(used[a:b] for a, b in itertools.pairwise(local))
+            kk_sweeps = chunk_outputs["kk"][start]["sweeps"]
+            kk_verdicts = (
+                np.asarray(kk_sweeps["ok"], dtype=bool),
+                np.asarray(kk_sweeps["rms"], dtype=np.float64),
+            )
         if "drt" in missing and drt_lam is None:
             drt_lam = _experiment_lambda(experiment, config, tau_range)
         tasks.append(
@@ -374,6 +379,7 @@ def _process_experiment(
                 tau_range,
                 kk_masks,
                 circuit,
+                kk_verdicts,
             )
         )
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)

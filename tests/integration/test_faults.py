@@ -376,6 +376,8 @@ def test_second_run_on_one_output_refuses_and_a_stale_lock_is_taken_over(
     lock = output.with_name("out.h5.lock")
     process = _start(tmp_path, "run", folder, "-c", _config_file(tmp_path, _slow()), "-o", output)
     _wait_for(lambda: lock.exists() and lock.read_text().strip(), process, "the lock was taken")
+    # Hold the first run inside its lock (a fast machine could finish it before the second starts).
+    os.kill(process.pid, signal.SIGSTOP)
     other = tmp_path / "other"
     shutil.copytree(folder, other)
     second = subprocess.run(

@@ -73,7 +73,8 @@ def test_missing_file(tmp_path: Path) -> None:
     st.floats(0.01, 0.99),
     st.integers(1, 40),
     st.one_of(st.floats(1e-8, 10.0), st.sampled_from(["gcv", "lcurve", "reim"])),
-    st.dictionaries(st.sampled_from(["CPE1_1", "CPE2_1", "R0"]), st.floats(0.1, 1.0)),
+    # Parameters of the default circuit, within their bounds (CPE exponent 0.3..1, R > 1e-4 ohm).
+    st.dictionaries(st.sampled_from(["CPE1_1", "CPE2_1", "R1"]), st.floats(0.3, 1.0)),
 )
 def test_toml_round_trip(threshold, mu, points, lam, fixed) -> None:
     text = (
@@ -98,3 +99,39 @@ def test_section_hash_changes_only_with_its_section() -> None:
     assert section_hash(base, "drt") != section_hash(changed_drt, "drt")
     for section in ("experiment", "kk", "fit", "track", "executor"):
         assert section_hash(base, section) == section_hash(changed_drt, section)
+
+
+def test_a_new_circuit_starts_from_empty_roles_fixed_and_bounds() -> None:
+    """The defaults' roles and fixed exponent name the default circuit's elements."""
+    config = parse_config('[fit]\ncircuit = "R0-p(R1,CPE1)"\n[fit.roles]\nR1 = "int"')
+    assert dict(config.fit.roles) == {"R1": "int"}
+    assert config.fit.fixed == {} and config.fit.bounds == {}
+    # Without a new circuit, the defaults stay.
+    assert parse_config("").fit.fixed == {"CPE2_1": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ('[fit.roles]\nR3 = "interface"', "fit.roles.R3", "valid: bulk, gb, int"),
+        ('[fit.roles]\nL0 = "int"', "fit.roles.L0", "valid: cable"),
+        ('[fit.roles]\nR9 = "int"', "fit.roles.R9", "unknown element"),
+        ('[fit.roles]\nR1 = "int"\nR3 = "int"', "fit.roles.R3", "two parts of the circuit"),
+        ("[fit.role_classes]\nsei = [1e-5, 1e-7]", "fit.role_classes.sei", "C_min < C_max"),
+        ('[fit]\nrequired_roles = ["sei"]', "fit.required_roles", "given to no R||CPE"),
+        ("[fit.fixed]\nCPE2_1 = 0.1", "fit.fixed.CPE2_1", "outside the bounds"),
+    ],
+)
+def test_fit_section_errors_name_the_key(text: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(text, source="run.toml")
+    assert caught.value.key == key
+
+
+def test_a_custom_role_with_its_class_is_accepted() -> None:
+    config = parse_config(
+        '[fit]\ncircuit = "R0-p(R1,CPE1)-p(R2,CPE2)"\n'
+        '[fit.roles]\nR1 = "sei"\nR2 = "int"\n'
+        "[fit.role_classes]\nsei = [1e-7, 1e-5]\n[fit.role_tau_windows]\nsei = [1e-5, 1e-3]"
+    )
+    assert config.fit.role_classes == {"sei": (1e-7, 1e-5)}

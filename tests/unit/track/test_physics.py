@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from geis_pipeline.fit import FitOptions, fit_experiment
+from geis_pipeline.fit import FitOptions, fit_experiment, role_table
 from geis_pipeline.physics import BOLTZMANN_EV_K, stripped_thickness_um
 from geis_pipeline.simulate import SimulationSettings, contact_fraction, simulate_experiment
 from geis_pipeline.track import (
@@ -140,18 +140,22 @@ def test_relaxation_fit_on_a_known_curve(model: str) -> None:
 
 def _track_truth(simulated, **options):
     truth = simulated.truth
-    names = FitOptions.build(CIRCUIT, roles=ROLES).circuit
-    parameters = np.column_stack(
-        [truth.L_H, truth.R_b_ohm, truth.Q_b, truth.alpha_b, truth.R_gb_ohm, truth.Q_gb,
-         truth.alpha_gb, truth.R_int_ohm, truth.Q_int, truth.alpha_int]
-    )  # fmt: skip
+    area = simulated.settings.area_cm2
+    zero = np.zeros_like(truth.R_int_ohm)
+    roles = {
+        role: {
+            "R_ohm": getattr(truth, f"R_{label}_ohm"),
+            "R_stderr_ohm": zero,
+            "C_F": getattr(truth, f"C_{label}_F_cm2") * area,
+            "C_stderr_F": zero,
+            "alpha": getattr(truth, f"alpha_{label}"),
+        }
+        for role, label in (("bulk", "b"), ("gb", "gb"), ("int", "int"))
+    }
+    roles["int"]["tau_s"] = truth.tau_int_s
     return track(
         truth.time_s,
-        parameters=parameters,
-        stderr=np.zeros_like(parameters),
-        parameter_names=names.parameter_names,
-        zarcs=names.zarcs,
-        roles=ROLES,
+        roles=roles,
         fit_ok=np.ones(truth.time_s.size, dtype=bool),
         potential_V=truth.potential_V,
         charge_mAh=truth.charge_mAh,
@@ -220,11 +224,7 @@ def fitted(relaxing):
     truth = relaxing.truth
     return track(
         truth.time_s,
-        parameters=np.array([result.vector for result in results]),
-        stderr=np.array([list(result.stderr.values()) for result in results]),
-        parameter_names=options.circuit.parameter_names,
-        zarcs=options.circuit.zarcs,
-        roles=ROLES,
+        roles=role_table(results),
         fit_ok=np.array([result.ok for result in results]),
         potential_V=truth.potential_V,
         charge_mAh=truth.charge_mAh,
@@ -291,11 +291,7 @@ def test_fitted_depletion_time_and_sand_D(current: float) -> None:
     truth = simulated.truth
     result = track(
         truth.time_s,
-        parameters=np.array([fit.vector for fit in results]),
-        stderr=np.array([list(fit.stderr.values()) for fit in results]),
-        parameter_names=options.circuit.parameter_names,
-        zarcs=options.circuit.zarcs,
-        roles=ROLES,
+        roles=role_table(results),
         fit_ok=np.array([fit.ok for fit in results]),
         potential_V=truth.potential_V,
         charge_mAh=truth.charge_mAh,

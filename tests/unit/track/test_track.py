@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geis_pipeline.fit import parse_circuit
 from geis_pipeline.simulate import SimulationSettings, simulate_experiment
 from geis_pipeline.track import track
-
-CIRCUIT = parse_circuit("L0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)")
-ROLES = {"R1": "bulk", "R2": "gb", "R3": "int"}
 
 
 @pytest.fixture(scope="module")
@@ -18,23 +14,27 @@ def simulated():
     return simulate_experiment(SimulationSettings(seed=2, n_sweeps=60))
 
 
-def _true_parameters(truth) -> np.ndarray:
-    return np.column_stack(
-        [truth.L_H, truth.R_b_ohm, truth.Q_b, truth.alpha_b, truth.R_gb_ohm, truth.Q_gb,
-         truth.alpha_gb, truth.R_int_ohm, truth.Q_int, truth.alpha_int]
-    )  # fmt: skip
+def _true_roles(truth, area_cm2: float) -> dict[str, dict[str, np.ndarray]]:
+    """The simulator's truth as the role table the fit hands to the tracking."""
+    zero = np.zeros_like(truth.R_int_ohm)
+    table = {}
+    for role, label in (("bulk", "b"), ("gb", "gb"), ("int", "int")):
+        table[role] = {
+            "R_ohm": getattr(truth, f"R_{label}_ohm"),
+            "R_stderr_ohm": zero,
+            "C_F": getattr(truth, f"C_{label}_F_cm2") * area_cm2,
+            "C_stderr_F": zero,
+            "alpha": getattr(truth, f"alpha_{label}"),
+        }
+    table["int"]["tau_s"] = truth.tau_int_s
+    return table
 
 
 def _track(simulated, **options):
     truth = simulated.truth
-    parameters = _true_parameters(truth)
     return track(
         truth.time_s,
-        parameters=parameters,
-        stderr=np.zeros_like(parameters),
-        parameter_names=CIRCUIT.parameter_names,
-        zarcs=CIRCUIT.zarcs,
-        roles=ROLES,
+        roles=_true_roles(truth, simulated.settings.area_cm2),
         fit_ok=np.ones(truth.time_s.size, dtype=bool),
         potential_V=truth.potential_V,
         charge_mAh=truth.charge_mAh,
@@ -73,13 +73,58 @@ def test_symmetric_cell_reports_per_interface(simulated) -> None:
 
 def test_reference_step_skips_failed_fits(simulated) -> None:
     truth = simulated.truth
-    parameters = _true_parameters(truth)
     fit_ok = np.ones(truth.time_s.size, dtype=bool)
     fit_ok[:3] = False
-    result = track(
-        truth.time_s, parameters=parameters, stderr=np.zeros_like(parameters),
-        parameter_names=CIRCUIT.parameter_names, zarcs=CIRCUIT.zarcs, roles=ROLES,
-        fit_ok=fit_ok, area_cm2=1.0,
-    )  # fmt: skip
+    result = track(truth.time_s, roles=_true_roles(truth, 1.0), fit_ok=fit_ok, area_cm2=1.0)
     assert result.reference_step == 3
     assert result.columns["contact_loss_C"][3] == 0.0
+
+
+def test_no_area_keeps_the_absolute_twins(simulated) -> None:
+    """Without an area the per-cm2 columns are NaN and the ohm / F columns carry the values."""
+    truth = simulated.truth
+    columns = track(
+        truth.time_s,
+        roles=_true_roles(truth, simulated.settings.area_cm2),
+        fit_ok=np.ones(truth.time_s.size, dtype=bool),
+        area_cm2=None,
+    ).columns
+    assert np.isnan(columns["R_int_ohm_cm2"]).all() and np.isnan(columns["C_int_F_cm2"]).all()
+    np.testing.assert_allclose(columns["R_int_ohm"], truth.R_int_ohm, rtol=1e-12)
+    np.testing.assert_allclose(columns["R_b_ohm"], truth.R_b_ohm, rtol=1e-12)
+    np.testing.assert_allclose(
+        columns["C_int_F"], truth.C_int_F_cm2 * simulated.settings.area_cm2, rtol=1e-12
+    )
+    # Contact loss is a ratio: it needs no area.
+    phi = truth.contact_fraction / truth.contact_fraction[0]
+    np.testing.assert_allclose(columns["contact_loss_C"], 1 - phi, atol=1e-12)
+
+
+def test_dcac_gap_subtracts_every_resistance_of_the_circuit() -> None:
+    """A series R the roles do not name still counts: R_dcac = E/i - sum of all resistances."""
+    steps = 4
+    current = np.full(steps, 0.1)  # mA
+    potential = np.full(steps, 0.05)  # V: E/i = 500 ohm
+    roles = {"int": {"R_ohm": np.full(steps, 200.0)}}
+    total = np.full(steps, 350.0)  # int + a 150 ohm series R with no role
+    columns = track(
+        np.arange(steps, dtype=float),
+        roles=roles,
+        fit_ok=np.ones(steps, dtype=bool),
+        total_resistance_ohm=total,
+        potential_V=potential,
+        current_mA=current,
+        area_cm2=0.5,
+    ).columns
+    np.testing.assert_allclose(columns["R_dcac_ohm"], 150.0)
+    np.testing.assert_allclose(columns["R_dcac_ohm_cm2"], 75.0)
+    # Without the total, only the roles' resistances are known: a bulk the circuit lacks is 0.
+    partial = track(
+        np.arange(steps, dtype=float),
+        roles=roles,
+        fit_ok=np.ones(steps, dtype=bool),
+        potential_V=potential,
+        current_mA=current,
+        area_cm2=0.5,
+    ).columns
+    np.testing.assert_allclose(partial["R_dcac_ohm"], 300.0)

@@ -1,0 +1,269 @@
+"""The fitting verbs: one spectrum from automatic starts, a time series by warm starts.
+
+:func:`fit_circuit` fits one spectrum. With no initial values it tries the
+candidate starts of :func:`~geis_pipeline.fit.initial.initial_guesses` best
+first, each in two stages, and keeps the best by chi-square among the fits
+that converged clear of the bounds; it stops early at a fit whose residuals
+are at the noise level and whose declared roles are all matched and resolved.
+:func:`fit_experiment` fits a time series, starting each fit from the last
+converged step and falling back to a fresh start when the warm fit degrades.
+Every result is judged by :func:`~geis_pipeline.fit.verdict.judge`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+
+import numpy as np
+
+from geis_pipeline.errors import FitError
+from geis_pipeline.fit.circuit import Circuit
+from geis_pipeline.fit.initial import initial_guesses
+from geis_pipeline.fit.options import FitOptions, _is_cpe_exponent
+from geis_pipeline.fit.problem import _check_data, _Problem, _solve, evaluate
+from geis_pipeline.fit.result import FitResult
+from geis_pipeline.fit.verdict import judge
+from geis_pipeline.spectrum import Spectrum
+
+__all__ = ["fit_circuit", "fit_experiment"]
+
+# A warm-started fit is kept unless its chi-square is worse than this factor
+# times the previous step's (the spectrum changed more than a warm start follows).
+_WARM_CHI2_FACTOR = 3.0
+# A cold fit stops trying starts at residuals within this factor of the noise level.
+_CLEAN_NOISE_RATIO = 1.3
+# Reasons that say the fit itself (not the data) failed: a fresh start may help.
+_FIT_REASONS = frozenset({"diverged", "not_converged", "bound", "unmatched", "unresolved"})
+
+
+def fit_circuit(
+    freq: np.ndarray,
+    z: np.ndarray,
+    circuit: str | Circuit | FitOptions,
+    *,
+    mask: np.ndarray | None = None,
+    initial: Mapping[str, float] | np.ndarray | None = None,
+    kk_ok: bool | None = None,
+    noise_rms: float | None = None,
+    previous: FitResult | None = None,
+    **options,
+) -> FitResult:
+    """Fit an equivalent circuit to one spectrum, with no initial guess needed.
+
+    Parameters
+    ----------
+    freq
+        Frequencies, Hz.
+    z
+        Complex impedance, ohm.
+    circuit
+        impedance.py circuit string (``"L0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"``),
+        a compiled :class:`Circuit`, or prepared :class:`FitOptions`.
+    mask
+        Points to use (e.g. after Kramers-Kronig truncation); default all.
+    initial
+        Start values (name -> value, or a full vector); default: automatic.
+    kk_ok, noise_rms
+        The spectrum's Kramers-Kronig verdict and RMS relative residual
+        (``KKResult.ok``, ``KKResult.rms``): the verdict fails a spectrum
+        that failed KK and residuals above the noise level. None: unknown
+        (only the absolute residual limit applies).
+    previous
+        The previous step's result: each role keeps its arc where the physics
+        cannot tell two arcs apart.
+    **options
+        ``bounds``, ``fixed``, ``roles``, ``role_classes``, ``role_tau_windows``,
+        ``required_roles``, ``weighting``, ``area_cm2``, ``max_iterations``,
+        ``noise_ratio``, ``noise_floor``, ``max_residual_rms`` (see :meth:`FitOptions.build`).
+
+    Returns
+    -------
+    FitResult
+        Check ``ok``/``status``/``reasons``: a number is marked ok only when
+        the data support it.
+
+    Raises
+    ------
+    FitError
+        Invalid circuit, options or data.
+    """
+    fit_options = (
+        circuit if isinstance(circuit, FitOptions) else FitOptions.build(circuit, **options)
+    )
+    freq = np.asarray(freq, dtype=np.float64)
+    z = np.asarray(z, dtype=np.complex128)
+    used = _check_data(freq, z, mask)
+    n_free = fit_options._layout.free_index.size
+    if 2 * used.sum() <= n_free:
+        raise FitError(
+            f"{int(used.sum())} points cannot determine {n_free} free parameters", key="mask"
+        )
+    problem = _Problem(fit_options, freq, z, used, all_points=True if mask is None else None)
+    verdict = {"kk_ok": kk_ok, "noise_rms": noise_rms, "previous": previous}
+    if initial is None:
+        return _cold_fit(problem, freq, z, used, verdict)
+    start = _start_vector(fit_options, initial)
+    evaluated = evaluate(problem, _solve(problem, start, warm=True), freq, z, used)
+    return judge(problem, evaluated, used, "warm", **verdict)
+
+
+def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:
+    """Fit from automatic start values, in two stages per candidate start.
+
+    Stage one holds the CPE exponents and inductances at their start values
+    (the well-determined R and Q settle first); stage two frees everything.
+    From a cold start, freeing all at once lets a poorly resolved arc collapse
+    into a bound before the others have settled. Fits that converged clear of
+    the bounds are preferred, then the lowest chi-square wins; with the noise
+    level known, the search stops at a fit that is clean (residuals within
+    1.3x the noise, every declared role matched and resolved).
+    """
+    options = problem.options
+    circuit = options.circuit
+    names = circuit.parameter_names
+    staged = [
+        name
+        for name in names
+        if name not in options.fixed
+        and (circuit.element_kinds.get(name) == "L" or _is_cpe_exponent(name, circuit))
+    ]
+    candidates = initial_guesses(
+        problem.freq, problem.z, circuit, options.fixed, options.lower, options.upper
+    )
+    # Stop early only at a fit as close to the data as the noise allows (known from KK);
+    # a local minimum a little above the noise can still hold a wrong arc.
+    noise = verdict["noise_rms"]
+    clean_limit = (
+        max(_CLEAN_NOISE_RATIO * noise, options.noise_floor)
+        if noise is not None and math.isfinite(noise)
+        else -math.inf
+    )
+    best: FitResult | None = None
+    for candidate in candidates:
+        start = candidate
+        if staged:
+            held = dict(options.fixed) | {name: candidate[names.index(name)] for name in staged}
+            stage_problem = _Problem(replace(options, fixed=MappingProxyType(held)), freq, z, mask)
+            stage_solution = _solve(stage_problem, candidate)
+            start = stage_problem.expand(stage_solution.x)
+        evaluated = evaluate(problem, _solve(problem, start), freq, z, mask)
+        result = judge(problem, evaluated, mask, "cold", **verdict)
+        if best is None or _rank(result) < _rank(best):
+            best = result
+        if (
+            result.converged
+            and result.residual_rms <= clean_limit
+            and not result.unmatched
+            and not (set(result.reasons) & {"unresolved"})
+        ):
+            break
+    assert best is not None  # initial_guesses gives at least one candidate
+    return best
+
+
+def _rank(result: FitResult) -> tuple[bool, float]:
+    return (not result.converged, result.chi2 if math.isfinite(result.chi2) else math.inf)
+
+
+def _start_vector(options: FitOptions, initial: Mapping[str, float] | np.ndarray) -> np.ndarray:
+    names = options.circuit.parameter_names
+    if not isinstance(initial, np.ndarray) and isinstance(initial, Mapping):
+        start = np.sqrt(options.lower * options.upper)
+        for name, value in initial.items():
+            if name not in names:
+                raise FitError(f"unknown parameter {name!r}", key=f"initial.{name}")
+            start[names.index(name)] = value
+    else:
+        start = np.array(initial, dtype=np.float64)
+        if start.shape != (len(names),):
+            raise FitError(f"initial vector needs {len(names)} values", key="initial")
+    layout = options._layout
+    if layout.fixed_index.size:
+        start[layout.fixed_index] = layout.full[layout.fixed_index]
+    # > floor: > 0, or >= 0 for inductances; NaN fails both comparisons.
+    if not ((start > layout.start_floor).all() and (start < np.inf).all()):
+        raise FitError(
+            "initial values must be finite and > 0 (>= 0 for inductances)", key="initial"
+        )
+    return np.minimum(np.maximum(start, options.lower), options.upper)
+
+
+def fit_experiment(
+    spectra: Iterable[Spectrum] | Sequence[tuple[np.ndarray, np.ndarray]],
+    circuit: str | Circuit | FitOptions,
+    *,
+    masks: Sequence[np.ndarray | None] | None = None,
+    kk_ok: Sequence[bool | None] | None = None,
+    noise_rms: Sequence[float | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **options,
+) -> list[FitResult]:
+    """Fit a time series of spectra, each warm-started from the last converged step.
+
+    A warm fit is replaced by a fresh automatic start (``start="fallback"``)
+    when it did not converge clear of the bounds, lost a required role, or
+    its chi-square is more than 3x the previous step's; the better of the two
+    is kept. The first spectrum, and any with no converged step before it,
+    start cold. A step that fails only on the data (Kramers-Kronig, noise)
+    still anchors the chain; each role keeps its arc along the chain.
+
+    Parameters
+    ----------
+    spectra
+        :class:`Spectrum` objects or ``(freq, z)`` pairs, in time order.
+    circuit, **options
+        As :func:`fit_circuit`.
+    masks
+        Points to use per spectrum (None entries: all).
+    kk_ok, noise_rms
+        Per spectrum, as :func:`fit_circuit` (None: unknown).
+    progress
+        Called as ``progress(done, total)``.
+    """
+    fit_options = (
+        circuit if isinstance(circuit, FitOptions) else FitOptions.build(circuit, **options)
+    )
+    pairs = [
+        (item.freq, item.z) if isinstance(item, Spectrum) else (item[0], item[1])
+        for item in spectra
+    ]
+    for name, values in (("masks", masks), ("kk_ok", kk_ok), ("noise_rms", noise_rms)):
+        if values is not None and len(values) != len(pairs):
+            raise FitError(f"{len(values)} {name} for {len(pairs)} spectra", key=name)
+    results: list[FitResult] = []
+    anchor: FitResult | None = None
+    for index, (freq, z) in enumerate(pairs):
+        keywords = {
+            "mask": None if masks is None else masks[index],
+            "kk_ok": None if kk_ok is None else kk_ok[index],
+            "noise_rms": None if noise_rms is None else noise_rms[index],
+            "previous": anchor,
+        }
+        if anchor is None:
+            result = fit_circuit(freq, z, fit_options, **keywords)
+        else:
+            result = fit_circuit(freq, z, fit_options, initial=anchor.vector, **keywords)
+            if set(result.reasons) & _FIT_REASONS or result.chi2 > _WARM_CHI2_FACTOR * max(
+                anchor.chi2, 1e-300
+            ):
+                fresh = fit_circuit(freq, z, fit_options, **keywords)
+                if _better(fresh, result):
+                    result = replace(fresh, start="fallback")
+        results.append(result)
+        if result.converged:
+            anchor = result
+        if progress is not None:
+            progress(index + 1, len(pairs))
+    return results
+
+
+def _better(fresh: FitResult, warm: FitResult) -> bool:
+    """Whether a fresh start beats the warm one: fewer fit failures, then chi-square."""
+    fresh_failures = len(set(fresh.reasons) & _FIT_REASONS)
+    warm_failures = len(set(warm.reasons) & _FIT_REASONS)
+    if fresh_failures != warm_failures:
+        return fresh_failures < warm_failures
+    return fresh.chi2 < warm.chi2

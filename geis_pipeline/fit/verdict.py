@@ -1,0 +1,362 @@
+"""From a solution's numbers to a result: Brug capacitances, arcs by physics, an honest verdict.
+
+A fit is ``ok`` only when every number it reports is one the data support:
+
+* the solver converged;
+* no parameter of a resolved arc sits at a bound (an arc the data do not
+  show may: it is flagged and its values are NaN);
+* its residuals are consistent with the spectrum's noise (the Kramers-Kronig
+  residual, when the caller knows it) and below an absolute limit;
+* the spectrum passed Kramers-Kronig (when the caller knows it);
+* every required role (``int`` by default) is matched to an arc of its
+  capacitance class whose R and C the data determine: R above 10 standard
+  errors and not negligible, the apex inside the fitted band and C known to
+  better than a factor 1.5. (Other arcs count as resolved from 3 standard
+  errors; below that their values are NaN.)
+
+Each failed condition is one code of :data:`~geis_pipeline.fit.result.REASONS`
+and one clause of the status.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+
+import numpy as np
+
+from geis_pipeline.elements import brug_capacitance, time_constant
+from geis_pipeline.fit.options import FitOptions
+from geis_pipeline.fit.problem import Evaluated, _Problem
+from geis_pipeline.fit.result import ArcCapacitance, FitResult, RoleValues
+from geis_pipeline.fit.roles import ArcEstimate, identify_arcs
+
+__all__ = ["judge"]
+
+# R is determined when it exceeds this many standard errors (a required role's,
+# the interface's, this many: a number to publish needs ~10 % precision) ...
+_R_MIN_SIGMAS = 3.0
+_REQUIRED_R_MIN_SIGMAS = 10.0
+# ... and this fraction of the spectrum's largest |Z| (an arc with R -> 0 is not there).
+_R_MIN_FRACTION = 1e-3
+# C is determined when its relative standard error is below this ...
+_C_MAX_REL_STDERR = 0.5
+# ... and the apex lies inside the fitted band, widened by this factor on each side.
+_BAND_MARGIN = 10**0.25
+
+
+def _arc_numbers(
+    options: FitOptions, values: np.ndarray, covariance_log: np.ndarray
+) -> list[tuple[float, float, float, float, float, float, float, float]]:
+    """(R, Q, alpha, C, tau, apex, R stderr, C stderr) of every R||CPE block."""
+    arcs = options._layout.arcs
+    if not arcs.resistors:
+        return []
+    resistance = values[arcs.resistance]
+    q = values[arcs.charge]
+    alpha = np.where(arcs.has_alpha, values[arcs.alpha], 1.0)
+    with np.errstate(all="ignore"):
+        capacitance = brug_capacitance(resistance, q, alpha)
+        tau = time_constant(resistance, q, alpha)
+        apex = 1.0 / (2.0 * np.pi * tau)  # elements.apex_frequency, without a second tau
+    covariance = covariance_log.tolist()  # a few scalars per arc: Python floats beat numpy
+    numbers = []
+    for index, (r, q_value, a, c, t, f) in enumerate(
+        zip(
+            resistance.tolist(),
+            q.tolist(),
+            alpha.tolist(),
+            capacitance.tolist(),
+            tau.tolist(),
+            apex.tolist(),
+            strict=True,
+        )
+    ):
+        # ln C = (ln Q + (1-a) ln R)/a: gradient in (ln R, ln Q, ln a) for the delta
+        # method, over the free parameters (a fixed one contributes nothing).
+        r_free = arcs.resistance_free[index]
+        gradient = [
+            (r_free, (1 - a) / a),
+            (arcs.charge_free[index], 1 / a),
+            (arcs.alpha_free[index], -(math.log(q_value) + math.log(r)) / a),
+        ]
+        gradient = [(position, value) for position, value in gradient if position >= 0]
+        c_variance = sum(
+            first * second * covariance[i][j] for i, first in gradient for j, second in gradient
+        )
+        r_stderr = r * math.sqrt(abs(covariance[r_free][r_free])) if r_free >= 0 else 0.0
+        numbers.append((r, q_value, a, c, t, f, r_stderr, c * math.sqrt(abs(c_variance))))
+    return numbers
+
+
+def _resolution(
+    r: float,
+    r_stderr: float,
+    c: float,
+    c_stderr: float,
+    apex: float,
+    band: tuple[float, float],
+    z_max: float,
+) -> tuple[bool, bool]:
+    """Whether the data determine an arc's R and its C."""
+    r_resolved = (
+        math.isfinite(r_stderr) and r > _R_MIN_SIGMAS * r_stderr and r >= _R_MIN_FRACTION * z_max
+    )
+    c_resolved = (
+        r_resolved
+        and math.isfinite(c_stderr)
+        and c > 0
+        and c_stderr <= _C_MAX_REL_STDERR * c
+        and band[0] / _BAND_MARGIN <= apex <= band[1] * _BAND_MARGIN
+    )
+    return r_resolved, c_resolved
+
+
+def judge(
+    problem: _Problem,
+    evaluated: Evaluated,
+    mask: np.ndarray,
+    start: str,
+    *,
+    kk_ok: bool | None = None,
+    noise_rms: float | None = None,
+    previous: FitResult | None = None,
+) -> FitResult:
+    """Identify the arcs by their physics and give the verdict.
+
+    Parameters
+    ----------
+    problem, evaluated
+        The fitted problem and its numbers at the solution.
+    mask
+        Points used.
+    start
+        ``cold``, ``warm`` or ``fallback``.
+    kk_ok
+        The spectrum's Kramers-Kronig verdict (None: unknown).
+    noise_rms
+        The spectrum's noise level, RMS relative residual (its KK residual; None: unknown).
+    previous
+        The previous step's result: a role keeps its arc along a chain.
+    """
+    options = problem.options
+    layout = problem.layout
+    arcs = layout.arcs
+    names = options.circuit.parameter_names
+    values = evaluated.values
+    area = options.area_cm2
+    band = (float(problem.freq.min()), float(problem.freq.max()))
+    z_max = float(np.abs(problem.z).max())
+    numbers = _arc_numbers(options, values, evaluated.covariance_log)
+    resolution = [
+        _resolution(r, r_stderr, c, c_stderr, f, band, z_max)
+        for r, _, _, c, _, f, r_stderr, c_stderr in numbers
+    ]
+    previous_roles = previous.roles if previous is not None else {}
+    identification = identify_arcs(
+        [
+            ArcEstimate(tau_s=t, C_F=c, C_resolved=resolved[1])
+            for (_, _, _, c, t, _, _, _), resolved in zip(numbers, resolution, strict=True)
+        ],
+        arcs.declared_roles,
+        options.classes,
+        area_cm2=area,
+        previous_tau_s={
+            role: value.tau_s
+            for role, value in previous_roles.items()
+            if value.arc is not None and math.isfinite(value.tau_s)
+        },
+        previous_arcs={role: value.arc for role, value in previous_roles.items()},
+        named=arcs.named,
+    )
+    role_of_arc = {arc: role for role, arc in identification.arc_of.items() if arc is not None}
+    capacitances: dict[str, ArcCapacitance] = {}
+    for index, (r, _, a, c, t, f, r_stderr, c_stderr) in enumerate(numbers):
+        role = role_of_arc.get(index)
+        r_resolved, c_resolved = resolution[index]
+        capacitances[role or arcs.resistors[index]] = ArcCapacitance(
+            resistor=arcs.resistors[index],
+            capacitor=arcs.capacitors[index],
+            role=role,
+            R_ohm=r,
+            C_F=c,
+            tau_s=t,
+            f_apex_hz=f,
+            alpha=a,
+            R_ohm_cm2=r * area if area else math.nan,
+            C_F_cm2=c / area if area else math.nan,
+            R_stderr_ohm=r_stderr,
+            C_stderr_F=c_stderr,
+            R_resolved=r_resolved,
+            C_resolved=c_resolved,
+        )
+    roles = _role_table(options, values, evaluated.stderr, numbers, resolution, identification)
+
+    reasons: list[str] = []
+    clauses: list[str] = []
+    if evaluated.diverged:
+        reasons.append("diverged")
+        clauses.append("fit diverged")
+    elif not evaluated.converged:
+        reasons.append("not_converged")
+        clauses.append("not converged")
+    # Parameters of an arc the data do not resolve may sit at a bound: the arc is flagged.
+    exempt = set()
+    for index, (r_resolved, c_resolved) in enumerate(resolution):
+        if not (r_resolved and c_resolved):
+            exempt.update(_arc_parameters(options, index))
+    stuck = [
+        detail
+        for name, detail in zip(evaluated.at_bounds, evaluated.bound_details, strict=True)
+        if name not in exempt
+    ]
+    if stuck:
+        reasons.append("bound")
+        clauses.append("parameter at bound: " + ", ".join(stuck))
+    rms = evaluated.residual_rms
+    noise = noise_rms if noise_rms is not None and math.isfinite(noise_rms) else math.nan
+    limit = options.max_residual_rms
+    if math.isfinite(noise):
+        limit = min(limit, max(options.noise_ratio * noise, options.noise_floor))
+    if not rms <= limit:
+        reasons.append("residual")
+        if not math.isfinite(noise) or limit >= options.max_residual_rms:
+            against = f"the limit {options.max_residual_rms:.1%} (fit.max_residual_rms)"
+        elif limit > options.noise_floor:
+            against = f"{options.noise_ratio:g}x the noise level {noise:.2%} (KK; fit.noise_ratio)"
+        else:
+            against = f"the floor {options.noise_floor:.1%} (fit.noise_floor; KK noise {noise:.2%})"
+        clauses.append(f"residuals {rms:.2%} RMS exceed {against}")
+    if kk_ok is False:
+        reasons.append("kk")
+        clauses.append("the spectrum failed Kramers-Kronig")
+    unmatched = [role for role in options.required_roles if role in identification.unmatched]
+    if unmatched:
+        reasons.append("unmatched")
+        clauses.extend(identification.unmatched[role] for role in unmatched)
+    unresolved = []
+    for role in options.required_roles:
+        index = identification.arc_of.get(role)
+        if index is None:
+            continue
+        r, _, _, c, _, f, r_stderr, c_stderr = numbers[index]
+        r_resolved, c_resolved = resolution[index]
+        if not r_resolved:
+            unresolved.append(f"{role} arc unresolved: R = {r:.3g} +- {r_stderr:.2g} ohm")
+        elif not r > _REQUIRED_R_MIN_SIGMAS * r_stderr:
+            unresolved.append(
+                f"{role} arc imprecise: R = {r:.3g} +- {r_stderr:.2g} ohm "
+                f"(needs R > {_REQUIRED_R_MIN_SIGMAS:g} standard errors)"
+            )
+        elif not c_resolved:
+            unresolved.append(
+                f"{role} arc unresolved: C = {c:.3g} +- {c_stderr:.2g} F, apex {f:.3g} Hz "
+                f"(fitted band {band[0]:.3g}..{band[1]:.3g} Hz)"
+            )
+    if unresolved:
+        reasons.append("unresolved")
+        clauses.extend(unresolved)
+    return FitResult(
+        circuit=options.circuit.text,
+        parameters=MappingProxyType(dict(zip(names, values.tolist(), strict=True))),
+        stderr=MappingProxyType(dict(zip(names, evaluated.stderr.tolist(), strict=True))),
+        chi2=evaluated.chi2,
+        ok=not reasons,
+        status="; ".join(clauses) if clauses else "ok",
+        mask=mask.copy(),
+        z_fit=evaluated.z_fit,
+        residuals_real=evaluated.residuals_real,
+        residuals_imag=evaluated.residuals_imag,
+        capacitances=MappingProxyType(capacitances),
+        start=start,
+        n_iterations=evaluated.n_iterations,
+        at_bounds=evaluated.at_bounds,
+        reasons=tuple(reasons),
+        roles=MappingProxyType(roles),
+        unmatched=identification.unmatched,
+        residual_rms=rms,
+        noise_rms=noise,
+        converged=evaluated.converged and not stuck,
+    )
+
+
+def _arc_parameters(options: FitOptions, index: int) -> tuple[str, ...]:
+    resistor, capacitor = options.circuit.zarcs[index]
+    if options.circuit.element_kinds[capacitor] == "C":
+        return resistor, capacitor
+    return resistor, f"{capacitor}_0", f"{capacitor}_1"
+
+
+def _role_table(
+    options: FitOptions,
+    values: np.ndarray,
+    stderr: np.ndarray,
+    numbers,
+    resolution,
+    identification,
+) -> dict[str, RoleValues]:
+    """Every declared role's values, NaN where the data do not determine them."""
+    area = options.area_cm2
+    nan = math.nan
+    table: dict[str, RoleValues] = {}
+    arcs = options._layout.arcs
+    for role in arcs.declared_roles:
+        index = identification.arc_of.get(role)
+        if index is None:
+            table[role] = RoleValues(
+                role, (), None, nan, nan, nan, nan, nan, nan, nan, nan, nan, False, False, nan
+            )
+            continue
+        r, _, a, c, t, f, r_stderr, c_stderr = numbers[index]
+        r_resolved, c_resolved = resolution[index]
+        r_value = r if r_resolved else nan
+        r_error = r_stderr if r_resolved else nan
+        if not c_resolved:
+            c, c_stderr, t, a, f = nan, nan, nan, nan, nan
+        table[role] = RoleValues(
+            role=role,
+            elements=(arcs.resistors[index], arcs.capacitors[index]),
+            arc=index,
+            R_ohm=r_value,
+            R_stderr_ohm=r_error,
+            C_F=c,
+            C_stderr_F=c_stderr,
+            tau_s=t,
+            alpha=a,
+            f_apex_hz=f,
+            R_ohm_cm2=r_value * area if area else nan,
+            C_F_cm2=c / area if area else nan,
+            R_resolved=r_resolved,
+            C_resolved=c_resolved,
+            distance_decades=identification.distance_decades.get(role, nan),
+        )
+    names = options.circuit.parameter_names
+    block_elements = {name for pair in options.circuit.zarcs for name in pair}
+    for element, role in options.roles.items():
+        if element in block_elements:
+            continue
+        kind = options.circuit.element_kinds[element]
+        if kind == "R":
+            position = names.index(element)
+            r, r_stderr = float(values[position]), float(stderr[position])
+            resolved = math.isfinite(r_stderr) and r > _R_MIN_SIGMAS * r_stderr
+            r_value = r if resolved else nan
+        else:  # cable inductance, diffusion tail: no resistance of their own
+            r_value, r_stderr, resolved = nan, nan, False
+        table[role] = RoleValues(
+            role=role,
+            elements=(element,),
+            arc=None,
+            R_ohm=r_value,
+            R_stderr_ohm=r_stderr if resolved else nan,
+            C_F=nan,
+            C_stderr_F=nan,
+            tau_s=nan,
+            alpha=nan,
+            f_apex_hz=nan,
+            R_ohm_cm2=r_value * area if area else nan,
+            C_F_cm2=nan,
+            R_resolved=resolved,
+            C_resolved=False,
+        )
+    return table
