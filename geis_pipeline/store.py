@@ -125,6 +125,14 @@ class ExperimentRecord:
     summary: Mapping[str, object] = field(default_factory=dict)
 
 
+_LIBRARY_DAMAGED = False
+
+
+def hdf5_damaged() -> bool:
+    """Whether a failed write left HDF5 objects half-open in this process (see write_store)."""
+    return _LIBRARY_DAMAGED
+
+
 def write_store(
     path: str | Path,
     records: Mapping[str, ExperimentRecord] | list[ExperimentRecord],
@@ -166,6 +174,10 @@ def write_store(
             os.fsync(raw.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        global _LIBRARY_DAMAGED
+        # HDF5 could not close the file it failed to write (disk full): its objects stay
+        # half-open, and the library's own clean-up at interpreter exit then crashes.
+        _LIBRARY_DAMAGED = True
         temporary.unlink(missing_ok=True)
         raise StoreError(f"cannot write results: {exc}", file=path) from exc
     except BaseException:  # a bug or an interrupt: never leave the temporary file behind
