@@ -64,10 +64,13 @@ class TrackResult:
         Column name (with unit) -> one value per time step.
     reference_step
         Step the contact loss is computed against (-1 if none is valid).
+    E_ocv_V
+        The open-circuit voltage the DC-AC gap was computed against, V.
     """
 
     columns: Mapping[str, np.ndarray]
     reference_step: int
+    E_ocv_V: float = 0.0
 
 
 #: Column label of the built-in roles (``R_b_ohm_cm2``...); any other role is its own label.
@@ -102,6 +105,7 @@ def track(
     temperature_K: float | None = None,
     reference_temperature_K: float = 298.15,
     activation_energy_eV: float = 0.37,
+    ocv_V: float | None = None,
 ) -> TrackResult:
     """Track the interface through an experiment.
 
@@ -153,6 +157,12 @@ def track(
     temperature_K, reference_temperature_K, activation_energy_eV
         With ``temperature_K``: column ``R_int_T0_ohm_cm2``, R_int normalised
         to the reference temperature (:func:`normalise_temperature`).
+    ocv_V
+        The electrode's open-circuit voltage against the reference, V: the
+        DC-AC gap is (E - E_ocv)/i - resistances (an alloy sits at an OCV: a
+        Li0.9Mg0.1 electrode's ~25 mV is ~250 ohm cm2 of false gap at 0.1
+        mA/cm2). Default: the median E of the open-circuit steps before the
+        first loaded one, else 0.
 
     Returns
     -------
@@ -250,9 +260,16 @@ def track(
                 total = total + np.nan_to_num(np.asarray(values["R_ohm"], dtype=np.float64))
     else:
         total = np.asarray(total_resistance_ohm, dtype=np.float64)
+    if ocv_V is None:
+        first_loaded = np.flatnonzero(loaded)
+        before = (labels == OCV) & (
+            np.arange(n_steps) < (first_loaded[0] if first_loaded.size else 0)
+        )
+        rest = columns["E_V"][before]
+        ocv_V = float(np.median(rest[np.isfinite(rest)])) if np.isfinite(rest).any() else 0.0
     with np.errstate(all="ignore"):
-        # E/i in ohm from mV and mA: the absolute gap, then per area.
-        gap_ohm = columns["E_V"] / (current * 1e-3) - total
+        # (E - E_ocv)/i in ohm from V and mA: the absolute gap, then per area.
+        gap_ohm = (columns["E_V"] - ocv_V) / (current * 1e-3) - total
     columns["R_dcac_ohm"] = np.where(loaded, gap_ohm, np.nan)
     columns["R_dcac_ohm_cm2"] = columns["R_dcac_ohm"] * area
     if temperature_K is not None:
@@ -266,7 +283,7 @@ def track(
         else np.asarray(fit_reason, dtype=str)
     )
     columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
-    return TrackResult(columns, reference)
+    return TrackResult(columns, reference, float(ocv_V))
 
 
 def segment_labels(

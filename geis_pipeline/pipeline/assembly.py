@@ -11,6 +11,7 @@ from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
+from geis_pipeline.study import cutoff_end_point, sand_by_composition
 from geis_pipeline.track import arrhenius_fit, sand_fit, summarize_tracking, track
 
 __all__ = ["assemble_record", "slice_stage", "study"]
@@ -113,7 +114,14 @@ def _tracking(
         return {}, {}
     options = _fit_options(config, experiment.metadata.area_cm2)
     section = config.track
-    temperature = section.experiment_temperatures_K.get(name or "", section.temperature_K)
+    settings = config.settings_of(name or "")
+    temperature = _first(settings.temperature_K, section.temperature_K)
+    c0 = _first(settings.c0_mol_cm3, section.c0_mol_cm3)
+    area = experiment.metadata.area_cm2
+    threshold_cm2 = section.r_int_threshold_ohm_cm2
+    if section.r_int_threshold_ohm is not None:
+        # An absolute threshold (krauskopf2020: 10 kOhm) on the per-cm2 column.
+        threshold_cm2 = section.r_int_threshold_ohm * area if area else math.nan
     kk = stages.get("kk")
     drt = stages.get("drt")
     kk_ok = kk.sweeps["ok"][:n_done] if kk is not None and kk.sweeps["ok"].size >= n_done else None
@@ -142,6 +150,7 @@ def _tracking(
         temperature_K=temperature,
         reference_temperature_K=section.reference_temperature_K,
         activation_energy_eV=section.activation_energy_eV,
+        ocv_V=_first(settings.ocv_V, section.ocv_V),
     )
     summary = {
         "n_spectra": len(experiment.spectra),
@@ -158,15 +167,61 @@ def _tracking(
     summary |= summarize_tracking(
         result.columns,
         result.reference_step,
-        r_int_threshold_ohm_cm2=section.r_int_threshold_ohm_cm2,
-        c0_mol_cm3=section.c0_mol_cm3,
-        current_density_mA_cm2=section.experiment_current_densities_mA_cm2.get(
-            name or "", section.current_density_mA_cm2
+        r_int_threshold_ohm_cm2=threshold_cm2,
+        c0_mol_cm3=c0,
+        current_density_mA_cm2=_first(
+            settings.current_density_mA_cm2, section.current_density_mA_cm2
         ),
         relaxation_model=section.relaxation_model,
         temperature_K=temperature,
     )
+    summary |= _study_metadata(settings, c0, result.E_ocv_V)
+    if section.cutoff_V is not None:
+        summary |= _cutoff(experiment, result.columns, section, c0)
     return dict(result.columns), summary
+
+
+def _first(*values):
+    """The first value that is set (None: unset)."""
+    return next((value for value in values if value is not None), None)
+
+
+def _study_metadata(settings, c0: float, e_ocv_V: float) -> dict[str, object]:
+    """What the study groups and plots experiments by, stored in each summary."""
+    metadata: dict[str, object] = {"c0_mol_cm3": float(c0), "E_ocv_V": float(e_ocv_V)}
+    for key in ("composition", "stack_pressure_MPa", "force_N"):
+        value = getattr(settings, key)
+        if value is not None:
+            metadata[key] = value
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _cutoff(experiment: Experiment, columns: dict, section, c0: float) -> dict[str, object]:
+    """t_cutoff, q_cutoff and Sand's D_eff from the capacity, from the DC record."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    if dc.time_s.size and area:
+        time_s, potential, density = dc.time_s, dc.potential_V, dc.current_mA / area
+    else:  # no DC record: the sweeps' own DC values
+        time_s = columns["time_s"]
+        potential = columns["E_V"]
+        density = columns["current_density_mA_cm2"]
+    end = cutoff_end_point(
+        time_s,
+        potential,
+        density,
+        section.cutoff_V,
+        c0_mol_cm3=c0,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
+    return {
+        "cutoff_V": section.cutoff_V,
+        "cutoff_reached": end.reached,
+        "t_cutoff_s": end.t_cutoff_s,
+        "q_cutoff_mAh_cm2": end.q_cutoff_mAh_cm2,
+        "stripped_cutoff_um": end.stripped_um,
+        "D_eff_cutoff_cm2_s": end.D_eff_cm2_s,
+    }
 
 
 def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dict]:
@@ -211,6 +266,23 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             "current_density_mA_cm2": [float(value) for value in current[usable]],
             "t0_s": [float(value) for value in t0[usable]],
         }
+    compositions = {
+        name: str(summary["composition"])
+        for name, summary in summaries.items()
+        if summary.get("composition")
+    }
+    if compositions:
+        c0_by_composition = {
+            compositions[name]: float(summaries[name].get("c0_mol_cm3", config.track.c0_mol_cm3))
+            for name in compositions
+        }
+        for composition, entry in sand_by_composition(
+            summaries,
+            compositions=compositions,
+            c0_mol_cm3=c0_by_composition,
+            through_origin=config.track.sand_through_origin,
+        ).items():
+            study[f"sand/{composition}"] = entry
     temperature = values("temperature_K")
     known = np.isfinite(temperature)
     if np.unique(temperature[known]).size >= 2:

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import geis_pipeline as gp
 from geis_pipeline.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, main
-from geis_pipeline.config import Config, config_to_toml, parse_config
+from geis_pipeline.config import Config, ExperimentSettings, config_to_toml, parse_config
 from geis_pipeline.errors import ConfigError, StoreError
 from geis_pipeline.pipeline import reprocess, run, stage_hashes
 from geis_pipeline.pipeline.chunk_store import ChunkStore, chunk_digest
@@ -616,24 +616,28 @@ _values = st.floats(min_value=1.0, max_value=1999.0, allow_nan=False)
     scheduler=st.one_of(st.none(), st.text(max_size=20)),
 )
 def test_config_toml_round_trip(temperatures, currents, scheduler) -> None:
-    config = Config()
+    """[experiments.<any name>] tables and free text survive config_to_toml -> parse_config."""
+    experiments = {
+        name: ExperimentSettings(temperature_K=value) for name, value in temperatures.items()
+    }
+    for name, value in currents.items():
+        experiments[name] = replace(
+            experiments.get(name, ExperimentSettings()), current_density_mA_cm2=value
+        )
     config = replace(
-        config,
-        track=replace(
-            config.track,
-            experiment_temperatures_K=temperatures,
-            experiment_current_densities_mA_cm2=currents,
-        ),
-        executor=replace(config.executor, scheduler=scheduler),
+        Config(),
+        experiments=experiments,
+        executor=replace(Config().executor, scheduler=scheduler),
     )
     assert parse_config(config_to_toml(config)) == config
 
 
 def test_toml_keys_are_escaped() -> None:
     hostile = {'a\\"b': 300.0, "x]\n[executor]\nworkers = 99": 310.0, "é": 320.0}
-    config = replace(Config(), track=replace(Config().track, experiment_temperatures_K=hostile))
+    experiments = {name: ExperimentSettings(temperature_K=value) for name, value in hostile.items()}
+    config = replace(Config(), experiments=experiments)
     back = parse_config(config_to_toml(config))
-    assert back.track.experiment_temperatures_K == hostile
+    assert {name: item.temperature_K for name, item in back.experiments.items()} == hostile
     assert back.executor.workers == Config().executor.workers
 
 
