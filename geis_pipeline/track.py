@@ -98,6 +98,7 @@ def track(
     reference_step: int | None = None,
     drt_R_int_ohm: np.ndarray | None = None,
     drt_tau_int_s: np.ndarray | None = None,
+    drt_processes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     current_mA: np.ndarray | None = None,
     freq_band_hz: np.ndarray | None = None,
     ocv_current_density_mA_cm2: float = 1e-3,
@@ -141,6 +142,11 @@ def track(
         fit is ok.
     drt_R_int_ohm, drt_tau_int_s
         The DRT interface peak per step, an independent cross-check.
+    drt_processes
+        Every DRT window's peak per step: process -> (R in ohm, tau in s), giving
+        ``R_<process>_drt_ohm_cm2``, ``R_<process>_drt_ohm``, ``tau_<process>_drt_s``
+        and ``C_<process>_drt_F_cm2`` (tau / R) for each (Lu 2021 follows gb, SEI
+        and charge transfer through an alloy's phase transitions).
     current_mA
         DC current of each sweep, mA (0 at open circuit; positive = stripping).
         Gives ``current_density_mA_cm2``, the ``segment`` labels and the
@@ -229,6 +235,16 @@ def track(
         columns["R_int_drt_ohm"] = drt_r
     if drt_tau_int_s is not None:
         columns["tau_int_drt_s"] = np.asarray(drt_tau_int_s, dtype=np.float64)
+    for process, (drt_r, drt_tau) in (drt_processes or {}).items():
+        per = interfaces if process == "int" else 1
+        drt_r = np.asarray(drt_r, dtype=np.float64) / per
+        drt_tau = np.asarray(drt_tau, dtype=np.float64)
+        columns[f"R_{process}_drt_ohm_cm2"] = drt_r * area
+        columns[f"R_{process}_drt_ohm"] = drt_r
+        columns[f"tau_{process}_drt_s"] = drt_tau
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[f"C_{process}_drt_F"] = drt_tau / drt_r
+        columns[f"C_{process}_drt_F_cm2"] = columns[f"C_{process}_drt_F"] / area
     # Reliability of C_int: a resolved, precisely fitted interface arc.
     c_int = columns["C_int_F"]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -143,6 +143,7 @@ def _tracking(
         reference_step=_reference_step(config, n_done),
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
+        drt_processes=_drt_processes(drt, n_done),
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         freq_band_hz=_fit_band(spectra, fit, n_done),
         ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
@@ -179,6 +180,20 @@ def _tracking(
     if section.cutoff_V is not None:
         summary |= _cutoff(experiment, result.columns, section, c0)
     return dict(result.columns), summary
+
+
+def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every DRT window's tracked peak (``<process>_R_ohm``, ``<process>_tau_s``)."""
+    if drt is None:
+        return {}
+    processes = {}
+    for column, values in drt.sweeps.items():
+        if column.endswith("_R_ohm") and not column.endswith("_R_window_ohm"):
+            process = column[: -len("_R_ohm")]
+            tau = drt.sweeps.get(f"{process}_tau_s")
+            if tau is not None and values.size >= n_done and tau.size >= n_done:
+                processes[process] = (values[:n_done], tau[:n_done])
+    return processes
 
 
 def _first(*values):

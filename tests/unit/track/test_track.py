@@ -128,3 +128,19 @@ def test_dcac_gap_subtracts_every_resistance_of_the_circuit() -> None:
         area_cm2=0.5,
     ).columns
     np.testing.assert_allclose(partial["R_dcac_ohm"], 300.0)
+
+
+def test_every_drt_window_is_tracked() -> None:
+    steps = 3
+    r = np.array([10.0, 20.0, 40.0])
+    tau = np.array([1e-4, 1e-4, 1e-4])
+    columns = track(
+        np.arange(steps, dtype=float),
+        roles={},
+        fit_ok=np.ones(steps, dtype=bool),
+        area_cm2=0.5,
+        drt_processes={"sei": (r, tau), "gb": (r / 2, tau / 100)},
+    ).columns
+    np.testing.assert_allclose(columns["R_sei_drt_ohm_cm2"], r * 0.5)
+    np.testing.assert_allclose(columns["tau_gb_drt_s"], tau / 100)
+    np.testing.assert_allclose(columns["C_sei_drt_F_cm2"], tau / r / 0.5)
