@@ -107,6 +107,7 @@ def track(
     reference_temperature_K: float = 298.15,
     activation_energy_eV: float = 0.37,
     ocv_V: float | None = None,
+    short_circuit_fraction: float = 0.5,
 ) -> TrackResult:
     """Track the interface through an experiment.
 
@@ -169,6 +170,11 @@ def track(
         Li0.9Mg0.1 electrode's ~25 mV is ~250 ohm cm2 of false gap at 0.1
         mA/cm2). Default: the median E of the open-circuit steps before the
         first loaded one, else 0.
+    short_circuit_fraction
+        Column ``short_circuit``: R_b or R_gb below this fraction of their value
+        at the reference step (lithium penetrating the electrolyte; DOMAIN.md,
+        Lu 2021 Fig. S13), or the overpotential under current collapsing below
+        this fraction of the reference step's.
 
     Returns
     -------
@@ -292,6 +298,9 @@ def track(
         columns["R_int_T0_ohm_cm2"] = normalise_temperature(
             columns["R_int_ohm_cm2"], temperature_K, reference_temperature_K, activation_energy_eV
         )
+    columns["short_circuit"] = _short_circuit(
+        columns, reference, fit_ok, loaded, ocv_V, short_circuit_fraction
+    )
     columns["fit_ok"] = fit_ok
     columns["fit_reason"] = (
         np.where(fit_ok, "", "fit").astype(str)
@@ -300,6 +309,32 @@ def track(
     )
     columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
     return TrackResult(columns, reference, float(ocv_V))
+
+
+def _short_circuit(
+    columns: Mapping[str, np.ndarray],
+    reference: int,
+    fit_ok: np.ndarray,
+    loaded: np.ndarray,
+    ocv_V: float,
+    fraction: float,
+) -> np.ndarray:
+    """Steps showing the signs of lithium penetration (see :func:`track`)."""
+    n_steps = fit_ok.size
+    flag = np.zeros(n_steps, dtype=bool)
+    if not 0 <= reference < n_steps:
+        return flag
+    with np.errstate(invalid="ignore"):
+        for label in ("b", "gb"):
+            r = columns[f"R_{label}_ohm"]
+            if np.isfinite(r[reference]) and r[reference] > 0:
+                flag |= fit_ok & (r < fraction * r[reference])
+        overpotential = np.abs(columns["E_V"] - ocv_V)
+        reference_loaded = np.flatnonzero(loaded & np.isfinite(overpotential))
+        if reference_loaded.size:
+            base = overpotential[reference_loaded[0]]
+            flag |= loaded & (overpotential < fraction * base)
+    return flag
 
 
 def segment_labels(

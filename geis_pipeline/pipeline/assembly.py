@@ -177,6 +177,11 @@ def _tracking(
         temperature_K=temperature,
     )
     summary |= _study_metadata(settings, c0, result.E_ocv_V)
+    shorted = np.flatnonzero(np.asarray(result.columns["short_circuit"], dtype=bool))
+    summary["short_circuit"] = bool(shorted.size)
+    if shorted.size:
+        summary["short_circuit_step"] = int(shorted[0])
+        summary["short_circuit_time_s"] = float(result.columns["time_s"][shorted[0]])
     if section.cutoff_V is not None:
         summary |= _cutoff(experiment, result.columns, section, c0)
     return dict(result.columns), summary
