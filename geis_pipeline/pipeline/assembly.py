@@ -263,7 +263,10 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
     names = list(summaries)
     t0 = values("t0_s")
     current = values("current_density_mA_cm2")
-    usable = np.isfinite(t0) & np.isfinite(current)
+    # Experiments with a composition are fitted per composition (each with its own c0):
+    # one line through several compositions would mean nothing.
+    unlabelled = np.array([not summary.get("composition") for summary in summaries.values()])
+    usable = np.isfinite(t0) & np.isfinite(current) & unlabelled.astype(bool)
     if np.unique(np.abs(current[usable])).size >= 2:
         fitted = sand_fit(
             t0[usable],

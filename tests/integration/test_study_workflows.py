@@ -90,3 +90,21 @@ def test_unknown_experiment_table_names_the_folders(tmp_path) -> None:
     with pytest.raises(ConfigError, match="Li_a") as caught:
         run([tmp_path / "Li_a"], config, tmp_path / "out.h5")
     assert caught.value.key == "experiments.Li_b"
+
+
+def test_no_run_wide_sand_line_through_several_compositions(study) -> None:
+    sand = study.study["sand"]
+    assert "D_eff_cm2_s" not in sand  # only the per-composition fits
+    assert set(sand) == set(COMPOSITIONS)
+
+
+def test_study_figures(study) -> None:
+    from geis_pipeline import plot_study
+
+    overlay = plot_study.overlay(study, x="thickness")
+    resistance_ax = overlay.axes[0]
+    assert len(resistance_ax.lines) == len(COMPOSITIONS) * len(CURRENTS)
+    assert resistance_ax.get_yscale() == "log"
+    sand = plot_study.sand_by_composition(study)
+    labels = [text.get_text() for text in sand.axes[0].get_legend().get_texts()]
+    assert len(labels) == len(COMPOSITIONS) and all("D$_{eff}$" in label for label in labels)
