@@ -10,6 +10,7 @@ Li0.9Mg0.1 each at three currents, each with its own c0).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ import numpy as np
 from geis_pipeline.physics import sand_diffusivity_from_capacity, stripped_thickness_um
 from geis_pipeline.track import sand_fit
 
-__all__ = ["CutoffEndPoint", "cutoff_end_point", "sand_by_composition"]
+__all__ = [
+    "CriticalCurrent",
+    "CutoffEndPoint",
+    "critical_current_density",
+    "cutoff_end_point",
+    "sand_by_composition",
+]
 
 
 @dataclass(frozen=True)
@@ -182,3 +189,100 @@ def sand_by_composition(
 
 def _values(summaries: Mapping[str, Mapping[str, object]], names: Sequence[str], key: str):
     return np.array([float(summaries[name].get(key, math.nan)) for name in names], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CriticalCurrent:
+    """The critical current density of a staircase-current experiment.
+
+    Attributes
+    ----------
+    found
+        Whether a step failed.
+    ccd_mA_cm2
+        The current density of the first step whose overpotential stopped being
+        proportional to i (or exceeded the limit), mA/cm2 (NaN when none failed).
+    step_currents_mA_cm2, step_resistance_ohm_cm2
+        Each current step's density and its overpotential over current (median).
+    reason
+        Why that step failed, or why there is no staircase.
+    """
+
+    found: bool
+    ccd_mA_cm2: float
+    step_currents_mA_cm2: tuple[float, ...]
+    step_resistance_ohm_cm2: tuple[float, ...]
+    reason: str
+
+
+def critical_current_density(
+    time_s: np.ndarray,
+    potential_V: np.ndarray,
+    current_density_mA_cm2: np.ndarray,
+    *,
+    ocv_V: float = 0.0,
+    ratio_limit: float = 1.5,
+    max_overpotential_V: float | None = None,
+    ocv_current_density_mA_cm2: float = 1e-3,
+) -> CriticalCurrent:
+    """The first step of a rising current staircase at which the cell stops being ohmic.
+
+    Mann 2024 raises the current in 50 uA/cm2 steps until the voltage diverges.
+    Each plateau of constant current is one step; its overpotential over current
+    (median over the plateau) is compared with the first step's: the first
+    step above ``ratio_limit`` times it (or whose overpotential exceeds
+    ``max_overpotential_V``) is the critical one.
+
+    Parameters
+    ----------
+    time_s, potential_V, current_density_mA_cm2
+        The DC record: s, V, mA/cm2.
+    ocv_V
+        The open-circuit voltage the overpotential is counted from, V.
+    ratio_limit
+        How much the resistance E/i may grow before a step counts as failed.
+    max_overpotential_V
+        Optional absolute limit of the overpotential, V.
+    ocv_current_density_mA_cm2
+        |i| at or below this is open circuit.
+    """
+    order = np.argsort(np.asarray(time_s, dtype=np.float64), kind="stable")
+    potential = np.asarray(potential_V, dtype=np.float64)[order]
+    density = np.asarray(current_density_mA_cm2, dtype=np.float64)[order]
+    loaded = np.isfinite(density) & (np.abs(density) > ocv_current_density_mA_cm2)
+    # Plateaus: consecutive loaded points whose current agrees within 1 %.
+    levels: list[tuple[float, float]] = []
+    start = None
+    for index in range(density.size + 1):
+        same = (
+            index < density.size
+            and loaded[index]
+            and start is not None
+            and abs(density[index] - density[start]) <= 0.01 * abs(density[start])
+        )
+        if same:
+            continue
+        if start is not None:
+            window = slice(start, index)
+            eta = np.nanmedian(np.abs(potential[window] - ocv_V))
+            levels.append((float(np.median(np.abs(density[window]))), float(eta)))
+        start = index if index < density.size and loaded[index] else None
+    currents = tuple(level for level, _ in levels)
+    resistances = tuple(1e3 * eta / level for level, eta in levels)  # V / (mA/cm2) -> ohm cm2
+    if len(levels) < 3 or not all(b > a for a, b in itertools.pairwise(currents)):
+        return CriticalCurrent(
+            False, math.nan, currents, resistances, "no rising current staircase (3+ steps)"
+        )
+    for index, ((level, eta), resistance) in enumerate(zip(levels, resistances, strict=True)):
+        if index == 0:
+            continue
+        if resistance > ratio_limit * resistances[0]:
+            reason = (
+                f"E/i rose to {resistance:.3g} ohm cm2, above {ratio_limit:g}x the first "
+                f"step's {resistances[0]:.3g}"
+            )
+            return CriticalCurrent(True, level, currents, resistances, reason)
+        if max_overpotential_V is not None and eta > max_overpotential_V:
+            reason = f"overpotential {eta:.3g} V above the limit {max_overpotential_V:g} V"
+            return CriticalCurrent(True, level, currents, resistances, reason)
+    return CriticalCurrent(False, math.nan, currents, resistances, "every step stayed ohmic")

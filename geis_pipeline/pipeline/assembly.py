@@ -11,7 +11,7 @@ from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
-from geis_pipeline.study import cutoff_end_point, sand_by_composition
+from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
 from geis_pipeline.track import arrhenius_fit, sand_fit, summarize_tracking, track
 
 __all__ = ["assemble_record", "slice_stage", "study"]
@@ -184,6 +184,7 @@ def _tracking(
         summary["short_circuit_time_s"] = float(result.columns["time_s"][shorted[0]])
     if section.cutoff_V is not None:
         summary |= _cutoff(experiment, result.columns, section, c0)
+    summary |= _staircase(experiment, section, result.E_ocv_V)
     return dict(result.columns), summary
 
 
@@ -199,6 +200,29 @@ def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]
             if tau is not None and values.size >= n_done and tau.size >= n_done:
                 processes[process] = (values[:n_done], tau[:n_done])
     return processes
+
+
+def _staircase(experiment: Experiment, section, e_ocv_V: float) -> dict[str, object]:
+    """The critical current density when the DC record is a rising current staircase."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    if not (dc.time_s.size and area):
+        return {}
+    found = critical_current_density(
+        dc.time_s,
+        dc.potential_V,
+        dc.current_mA / area,
+        ocv_V=e_ocv_V,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
+    if len(found.step_currents_mA_cm2) < 3 or "staircase" in found.reason:
+        return {}
+    return {
+        "ccd_found": found.found,
+        "ccd_mA_cm2": found.ccd_mA_cm2,
+        "ccd_reason": found.reason,
+        "staircase_currents_mA_cm2": list(found.step_currents_mA_cm2),
+    }
 
 
 def _first(*values):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geis_pipeline.study import cutoff_end_point, sand_by_composition
+from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
 
 
 def test_cutoff_gives_the_capacity_and_sand_d_of_mann_table_1() -> None:
@@ -43,3 +43,29 @@ def test_sand_needs_two_currents_per_composition() -> None:
     assert np.isfinite(fits["Li"]["D_eff_cm2_s"]) and fits["Li"]["n_experiments"] == 2
     assert np.isnan(fits["LiMg"]["D_eff_cm2_s"])
     assert "two currents" in fits["LiMg"]["reason"]
+
+
+def test_staircase_gives_its_ccd_within_one_step() -> None:
+    """50 uA/cm2 steps (Mann 2024); above 0.35 mA/cm2 the interface stops being ohmic."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 11) * 0.05  # mA/cm2
+    true_ccd = 0.35
+    time_s, potential, density = [], [], []
+    for index, current in enumerate(steps):
+        t = index * 600 + np.linspace(0, 590, 60)
+        resistance = 100.0 if current < true_ccd else 100.0 * (1 + 20 * (current - 0.3))
+        eta = current * 1e-3 * resistance * (1 + 0.01 * rng.standard_normal(t.size))
+        time_s.append(t)
+        potential.append(0.02 + eta)
+        density.append(np.full(t.size, current))
+    result = critical_current_density(
+        np.concatenate(time_s), np.concatenate(potential), np.concatenate(density), ocv_V=0.02
+    )
+    assert result.found, result.reason
+    assert abs(result.ccd_mA_cm2 - true_ccd) <= 0.05 + 1e-9
+    assert len(result.step_currents_mA_cm2) == steps.size
+    # A constant current is no staircase.
+    flat = critical_current_density(
+        np.arange(100.0), np.full(100, 0.05), np.full(100, 0.1), ocv_V=0.0
+    )
+    assert not flat.found and "staircase" in flat.reason
