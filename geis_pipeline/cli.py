@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,12 +37,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from geis_pipeline import __version__
+from geis_pipeline import __version__, store
 from geis_pipeline.config import Config, load_config
 from geis_pipeline.errors import GeisPipelineError
 from geis_pipeline.summary import format_summary, summarize
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -413,5 +414,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+def entry() -> None:
+    """The console script: :func:`main`, then exit with its code.
+
+    After a failed HDF5 write (a full disk) the library's clean-up at interpreter
+    exit crashes on the half-open file; the error is reported by then, so the
+    process leaves without it (streams flushed) and keeps its exit code.
+    """
+    code = main()
+    if store.hdf5_damaged():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -125,6 +125,14 @@ class ExperimentRecord:
     summary: Mapping[str, object] = field(default_factory=dict)
 
 
+_LIBRARY_DAMAGED = False
+
+
+def hdf5_damaged() -> bool:
+    """Whether a failed write left HDF5 objects half-open in this process (see write_store)."""
+    return _LIBRARY_DAMAGED
+
+
 def write_store(
     path: str | Path,
     records: Mapping[str, ExperimentRecord] | list[ExperimentRecord],
@@ -160,17 +168,31 @@ def write_store(
             for record in records:
                 _write_record(experiments.create_group(record.name), record, compress)
             study_group = handle.create_group("study")
-            for name, attrs in (study or {}).items():
-                _write_attrs(study_group.create_group(name), attrs)
+            # "sand/Li": a composition's fit in a group of its own under /study/sand.
+            for name, attrs in sorted((study or {}).items()):
+                _write_attrs(study_group.require_group(name), attrs)
         with open(temporary, "rb+") as raw:  # durable before it becomes visible
             os.fsync(raw.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        global _LIBRARY_DAMAGED
+        # HDF5 could not close the file it failed to write (disk full): its objects stay
+        # half-open, and the library's own clean-up at interpreter exit then crashes.
+        _LIBRARY_DAMAGED = True
         temporary.unlink(missing_ok=True)
         raise StoreError(f"cannot write results: {exc}", file=path) from exc
     except BaseException:  # a bug or an interrupt: never leave the temporary file behind
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _study_entry(group: h5py.Group) -> dict[str, object]:
+    """A study group's attributes, with its sub-groups (``sand/<composition>``) nested."""
+    entry: dict[str, object] = dict(group.attrs)
+    for name, item in group.items():
+        if isinstance(item, h5py.Group):
+            entry[name] = _study_entry(item)
+    return entry
 
 
 def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
@@ -298,7 +320,7 @@ def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str,
                 _check_experiment(name, group, path)
                 records[name] = _read_record(name, group, path)
             where = "/study"
-            study = {name: dict(group.attrs) for name, group in handle.get("study", {}).items()}
+            study = {name: _study_entry(group) for name, group in handle.get("study", {}).items()}
     except OSError as exc:
         raise StoreError(f"cannot read results: {exc}", file=path) from exc
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
