@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -60,7 +60,7 @@ __all__ = [
 
 #: Arcs (R||CPE blocks) a candidate circuit may have at most.
 MAX_ARCS = 5
-# An arc of the RC decomposition counts when it holds this fraction of the polarisation.
+# An arc of the RC decomposition counts when its R is this fraction of |Z| at its apex.
 _MIN_ARC_FRACTION = 0.02
 # The inductance is visible when omega L at the top frequency reaches this fraction of |Z|.
 _MIN_INDUCTIVE_FRACTION = 0.005
@@ -76,6 +76,13 @@ _BLOCKING_ALPHA = 0.75
 _TOP_EDGE_DECADES = 0.5
 # Cropping the top of the band: at most this many decades, and at least half the points kept.
 _MAX_CROP_DECADES = 2.0
+# A candidate is adequate when its residuals are within this factor of the best candidate's,
+# or within the verdict's default limit (noise ratio x KK noise, at least the floor).
+_ADEQUATE_FACTOR = 2.0
+_NOISE_RATIO = next(item.default for item in fields(FitOptions) if item.name == "noise_ratio")
+_NOISE_FLOOR = next(item.default for item in fields(FitOptions) if item.name == "noise_floor")
+# Rounds of cropping the top points the winner misses.
+_MAX_CROP_ROUNDS = 3
 # Verdict residuals the suggestion may accept (fit.noise_floor) when no candidate reaches the
 # KK noise: beyond this the circuit does not describe the data and the config says so.
 _MAX_ACCEPTED_RESIDUAL = 0.03
@@ -153,7 +160,7 @@ class Candidate:
         One :class:`~geis_pipeline.fit.FitResult` per representative sweep,
         judged with the roles (and ``noise_floor``).
     aic, bic
-        Akaike and Bayesian information criteria summed over the sweeps:
+        Akaike and Bayesian information criteria summed over the scored sweeps:
         n ln(chi2/n) + 2k (AIC) or + k ln n (BIC), n residuals (real and
         imaginary of every point used), chi2 their sum of squares (relative
         residuals), k free parameters. Lower is better.
@@ -174,6 +181,11 @@ class Candidate:
     noise_floor
         The ``fit.noise_floor`` the suggestion writes (None: the default);
         the verdicts in ``fits`` used it.
+    scored
+        Per sweep, whether it counts: the criteria, residuals, ``resolved``,
+        ``converged``, ``ok`` and ``reasons`` are over the sweeps that pass
+        Kramers-Kronig (all of them when none does): no circuit can be judged
+        on a spectrum that is not stationary.
     """
 
     circuit: str
@@ -193,6 +205,7 @@ class Candidate:
     ok: bool
     reasons: tuple[str, ...]
     noise_floor: float | None = None
+    scored: tuple[bool, ...] = ()
 
     @property
     def sound(self) -> bool:
@@ -313,10 +326,7 @@ def _auto_crop(pairs, kk_options) -> tuple[float | None, list[KKResult]]:
     for dropped in range(1, top.size):
         if top[dropped] < top[0] / 10**_MAX_CROP_DECADES or dropped > n_min // 2:
             break
-        # Between the last kept and the first dropped frequency, rounded to 2 digits.
-        limit = float(f"{math.sqrt(top[dropped] * top[dropped - 1]):.2g}")
-        if not top[dropped] <= limit < top[dropped - 1]:
-            limit = float(math.sqrt(top[dropped] * top[dropped - 1]))
+        limit = _crop_between(top[dropped], top[dropped - 1])
         try:
             results = _kk_all(pairs, limit, kk_options)
         except GeisPipelineError:  # too few points left
@@ -351,8 +361,8 @@ def _evidence(step: int, freq: np.ndarray, z: np.ndarray, kk: KKResult) -> Evide
         r_inf_ohm=r_inf,
         inductance_H=inductance,
         inductive=inductive,
-        arcs=tuple(_significant(arcs)),
-        arcs_with_tail=tuple(_significant(arcs_tail)),
+        arcs=tuple(_significant(arcs, f, zz)),
+        arcs_with_tail=tuple(_significant(arcs_tail, f, zz)),
         tail_alpha=tail,
         low_phase_deg=phase,
     )
@@ -372,9 +382,23 @@ def _rising_tail(freq: np.ndarray, z: np.ndarray) -> bool:
     return bool(slope < -_TAIL_MIN_SLOPE)
 
 
-def _significant(arcs: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    total = sum(r for r, _ in arcs)
-    return [(r, tau) for r, tau in arcs if total > 0 and r >= _MIN_ARC_FRACTION * total]
+def _significant(
+    arcs: list[tuple[float, float]], freq: np.ndarray, z: np.ndarray
+) -> list[tuple[float, float]]:
+    """The arcs that stand out of the spectrum where they relax.
+
+    An arc counts when its R is at least 2 % of |Z| at its apex frequency (the
+    nearest measured point): a small bulk arc at 5 MHz beside a kilo-ohm
+    interface is as visible, with modulus weighting, as the interface itself.
+    """
+    order = np.argsort(freq)
+    log_f, modulus = np.log(freq[order]), np.abs(z[order])
+    kept = []
+    for resistance, tau in arcs:
+        at_apex = float(np.interp(math.log(1 / (2 * math.pi * tau)), log_f, modulus))
+        if resistance >= _MIN_ARC_FRACTION * at_apex:
+            kept.append((resistance, tau))
+    return kept
 
 
 # -- candidates ----------------------------------------------------------------------------------
@@ -550,8 +574,7 @@ def _fit_candidate(
         area_cm2=area_cm2,
     )
     fits = _judged(options, pairs, evidence, first_pass)
-    bands = tuple(_band(freq, item.mask) for (freq, _), item in zip(pairs, evidence, strict=True))
-    return _candidate(structure, options, fits, bands, roles, classes, windows)
+    return _candidate(structure, options, fits, pairs, evidence, roles, classes, windows)
 
 
 def _judged(
@@ -582,16 +605,25 @@ def _candidate(
     structure: _Structure,
     options: FitOptions,
     fits: Sequence[FitResult],
-    bands: Sequence[tuple[float, float]],
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    evidence: Sequence[Evidence],
     roles: Mapping[str, str],
     classes: Mapping[str, tuple[float, float]],
     windows: Mapping[str, tuple[float, float]],
     noise_floor: float | None = None,
 ) -> Candidate:
     k = int(options._layout.free_index.size)
+    # A sweep that fails Kramers-Kronig is judged by no circuit: the others score.
+    scored = tuple(item.kk.ok for item in evidence)
+    if not any(scored):
+        scored = (True,) * len(evidence)
     aic = bic = chi2_total = 0.0
     resolved = True
-    for fit, band in zip(fits, bands, strict=True):
+    counted = []
+    for fit, (freq, _), item, counts in zip(fits, pairs, evidence, scored, strict=True):
+        if not counts:
+            continue
+        counted.append(fit)
         used = fit.mask
         residuals = np.concatenate([fit.residuals_real[used], fit.residuals_imag[used]])
         n = residuals.size
@@ -600,8 +632,9 @@ def _candidate(
         log_term = n * math.log(max(chi2, 1e-300) / n) if math.isfinite(chi2) else math.inf
         aic += log_term + 2 * k
         bic += log_term + k * math.log(n)
+        band = _band(freq, item.mask)
         resolved = resolved and all(_arc_resolved(arc, band) for arc in fit.capacitances.values())
-    reasons = tuple(dict.fromkeys(reason for fit in fits for reason in fit.reasons))
+    reasons = tuple(dict.fromkeys(reason for fit in counted for reason in fit.reasons))
     n_processes = (
         structure.n_arcs
         + (structure.tail is not None)
@@ -619,12 +652,13 @@ def _candidate(
         aic=aic,
         bic=bic,
         chi2=chi2_total,
-        residual_rms=max(fit.residual_rms for fit in fits),
+        residual_rms=max(fit.residual_rms for fit in counted),
         resolved=resolved,
         converged=not (set(reasons) & _FIT_FAILURES),
-        ok=all(fit.ok for fit in fits),
+        ok=all(fit.ok for fit in counted),
         reasons=reasons,
         noise_floor=noise_floor,
+        scored=scored,
     )
 
 
@@ -677,17 +711,119 @@ def _accept_residuals(
         noise_floor=floor,
     )
     fits = _judged(options, pairs, evidence, candidate.fits)
-    bands = tuple(_band(freq, item.mask) for (freq, _), item in zip(pairs, evidence, strict=True))
     return _candidate(
         structure,
         options,
         fits,
-        bands,
+        pairs,
+        evidence,
         candidate.roles,
         candidate.role_classes,
         candidate.role_tau_windows,
         noise_floor=floor,
     )
+
+
+def _ranked(
+    steps: Sequence[int],
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    checks: Sequence[KKResult],
+    area_cm2: float | None,
+    max_arcs: int,
+) -> tuple[list[Evidence], list[tuple[Candidate, _Structure]], int]:
+    """Evidence, the fitted candidates best first (with their structures), structures tried."""
+    evidence = [
+        _evidence(step, freq, z, check)
+        for step, (freq, z), check in zip(steps, pairs, checks, strict=True)
+    ]
+    freq_max = max(
+        float(freq[item.mask].max()) for (freq, _), item in zip(pairs, evidence, strict=True)
+    )
+    structures = _structures(evidence, freq_max, max_arcs)
+    fitted = []
+    for structure in structures:
+        candidate = _fit_candidate(structure, pairs, evidence, area_cm2)
+        if candidate is not None:
+            fitted.append((candidate, structure))
+    n_tried = len(structures)
+    if not fitted:
+        raise SuggestError(
+            "the sweeps have too few points for any candidate circuit", key="spectra"
+        )
+    _sort(fitted, evidence)
+    if not fitted[0][1].inductance:
+        # An inductance next to a bulk arc at the top of the band rarely shows as Z'' > 0:
+        # the winner is also tried with one, and the information criterion decides.
+        structure = replace(fitted[0][1], inductance=True)
+        inductive = _fit_candidate(structure, pairs, evidence, area_cm2)
+        n_tried += 1
+        if inductive is not None:
+            fitted.append((inductive, structure))
+            _sort(fitted, evidence)
+    return evidence, fitted, n_tried
+
+
+def _sort(fitted: list[tuple[Candidate, _Structure]], evidence: Sequence[Evidence]) -> None:
+    """Best first: sound and adequate, then sound, then the rest; by BIC within each.
+
+    Adequate: residuals within twice the best candidate's, or within the
+    verdict's limit (2.5x the KK noise, at least 1 %): a sound circuit that
+    leaves much of the spectrum unexplained does not beat one that explains it.
+    """
+    best = min(candidate.residual_rms for candidate, _ in fitted)
+    noise = max(
+        (item.kk.rms for item in evidence if item.kk.ok), default=max(i.kk.rms for i in evidence)
+    )
+    limit = max(_ADEQUATE_FACTOR * best, _NOISE_RATIO * noise, _NOISE_FLOOR)
+
+    def key(item: tuple[Candidate, _Structure]) -> tuple[bool, bool, float]:
+        candidate = item[0]
+        adequate = candidate.residual_rms <= limit
+        return (not (candidate.sound and adequate), not candidate.sound, candidate.bic)
+
+    fitted.sort(key=key)
+
+
+def _top_misfit_crop(ranked, pairs, kk_threshold: float) -> float | None:
+    """A crop below the run of top points the winner misses, None when it misses none.
+
+    A top point is missed when its residual exceeds 3x the sweep's median and
+    twice the KK threshold; the run stops at the first point that is not, and
+    at a third of the points. Sweeps that fail KK do not vote.
+    """
+    evidence, fitted, _ = ranked
+    winner = fitted[0][0]
+    crops = []
+    for fit, (freq, _), item in zip(winner.fits, pairs, evidence, strict=True):
+        if not item.kk.ok:
+            continue
+        used = np.flatnonzero(item.mask)
+        order = used[np.argsort(freq[used])[::-1]]
+        residual = np.hypot(fit.residuals_real[order], fit.residuals_imag[order])
+        limit = max(3.0 * float(np.median(residual)), 2.0 * kk_threshold)
+        missed = 0
+        while missed < order.size // 3 and residual[missed] > limit:
+            missed += 1
+        if missed:
+            crops.append(_crop_between(freq[order[missed]], freq[order[missed - 1]]))
+    return min(crops) if crops else None
+
+
+def _crop_between(kept: float, dropped: float) -> float:
+    """A round frequency between the last kept and the first dropped point, Hz."""
+    middle = math.sqrt(kept * dropped)
+    rounded = float(f"{middle:.2g}")
+    return rounded if kept <= rounded < dropped else middle
+
+
+def _kk_rms(ranked) -> float:
+    """The winner's worst residual among the sweeps that pass KK (all when none does)."""
+    evidence, fitted, _ = ranked
+    winner = fitted[0][0]
+    passed = [
+        fit.residual_rms for fit, item in zip(winner.fits, evidence, strict=True) if item.kk.ok
+    ]
+    return max(passed or [fit.residual_rms for fit in winner.fits])
 
 
 def suggest_circuit(
@@ -758,17 +894,31 @@ def suggest_circuit(
         raise SuggestError(
             f"must be > 0 Hz, None or 'auto', got {max_freq_hz!r}", key="max_freq_hz"
         )
+    ranked = _ranked(steps, pairs, checks, area_cm2, max_arcs)
+    if max_freq_hz == "auto":
+        # Lin-KK follows an artefact no passive circuit does (its resistances may be
+        # negative): where the winner misses a run of the top points, crop them and rank again.
+        for _ in range(_MAX_CROP_ROUNDS):
+            lower = _top_misfit_crop(ranked, pairs, kk_threshold)
+            if lower is None or (crop is not None and lower >= crop):
+                break
+            try:
+                trial_checks = _kk_all(pairs, lower, kk_options)
+                trial = _ranked(steps, pairs, trial_checks, area_cm2, max_arcs)
+            except GeisPipelineError:
+                break
+            if not _kk_rms(trial) < _kk_rms(ranked):
+                break
+            crop, checks, ranked = lower, trial_checks, trial
+    evidence, fitted, n_tried = ranked
     if crop is not None and max_freq_hz == "auto":
         negative = any(np.any(z.real[freq > crop] < 0) for freq, z in pairs)
         notes.append(
-            f"points above {crop:.3g} Hz fail Kramers-Kronig on the representative sweeps"
-            + (" (Z' < 0 there: an instrument or reference-electrode artefact)" if negative else "")
-            + ": cropped (kk.max_freq_hz)"
+            f"the points above {crop:.3g} Hz are not those of a passive cell (Kramers-Kronig "
+            "or the best fits miss them"
+            + ("; Z' < 0 there: an instrument or reference-electrode artefact" if negative else "")
+            + "): cropped (kk.max_freq_hz)"
         )
-    evidence = [
-        _evidence(step, freq, z, check)
-        for step, (freq, z), check in zip(steps, pairs, checks, strict=True)
-    ]
     for item in evidence:
         if not item.kk.ok:
             notes.append(
@@ -780,37 +930,13 @@ def suggest_circuit(
             "no electrode area: capacitances are compared with the classes (F/cm2) as if the "
             "cell were 1 cm2; give the area (--area-cm2, experiment.area_cm2) for per-cm2 roles"
         )
-    freq_max = max(
-        float(freq[item.mask].max()) for (freq, _), item in zip(pairs, evidence, strict=True)
-    )
-    structures = _structures(evidence, freq_max, max_arcs)
-    fitted = []
-    n_tried = len(structures)
-    for structure in structures:
-        candidate = _fit_candidate(structure, pairs, evidence, area_cm2)
-        if candidate is not None:
-            fitted.append((candidate, structure))
-    if not fitted:
-        raise SuggestError(
-            "the sweeps have too few points for any candidate circuit", key="spectra"
-        )
-    fitted.sort(key=lambda item: (not item[0].sound, item[0].bic))
-    if not fitted[0][1].inductance:
-        # An inductance next to a bulk arc at the top of the band rarely shows as Z'' > 0:
-        # the winner is also tried with one, and the information criterion decides.
-        inductive = _fit_candidate(
-            replace(fitted[0][1], inductance=True), pairs, evidence, area_cm2
-        )
-        n_tried += 1
-        if inductive is not None:
-            fitted.append((inductive, replace(fitted[0][1], inductance=True)))
-            fitted.sort(key=lambda item: (not item[0].sound, item[0].bic))
     candidates = [candidate for candidate, _ in fitted]
     winner = _accept_residuals(candidates[0], fitted[0][1], pairs, evidence, area_cm2)
     if winner.noise_floor is not None:
         kk_rms = max(item.kk.rms for item in evidence if item.kk.ok)
         notes.append(
             f"no candidate fits to the noise: the best leaves {candidates[0].residual_rms:.2%} "
+            "on the sweeps that pass KK "
             f"RMS (KK {kk_rms:.2%}); the config accepts residuals up to {winner.noise_floor:.2%} "
             "(fit.noise_floor): remove that line to be strict"
         )
@@ -882,9 +1008,10 @@ def _role_lines(candidate: Candidate, area_cm2: float | None) -> list[str]:
 def _role_reason(fit: FitResult, element: str, role: str, area_cm2: float | None) -> str:
     unit, scale = ("ohm cm2", area_cm2) if area_cm2 else ("ohm", 1.0)
     c_unit = "F/cm2" if area_cm2 else "F"
+    arc = next((item for item in fit.capacitances.values() if item.resistor == element), None)
     if role == "cable":
         return f"cable inductance {fit.parameters.get(element, math.nan):.3g} H"
-    if role in ("series", "bulk") and element in fit.parameters and element.startswith("R"):
+    if arc is None and role in ("series", "bulk") and element in fit.parameters:
         resistance = fit.parameters[element] * scale
         what = (
             "high-frequency intercept: the bulk relaxes above the band"
@@ -896,7 +1023,6 @@ def _role_reason(fit: FitResult, element: str, role: str, area_cm2: float | None
         alpha = fit.parameters.get(f"{element}_1", math.nan)
         what = "diffusion tail" if role == "diffusion" else "blocking electrode's capacitive spike"
         return f"low-frequency {what}, CPE exponent {alpha:.2f}"
-    arc = next((item for item in fit.capacitances.values() if item.resistor == element), None)
     if arc is None:
         return role
     c = arc.C_F / (area_cm2 or 1.0)
@@ -956,7 +1082,7 @@ def suggestion_toml(
     for rank, item in enumerate(result.candidates[:5], start=1):
         marker = " <- this config" if item is chosen else ""
         lines.append(
-            f"#   {rank}. {item.circuit}  BIC {item.bic:.1f}, {item.n_processes} processes, "
+            f"#   {rank}. {item.circuit}  BIC {item.bic:.1f}, processes {item.n_processes}, "
             f"RMS {item.residual_rms:.2%}, arcs {'resolved' if item.resolved else 'NOT resolved'}"
             f", {_verdicts(item)} fits ok{marker}"
         )
@@ -977,8 +1103,8 @@ def suggestion_toml(
     if result.max_freq_hz is not None:
         lines += [
             "[kk]",
-            f"max_freq_hz = {_toml_value(float(result.max_freq_hz))}  # the points above fail "
-            "Kramers-Kronig on the representative sweeps (an artefact of the set-up)",
+            f"max_freq_hz = {_toml_value(float(result.max_freq_hz))}  # the points above are "
+            "not a passive cell's: Kramers-Kronig or the best fits miss them",
             "",
         ]
     fit = chosen.fits[0]
