@@ -83,6 +83,8 @@ _NOISE_RATIO = next(item.default for item in fields(FitOptions) if item.name == 
 _NOISE_FLOOR = next(item.default for item in fields(FitOptions) if item.name == "noise_floor")
 # Rounds of cropping the top points the winner misses.
 _MAX_CROP_ROUNDS = 3
+# Candidates refitted to judge a crop (all are ranked again at the crop chosen).
+_CROP_LEADERS = 3
 # Verdict residuals the suggestion may accept (fit.noise_floor) when no candidate reaches the
 # KK noise: beyond this the circuit does not describe the data and the config says so.
 _MAX_ACCEPTED_RESIDUAL = 0.03
@@ -730,8 +732,12 @@ def _ranked(
     checks: Sequence[KKResult],
     area_cm2: float | None,
     max_arcs: int,
+    only: Sequence[_Structure] | None = None,
 ) -> tuple[list[Evidence], list[tuple[Candidate, _Structure]], int]:
-    """Evidence, the fitted candidates best first (with their structures), structures tried."""
+    """Evidence, the fitted candidates best first (with their structures), structures tried.
+
+    ``only``: fit these structures instead of those the evidence suggests.
+    """
     evidence = [
         _evidence(step, freq, z, check)
         for step, (freq, z), check in zip(steps, pairs, checks, strict=True)
@@ -739,7 +745,7 @@ def _ranked(
     freq_max = max(
         float(freq[item.mask].max()) for (freq, _), item in zip(pairs, evidence, strict=True)
     )
-    structures = _structures(evidence, freq_max, max_arcs)
+    structures = list(only) if only is not None else _structures(evidence, freq_max, max_arcs)
     fitted = []
     for structure in structures:
         candidate = _fit_candidate(structure, pairs, evidence, area_cm2)
@@ -897,19 +903,24 @@ def suggest_circuit(
     ranked = _ranked(steps, pairs, checks, area_cm2, max_arcs)
     if max_freq_hz == "auto":
         # Lin-KK follows an artefact no passive circuit does (its resistances may be
-        # negative): where the winner misses a run of the top points, crop them and rank again.
+        # negative): where the winner misses a run of the top points, crop them; the leading
+        # candidates decide whether that helps, then all are ranked again at the new crop.
+        cropped = False
         for _ in range(_MAX_CROP_ROUNDS):
             lower = _top_misfit_crop(ranked, pairs, kk_threshold)
             if lower is None or (crop is not None and lower >= crop):
                 break
+            leaders = [structure for _, structure in ranked[1][:_CROP_LEADERS]]
             try:
                 trial_checks = _kk_all(pairs, lower, kk_options)
-                trial = _ranked(steps, pairs, trial_checks, area_cm2, max_arcs)
+                trial = _ranked(steps, pairs, trial_checks, area_cm2, max_arcs, only=leaders)
             except GeisPipelineError:
                 break
             if not _kk_rms(trial) < _kk_rms(ranked):
                 break
-            crop, checks, ranked = lower, trial_checks, trial
+            crop, checks, ranked, cropped = lower, trial_checks, trial, True
+        if cropped:
+            ranked = _ranked(steps, pairs, checks, area_cm2, max_arcs)
     evidence, fitted, n_tried = ranked
     if crop is not None and max_freq_hz == "auto":
         negative = any(np.any(z.real[freq > crop] < 0) for freq, z in pairs)
