@@ -472,7 +472,10 @@ def _export(arguments: argparse.Namespace) -> int:
     from geis_pipeline.export import export_results
 
     written = export_results(arguments.results, arguments.output, format=arguments.format)
-    print(f"{len(written.files)} tables written to {arguments.output} (columns in README.txt)")
+    print(
+        f"{len(written.tables)} tables in {len(written.files) - 1} files written to "
+        f"{arguments.output} (columns and units in README.txt)"
+    )
     return EXIT_OK
 
 
