@@ -14,6 +14,7 @@ known.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,11 @@ def _panels(result: SuggestResult, rows: int = 1, height: float = 4.2) -> tuple[
     fig = Figure(figsize=(4.6 * n + 0.6, height * rows), layout="constrained")
     axes = np.asarray(fig.subplots(rows, n, squeeze=False))
     return fig, axes
+
+
+def _title(fig: Figure, result: SuggestResult, text: str) -> None:
+    """A title wrapped to the figure's width (one panel holds ~45 characters)."""
+    fig.suptitle(textwrap.fill(text, width=45 * len(result.steps)), fontsize="medium")
 
 
 def _label(candidate, rank: int) -> str:
@@ -84,7 +90,7 @@ def suggest_nyquist(result: SuggestResult) -> Figure:
         ax.set_title(f"sweep {step}" + ("" if evidence.kk.ok else " (fails Kramers-Kronig)"))
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Suggested circuit: {result.best.circuit}")
+    _title(fig, result, f"Suggested circuit: {result.best.circuit}")
     return fig
 
 
@@ -132,7 +138,7 @@ def suggest_bode(result: SuggestResult) -> Figure:
         for ax in (modulus_ax, phase_ax):
             ax.grid(alpha=0.3, which="both")
     axes[0, 0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Suggested circuit: {result.best.circuit}")
+    _title(fig, result, f"Suggested circuit: {result.best.circuit}")
     return fig
 
 
@@ -168,7 +174,7 @@ def suggest_drt(result: SuggestResult) -> Figure:
                 fontsize=8,
                 va="top",
             )
-    fig.suptitle(f"DRT and the processes of {result.best.circuit} (dashed: fitted τ)")
+    _title(fig, result, f"DRT and the processes of {result.best.circuit} (dashed: fitted τ)")
     return fig
 
 
