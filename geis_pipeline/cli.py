@@ -253,12 +253,27 @@ def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_logging(arguments: argparse.Namespace) -> None:
-    level = logging.WARNING
-    if arguments.verbose:
-        level = logging.DEBUG
-    elif arguments.quiet:
-        level = logging.ERROR
+    """Warnings (and errors) of every library on stderr; ``-v``: the package's own steps too.
+
+    ``-v`` sets only the ``geis_pipeline`` loggers to DEBUG: other libraries stay at
+    WARNING, so matplotlib's or h5py's DEBUG lines never drown ours.
+    """
+    global _verbose_handler
+    level = logging.ERROR if arguments.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    if _verbose_handler is not None:  # main() called again (tests, notebooks)
+        log.removeHandler(_verbose_handler)
+        _verbose_handler = None
+    log.setLevel(logging.DEBUG if arguments.verbose else logging.NOTSET)
+    log.propagate = not arguments.verbose
+    if arguments.verbose:
+        # Our own handler: the package's records show whatever the root level is.
+        _verbose_handler = logging.StreamHandler(sys.stderr)
+        _verbose_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(_verbose_handler)
+
+
+_verbose_handler: logging.Handler | None = None
 
 
 def _show_progress(arguments: argparse.Namespace) -> bool:
@@ -301,26 +316,56 @@ def _config(arguments: argparse.Namespace) -> Config:
     return parse_config(config_to_toml(config), source="command line")  # re-validate
 
 
+#: Width of the labels of the terminal summaries (as :func:`format_summary` aligns them).
+_LABEL = 16
+
+
+def _line(label: str, text: str) -> str:
+    return f"  {label:<{_LABEL}} {text}"
+
+
 def _print_report(report) -> None:
+    from geis_pipeline.track import sand_fit_note
+
     for experiment in report.experiments:
         print(format_summary(experiment.ingest, title=f"Experiment {experiment.name}"))
+        quality = getattr(experiment, "quality", None)
+        if quality is not None:
+            for label, text in quality.rows()[1:]:  # the spectra are in the summary above
+                print(_line(label, text))
+        else:
+            print(
+                _line(
+                    "Kramers-Kronig",
+                    f"{experiment.n_kk_failed} failed, "
+                    f"{experiment.n_truncated} low-frequency tails truncated",
+                )
+            )
+            print(_line("circuit fits", f"{experiment.n_fit_failed} failed"))
+            print(_line("DRT", f"{experiment.n_drt_failed} failed"))
         print(
-            f"  Kramers-Kronig   {experiment.n_kk_failed} failed, "
-            f"{experiment.n_truncated} low-frequency tails truncated"
-        )
-        print(f"  circuit fits     {experiment.n_fit_failed} failed")
-        print(f"  DRT              {experiment.n_drt_failed} failed")
-        print(
-            f"  stages           computed: {', '.join(experiment.stages_computed) or 'none'} "
-            f"({experiment.n_sweeps_computed} sweeps); "
-            f"reused: {', '.join(experiment.stages_reused) or 'none'}"
+            _line(
+                "stages",
+                f"computed: {', '.join(experiment.stages_computed) or 'none'} "
+                f"({experiment.n_sweeps_computed} sweeps); "
+                f"reused: {', '.join(experiment.stages_reused) or 'none'}",
+            )
         )
         for path in experiment.skipped_files:
-            print(f"  skipped file     {path}")
+            print(_line("skipped file", str(path)))
         for sweep in experiment.skipped_sweeps:
-            print(f"  skipped sweep    {sweep.source} sweep {sweep.sweep_index}: {sweep.reason}")
+            print(
+                _line("skipped sweep", f"{sweep.source} sweep {sweep.sweep_index}: {sweep.reason}")
+            )
         for line in _physics_lines(experiment.summary):
             print(line)
+    note = (
+        ""
+        if report.study.get("sand")
+        else sand_fit_note({item.name: item.summary for item in report.experiments})
+    )
+    if note:
+        print(_line("Sand study", f"none: {note}"))
     rate = report.n_spectra / report.elapsed_s if report.elapsed_s else float("nan")
     print(f"Results in {report.output}  ({report.elapsed_s:.1f} s, {rate:.0f} spectra/s)")
 
@@ -330,26 +375,30 @@ def _finite(value: object) -> bool:
 
 
 def _physics_lines(summary: dict[str, object]) -> list[str]:
-    """The experiment-level results a researcher reads first."""
+    """The experiment-level results a researcher reads first, or why there are none."""
     lines = []
     threshold = summary.get("r_int_threshold_ohm_cm2")
     t0 = summary.get("t0_s")
     if _finite(t0):
-        lines.append(
-            f"  depletion t0     {t0 / 3600:.3g} h (R_int > {threshold:g} ohm cm2)"
-            if _finite(threshold)
-            else f"  depletion t0     {t0 / 3600:.3g} h"
-        )
+        if summary.get("t0_criterion") == "potential cutoff":
+            how = " (|E| reached the potential cutoff)"
+        else:
+            how = f" (R_int > {threshold:g} ohm cm2)" if _finite(threshold) else ""
+        lines.append(_line("depletion t0", f"{t0 / 3600:.3g} h{how}"))
         if _finite(summary.get("D_eff_cm2_s")):
-            lines.append(f"  Sand D_eff       {summary['D_eff_cm2_s']:.3g} cm2/s")
+            lines.append(_line("Sand D_eff", f"{summary['D_eff_cm2_s']:.3g} cm2/s"))
+        elif summary.get("D_eff_reason"):
+            lines.append(_line("Sand D_eff", f"none: {summary['D_eff_reason']}"))
+    elif summary.get("t0_reason"):
+        lines.append(_line("depletion t0", f"none: {summary['t0_reason']}"))
     elif threshold is not None:
-        lines.append(f"  depletion t0     not reached (R_int threshold {threshold:g} ohm cm2)")
+        lines.append(_line("depletion t0", f"not reached (R_int threshold {threshold:g} ohm cm2)"))
     if _finite(summary.get("relaxation_tau_s")):
         recovered = summary.get("relaxation_recovered_fraction")
-        text = f"  relaxation       tau {summary['relaxation_tau_s']:.3g} s"
+        text = f"tau {summary['relaxation_tau_s']:.3g} s"
         if _finite(recovered):
             text += f", {100 * recovered:.0f} % of the lost contact recovered"
-        lines.append(text)
+        lines.append(_line("relaxation", text))
     return lines
 
 
@@ -380,6 +429,7 @@ def _reprocess(arguments: argparse.Namespace) -> int:
 
 
 def _info(arguments: argparse.Namespace) -> int:
+    from geis_pipeline.report import sand_note
     from geis_pipeline.results import open_results
 
     results = open_results(arguments.results)
@@ -394,11 +444,40 @@ def _info(arguments: argparse.Namespace) -> int:
                 summarize(experiment.record.experiment), title=f"Experiment {experiment.name}"
             )
         )
-        print(f"  stages           {stages or 'none'}")
-        table = experiment.tracking(as_frame=False)
-        if "R_int_ohm_cm2" in table and len(table["R_int_ohm_cm2"]):
-            r_int = table["R_int_ohm_cm2"]
-            print(f"  R_int            {r_int[0]:.4g} -> {r_int[-1]:.4g} ohm cm2")
+        print(_line("stages", stages or "none"))
+        for label, text in experiment.quality().rows()[1:]:
+            print(_line(label, text))
+        for skipped in experiment.record.experiment.skipped:
+            print(_line("skipped file", f"{skipped.path}: {skipped.reason}"))
+        for sweep in experiment.record.experiment.skipped_sweeps:
+            print(
+                _line("skipped sweep", f"{sweep.source} sweep {sweep.sweep_index}: {sweep.reason}")
+            )
+        first_last = experiment.first_last("R_int")
+        if first_last is not None:
+            first, last, unit = first_last
+            left_out = int((~experiment.ok_steps()).sum())
+            print(
+                _line(
+                    "R_int",
+                    f"{first:.4g} -> {last:.4g} {unit.replace('Ω', 'ohm').replace('²', '2')}"
+                    + (f" (ok fits; {left_out} not-ok steps left out)" if left_out else ""),
+                )
+            )
+        for line in _physics_lines(experiment.summary):
+            print(line)
+    note = sand_note(results)
+    if note:
+        print(_line("Sand study", f"none: {note}"))
+    for name, attrs in results.study.items():
+        if name == "sand" and _finite(attrs.get("D_eff_cm2_s")):
+            print(
+                _line(
+                    "Sand study",
+                    f"D_eff {attrs['D_eff_cm2_s']:.3g} cm2/s from "
+                    f"{attrs.get('n_experiments')} experiments",
+                )
+            )
     return EXIT_OK
 
 

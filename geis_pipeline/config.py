@@ -205,6 +205,10 @@ class TrackConfig:
         Step the contact loss is relative to (default: first valid).
     r_int_threshold_ohm_cm2
         Depletion time t0: R_int (per interface) first exceeds this.
+    potential_cutoff_V
+        Depletion time t0 also where the working-electrode potential |E| first
+        reaches this while stripping (a voltage cutoff ended the stripping), V;
+        None: R_int only.
     temperature_K
         Measurement temperature: R_int is normalised to the reference
         temperature (per experiment: ``[experiments.<name>] temperature_K``).
@@ -244,6 +248,7 @@ class TrackConfig:
     interfaces: int = 1
     reference_step: int | None = None
     r_int_threshold_ohm_cm2: float = 10000.0
+    potential_cutoff_V: float | None = None
     temperature_K: float | None = None
     reference_temperature_K: float = 298.15
     activation_energy_eV: float = 0.37
@@ -472,6 +477,11 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         f"must be a step number >= 0 (0 = the first sweep), got {track.reference_step}",
     )
     require(track.r_int_threshold_ohm_cm2 > 0, "track.r_int_threshold_ohm_cm2", "must be > 0")
+    require(
+        track.potential_cutoff_V is None or track.potential_cutoff_V > 0,
+        "track.potential_cutoff_V",
+        f"must be > 0 V, got {track.potential_cutoff_V}",
+    )
     require(track.c0_mol_cm3 > 0, "track.c0_mol_cm3", "must be > 0 mol/cm3")
     require(
         0 < track.reference_temperature_K <= MAX_TEMPERATURE_K,

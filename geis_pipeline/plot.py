@@ -6,9 +6,16 @@ optional ``ax`` (or ``fig``) to draw into, and returns the :class:`matplotlib.fi
 Nothing calls ``pyplot``: figures are built with the object API and work on any backend
 (Agg included); they are never shown.
 
-Impedances and DRT amplitudes are drawn area-specific (ohm cm2); times in hours. What is
-drawn is decimated for long experiments (at most ``MAX_CURVES`` curves, ``MAX_MAP_ROWS`` rows
-of the DRT map); the stored data are never changed.
+Impedances and DRT amplitudes are drawn area-specific (ohm cm2), or in ohm when the
+electrode area is unknown (the axis labels say which); times in hours. What is drawn is
+decimated for long experiments (at most ``MAX_CURVES`` curves, ``MAX_MAP_ROWS`` rows of the
+DRT map); the stored data are never changed.
+
+Figures show failure instead of hiding it: steps whose fit is not ok (``fit_ok`` False)
+are drawn as crosses, apart from the curves of the ok steps; points the Kramers-Kronig check
+cut are drawn faint; axis limits follow the good data (:func:`robust_limits`), so one runaway
+sweep does not push the others into a corner; a resistance axis is logarithmic when the
+values span more than ``LOG_SPAN_DECADES`` decades.
 
 >>> results = geis_pipeline.open_results("run.h5")
 >>> fig = plot.nyquist(results["experiment"])
@@ -43,6 +50,7 @@ __all__ = [
     "fit_residuals",
     "kk_residuals",
     "nyquist",
+    "robust_limits",
     "sand",
     "sand_data",
     "select_steps",
@@ -54,6 +62,10 @@ MAX_CURVES = 300
 MAX_MAP_ROWS = 1500
 #: Colour map for time.
 TIME_CMAP = "viridis"
+#: A resistance or capacitance axis is logarithmic when its values span more decades than this.
+LOG_SPAN_DECADES = 1.5
+#: How steps whose fit is not ok are drawn (in their series' colour).
+FAILED_STYLE = {"linestyle": "none", "marker": "x", "ms": 4, "alpha": 0.8}
 _BOLTZMANN_EV_K = 8.617333262e-5
 
 
@@ -116,11 +128,16 @@ def _time_norm(times_h: np.ndarray) -> Normalize:
     return Normalize(low, high if high > low else low + 1.0)
 
 
-def _time_colourbar(fig: Figure, ax: Axes, norm: Normalize):
+def _time_colourbar(fig: Figure, ax: Axes, norm: Normalize, follow_box: bool = False):
+    """A time colourbar; ``follow_box``: beside the axes' actual (fixed-aspect) box."""
     from matplotlib.cm import ScalarMappable
 
     mappable = ScalarMappable(norm=norm, cmap=TIME_CMAP)
-    colourbar = fig.colorbar(mappable, ax=ax)
+    if follow_box:
+        # An inset axes sits in the parent's own coordinates: as tall as its box.
+        colourbar = fig.colorbar(mappable, cax=ax.inset_axes((1.03, 0.0, 0.035, 1.0)))
+    else:
+        colourbar = fig.colorbar(mappable, ax=ax)
     colourbar.set_label("time (h)")
     return colourbar
 
@@ -141,13 +158,71 @@ def _column(table: Mapping[str, np.ndarray], name: str) -> np.ndarray | None:
     return np.asarray(values, dtype=float)
 
 
+def robust_limits(values, margin: float = 0.05) -> tuple[float, float] | None:
+    """Axis limits holding the bulk of ``values``: the finite range, unless a few outliers
+    stretch it: then the 1st..99th percentile widened by 3 interquartile ranges.
+
+    Returns None when nothing is finite.
+    """
+    data = np.asarray(values, dtype=float).ravel()
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return None
+    low, high = float(data.min()), float(data.max())
+    if data.size >= 8:
+        q1, q25, q75, q99 = np.percentile(data, [1, 25, 75, 99])
+        spread = max(q75 - q25, 1e-12 * max(abs(q75), 1.0))
+        low = max(low, q1 - 3 * spread)
+        high = min(high, q99 + 3 * spread)
+    pad = margin * (high - low) if high > low else max(abs(high), 1.0) * margin
+    return low - pad, high + pad
+
+
+def _log_axis(ax: Axes, values) -> None:
+    """Log scale when the positive values span more than :data:`LOG_SPAN_DECADES`."""
+    data = np.asarray(values, dtype=float).ravel()
+    data = data[np.isfinite(data) & (data > 0)]
+    if data.size >= 2 and np.log10(data.max() / data.min()) > LOG_SPAN_DECADES:
+        ax.set_yscale("log")
+
+
+def _step_ok(experiment) -> np.ndarray:
+    """Per step: the fit is ok (the tracking table's ``fit_ok``, else the fit stage's)."""
+    n = len(experiment.spectra)
+    table = experiment.tracking(as_frame=False)
+    if "fit_ok" in table and len(table["fit_ok"]) == n:
+        return np.asarray(table["fit_ok"], dtype=bool)
+    stage = experiment.stage("fit")
+    if stage is not None and len(stage.sweeps.get("ok", ())) == n:
+        return np.asarray(stage.sweeps["ok"], dtype=bool)
+    return np.ones(n, dtype=bool)
+
+
+def _kk_used(experiment) -> np.ndarray | None:
+    """Per point: kept by the Kramers-Kronig check (None without the KK stage)."""
+    stage = experiment.stage("kk")
+    if stage is None or "used" not in stage.points:
+        return None
+    used = np.asarray(stage.points["used"], dtype=bool)
+    return used if used.size == _offsets(experiment)[-1] else None
+
+
+def _note(ax: Axes, text: str) -> None:
+    """A message in the middle of an empty panel (what is missing and why)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True,
+            fontsize="small", color="0.3")  # fmt: skip
+
+
 def _x_axis(experiment, x: str) -> tuple[np.ndarray, str]:
     table = experiment.tracking(as_frame=False)
     if x == "charge":
         charge = _column(table, "charge_mAh_cm2")
-        if charge is None:
-            raise ValueError("no passed charge in the tracking table")
-        return charge, "passed charge (mAh/cm²)"
+        if charge is not None and np.isfinite(charge).any():
+            return charge, "passed charge (mAh/cm²)"
+        absolute = np.array([spectrum.charge_mAh for spectrum in experiment.spectra], dtype=float)
+        if not np.isfinite(absolute).any():
+            raise ValueError("no passed charge recorded")
+        return absolute, "passed charge (mAh)"
     if x != "time":
         raise ValueError(f"x must be 'time' or 'charge', got {x!r}")
     return _times_h(experiment), "time (h)"
@@ -168,8 +243,12 @@ def nyquist(
 
     ``steps`` defaults to ``count`` evenly spaced sweeps. Measured points are markers; the
     fitted curve of each (when the fit stage ran and succeeded) is a line in the same colour.
+    Points the Kramers-Kronig check cut are drawn faint (label ``_kk_cut``; the kept ones are
+    ``_measured``); a sweep whose fit is not ok has hollow markers and its fit dashed
+    (``_fit_not_ok``). The axes are scaled to the kept points of the sweeps with an ok fit.
     """
     experiment = _experiment(results)
+    own_figure = ax is None
     fig, ax = _axes(ax, (6.4, 5.2))
     n = len(experiment.spectra)
     steps = select_steps(n, count) if steps is None else np.asarray(steps, dtype=int)
@@ -178,27 +257,108 @@ def nyquist(
     cmap = _cmap()
     area = _area(experiment)
     stage = experiment.stage("fit") if fit else None
-    offsets = _offsets(experiment) if stage is not None else None
+    offsets = _offsets(experiment)
+    used = _kk_used(experiment)
+    ok = _step_ok(experiment)
+    good_real, good_imag, kept_real, kept_imag, all_real, all_imag = [], [], [], [], [], []
+    notes: list[str] = []
+    n_cut = n_failed = 0
     for step in steps:
         spectrum = experiment.spectra[step]
         colour = cmap(norm(times[step]))
         z = spectrum.z * area
-        ax.plot(z.real, -z.imag, "o", ms=3, color=colour, alpha=0.8, label="_measured")
-        if stage is None or not bool(stage.sweeps["ok"][step]):
+        kept = (
+            used[offsets[step] : offsets[step + 1]]
+            if used is not None
+            else np.ones(z.size, dtype=bool)
+        )
+        n_cut += int(np.sum(~kept))
+        style = {"ms": 3, "color": colour, "alpha": 0.8}
+        if not ok[step]:
+            n_failed += 1
+            style |= {"mfc": "none", "alpha": 0.6}
+        ax.plot(z.real[kept], -z.imag[kept], "o", label="_measured", **style)
+        if (~kept).any():
+            ax.plot(z.real[~kept], -z.imag[~kept], "o", **(style | {"alpha": 0.2}),
+                    label="_kk_cut")  # fmt: skip
+        all_real.append(z.real)
+        all_imag.append(-z.imag)
+        kept_real.append(z.real[kept])
+        kept_imag.append(-z.imag[kept])
+        if ok[step]:
+            good_real.append(z.real[kept])
+            good_imag.append(-z.imag[kept])
+        if stage is None:
             continue
         window = slice(offsets[step], offsets[step + 1])
         z_fit = (
             stage.points["z_fit_real_ohm"][window] + 1j * stage.points["z_fit_imag_ohm"][window]
         ) * area
-        ax.plot(z_fit.real, -z_fit.imag, "-", lw=1.2, color=colour, label="_fit")
+        if not np.all(np.isfinite(z_fit)):
+            continue
+        if ok[step]:
+            ax.plot(z_fit.real, -z_fit.imag, "-", lw=1.2, color=colour, label="_fit")
+        else:  # the fit exists but is not trusted: thin and dashed
+            ax.plot(z_fit.real, -z_fit.imag, "--", lw=0.7, color=colour, alpha=0.6,
+                    label="_fit_not_ok")  # fmt: skip
+    # Scale to the kept points of the ok sweeps, else to the kept points of all.
+    real = imag = None
+    for reals, imags in ((good_real, good_imag), (kept_real, kept_imag), (all_real, all_imag)):
+        if reals and np.concatenate(reals).size:
+            real, imag = np.concatenate(reals), np.concatenate(imags)
+            break
     unit = _z_unit(experiment)
     ax.set_xlabel(f"Z' ({unit})")
     ax.set_ylabel(f"-Z'' ({unit})")
-    ax.set_aspect("equal", adjustable="datalim")
     ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
+    limits = _nyquist_limits(real, imag) if real is not None else None
+    if limits is not None:
+        (x0, x1), (y0, y1) = limits
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        n_inductive = int(np.sum(np.concatenate(all_imag) < y0))
+        if n_inductive:
+            notes.append(f"{n_inductive} inductive point(s) below -Z'' = {y0:.3g} not shown")
+        if own_figure:
+            # A figure of the data's shape: the equal-aspect box then fills it.
+            ratio = min(max((y1 - y0) / (x1 - x0), 0.3), 1.2)
+            fig.set_size_inches(6.4, 5.0 * ratio + 0.9)
+    # Equal scales; the box takes the limits' shape (the limits above hold).
+    ax.set_aspect("equal", adjustable="box")
     ax.set_title(f"{experiment.name}: Nyquist (markers: data, lines: fit)")
-    _time_colourbar(fig, ax, norm)
+    if n_cut:
+        notes.append(f"faint: {n_cut} point(s) cut by Kramers-Kronig")
+    if n_failed:
+        notes.append(f"hollow, dashed fit: {n_failed} sweep(s) whose fit is not ok")
+    if notes:
+        ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top",
+                fontsize="x-small", color="0.3")  # fmt: skip
+    _time_colourbar(fig, ax, norm, follow_box=True)
     return fig
+
+
+def _nyquist_limits(real: np.ndarray, imag: np.ndarray):
+    """Limits around the points and the line -Z'' = 0 (None when nothing is finite)."""
+    # The full range of the good points: a large legitimate arc (late in stripping) is
+    # data, not an outlier; what was cut or failed is already left out.
+    x_limits = _range(real)
+    y_limits = _range(np.concatenate([imag, [0.0]]))
+    if x_limits is None or y_limits is None:
+        return None
+    # An inductive tail (-Z'' < 0: the cables, above the arcs) is cropped to a quarter of
+    # the width: left whole, it makes a tall, narrow plot of the wiring.
+    y_low = max(y_limits[0], -0.25 * (x_limits[1] - x_limits[0]))
+    return x_limits, (y_low, y_limits[1])
+
+
+def _range(values, margin: float = 0.04) -> tuple[float, float] | None:
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return None
+    low, high = float(data.min()), float(data.max())
+    pad = margin * (high - low) if high > low else max(abs(high), 1.0) * margin
+    return low - pad, high + pad
 
 
 def _cmap():
@@ -237,8 +397,46 @@ def bode_phase(results, *, max_curves: int = MAX_CURVES, ax: Axes | None = None)
 # -- tracking -----------------------------------------------------------------------------------
 
 
+def _series(ax: Axes, x: np.ndarray, y: np.ndarray, ok: np.ndarray, label: str, **style):
+    """Ok steps as a line with dots; not-ok steps as crosses of the same colour, not joined."""
+    good = np.where(ok, y, np.nan)
+    line = ax.plot(x, good, ".-", ms=3, lw=0.8, label=label, **style)[0]
+    failed = ~ok & np.isfinite(y)
+    if failed.any():
+        ax.plot(x[failed], y[failed], label=f"_{label} not ok",
+                **(FAILED_STYLE | {"color": line.get_color()}))  # fmt: skip
+    return line
+
+
+def _failed_legend(ax: Axes, ok: np.ndarray) -> None:
+    if (~ok).any():
+        ax.plot([], [], label=f"fit not ok ({int(np.sum(~ok))} of {ok.size} steps)",
+                **(FAILED_STYLE | {"color": "0.3"}))  # fmt: skip
+
+
+def _value_axis(ax: Axes, values: list[np.ndarray], ok: np.ndarray) -> None:
+    """Log scale when the ok values span > LOG_SPAN_DECADES, limits from the ok values
+    (from all values when no step is ok)."""
+    mask = ok if ok.any() else np.ones_like(ok)
+    good = np.concatenate([value[mask] for value in values]) if values else np.empty(0)
+    _log_axis(ax, good)
+    if ax.get_yscale() == "log":
+        positive = good[np.isfinite(good) & (good > 0)]
+        if positive.size:
+            ax.set_ylim(positive.min() / 1.5, positive.max() * 1.5)
+        return
+    limits = robust_limits(good)
+    if limits is not None:
+        ax.set_ylim(*limits)
+
+
 def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
-    """Voltage profile (top) and R_b, R_gb, R_int (bottom, ohm cm2) on a shared time/charge axis."""
+    """Voltage profile (top) and R_b, R_gb, R_int (bottom) on a shared time/charge axis.
+
+    Resistances are in ohm cm2, or in ohm when the area is unknown. Steps whose fit
+    is not ok are crosses; the resistance axis is logarithmic when the ok values span
+    more than :data:`LOG_SPAN_DECADES` decades.
+    """
     experiment = _experiment(results)
     fig = _figure(fig, (7.0, 6.0))
     top, bottom = fig.subplots(2, 1, sharex=True)
@@ -252,34 +450,71 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     if potential is not None:
         top.plot(values, potential, ".", ms=3, label="at each sweep")
     top.set_ylabel("E (V)")
-    top.legend(loc="best", fontsize="small")
+    if top.lines:
+        top.legend(loc="best", fontsize="small")
     top.set_title(f"{experiment.name}: voltage profile and resistances")
-    for column, name in (
-        ("R_b_ohm_cm2", "R_b"),
-        ("R_gb_ohm_cm2", "R_gb"),
-        ("R_int_ohm_cm2", "R_int"),
-    ):
-        resistance = _column(table, column)
-        if resistance is not None:
-            bottom.plot(values, resistance, ".-", ms=3, lw=0.8, label=name)
-    bottom.set_ylabel("R (Ω cm²)")
+    ok = _step_ok(experiment)
+    drawn, unit = [], "Ω cm²" if experiment.metadata.area_cm2 else "Ω"
+    for stem in ("R_b", "R_gb", "R_int"):
+        quantity = experiment.quantity(stem) if hasattr(experiment, "quantity") else None
+        if quantity is None or not np.isfinite(quantity.values).any():
+            continue
+        _series(bottom, values, quantity.values, ok, stem)
+        drawn.append(quantity.values)
+        unit = quantity.unit
+    if drawn:
+        _failed_legend(bottom, ok)
+        _value_axis(bottom, drawn, ok)
+        bottom.legend(loc="best", fontsize="small")
+    else:
+        _note(bottom, "no resistances to draw (no ok fit, or no area and no ohm columns)")
+    bottom.set_ylabel(f"R ({unit})")
     bottom.set_xlabel(label)
-    bottom.legend(loc="best", fontsize="small")
     return fig
 
 
+def _relative(experiment, stem: str, reference: int) -> tuple[np.ndarray, float] | None:
+    """Values of ``stem`` and their reference value (the reference step, else the first ok)."""
+    quantity = experiment.quantity(stem)
+    if quantity is None:
+        return None
+    values = quantity.values
+    candidates = [reference] if 0 <= reference < len(values) else []
+    candidates += list(np.flatnonzero(np.isfinite(values) & _step_ok(experiment)))
+    for step in candidates:
+        if np.isfinite(values[step]) and values[step] != 0:
+            return values, float(values[step])
+    return None
+
+
 def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
-    """C_int normalised to its value at the reference step (dimensionless)."""
+    """C_int normalised to its value at the reference step (dimensionless).
+
+    Steps whose C_int is not reliable (``C_int_reliable`` False) are circled, steps whose
+    fit is not ok are crosses.
+    """
     experiment = _experiment(results)
     fig, ax = _axes(ax)
-    table = experiment.tracking(as_frame=False)
     values, label = _x_axis(experiment, x)
-    c_int = _column(table, "C_int_F_cm2")
     reference = int(experiment.summary.get("reference_step", 0) or 0)
-    if c_int is not None and len(c_int):
-        c0 = c_int[reference] if np.isfinite(c_int[reference]) else np.nanmedian(c_int[:5])
-        ax.plot(values, c_int / c0, ".-", ms=3, lw=0.8, label=f"C_int(0) = {c0:.3g} F/cm²")
+    relative = _relative(experiment, "C_int", reference)
+    if relative is not None:
+        c_int, c0 = relative
+        ok = _step_ok(experiment)
+        unit = experiment.quantity("C_int").unit
+        reliable = np.asarray(
+            experiment.tracking(as_frame=False).get("C_int_reliable", ok), dtype=bool
+        )
+        line = _series(ax, values, c_int / c0, ok, f"C_int(0) = {c0:.3g} {unit}")
+        doubtful = ok & ~reliable & np.isfinite(c_int)
+        if doubtful.any():
+            ax.plot(values[doubtful], (c_int / c0)[doubtful], "o", ms=4, mfc="none",
+                    color=line.get_color(), alpha=0.5, label="C_int not reliable")  # fmt: skip
+        _failed_legend(ax, ok)
+        _value_axis(ax, [c_int / c0], ok)
         ax.legend(loc="best", fontsize="small")
+    else:
+        _note(ax, "no interface capacitance to draw: C_int undetermined, or no ok fit")
     ax.axhline(1.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel(label)
     ax.set_ylabel("C_int / C_int(0) (1)")
@@ -288,22 +523,43 @@ def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
 
 
 def contact_loss(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
-    """Contact loss (%) from capacitance, 1 - C/C0, and from resistance, 1 - R0/R."""
+    """Contact loss (%) from capacitance, 1 - C/C0, and from resistance, 1 - R0/R.
+
+    From the tracking table's ``contact_loss_C`` / ``contact_loss_R``; when those are NaN
+    (no electrode area) from the absolute C_int and R_int (the ratios need no area).
+    """
     experiment = _experiment(results)
     fig, ax = _axes(ax)
     table = experiment.tracking(as_frame=False)
     values, label = _x_axis(experiment, x)
-    for column, name in (
-        ("contact_loss_C", "from C_int: 1 - C/C0"),
-        ("contact_loss_R", "from R_int: 1 - R0/R"),
+    ok = _step_ok(experiment)
+    reference = int(experiment.summary.get("reference_step", 0) or 0)
+    drawn = []
+    for column, stem, name in (
+        ("contact_loss_C", "C_int", "from C_int: 1 - C/C0"),
+        ("contact_loss_R", "R_int", "from R_int: 1 - R0/R"),
     ):
         loss = _column(table, column)
-        if loss is not None:
-            ax.plot(values, 100.0 * loss, ".-", ms=3, lw=0.8, label=name)
+        if loss is None or not np.isfinite(loss).any():
+            relative = _relative(experiment, stem, reference)
+            if relative is None:
+                continue
+            quantity, q0 = relative
+            with np.errstate(divide="ignore", invalid="ignore"):
+                loss = 1 - quantity / q0 if stem == "C_int" else 1 - q0 / quantity
+        _series(ax, values, 100.0 * loss, ok, name)
+        drawn.append(100.0 * loss)
+    if drawn:
+        _failed_legend(ax, ok)
+        limits = robust_limits(np.concatenate([value[ok] for value in drawn] + [[0.0]]))
+        if limits is not None:
+            ax.set_ylim(*limits)
+        ax.legend(loc="best", fontsize="small")
+    else:
+        _note(ax, "no contact loss to draw: no ok fit to refer to")
     ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel(label)
     ax.set_ylabel("contact loss (%)")
-    ax.legend(loc="best", fontsize="small")
     ax.set_title(f"{experiment.name}: contact loss")
     return fig
 
@@ -454,6 +710,11 @@ def _residual_panel(fig, ax, experiment, residuals, steps, times, ylabel):
     ax.add_collection(lines)
     ax.set_xscale("log")
     ax.autoscale()
+    # The bulk of the residuals sets the scale (at least +-1 %), not the worst sweep.
+    drawn = np.concatenate([segment[:, 1] for segment in segments]) if segments else []
+    limits = robust_limits(np.concatenate([drawn, [-1.0, 1.0]]))
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel(ylabel)
     colourbar = fig.colorbar(lines, ax=ax)
@@ -528,8 +789,9 @@ def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None =
     chi_ax.plot(times[ok], chi2[ok], ".", ms=3, label="fit ok")
     failed = ~ok
     if failed.any():
-        floor = np.nanmin(chi2[ok]) if ok.any() else 1.0
-        shown = np.where(np.isfinite(chi2[failed]), chi2[failed], floor)
+        finite_ok = chi2[ok & np.isfinite(chi2) & (chi2 > 0)]
+        floor = float(finite_ok.min()) if finite_ok.size else 1.0
+        shown = np.where(np.isfinite(chi2[failed]) & (chi2[failed] > 0), chi2[failed], floor)
         chi_ax.plot(times[failed], shown, "x", color="tab:red", label="fit failed")
     chi_ax.set_yscale("log")
     chi_ax.set_xlabel("time (h)")
@@ -562,6 +824,8 @@ def sand_data(results) -> dict[str, object] | None:
     Per experiment: ``summary["t0_s"]`` (depletion time) and the current density
     (``summary["current_density_mA_cm2"]``, else setpoint / area). Study level
     (``results.study["sand"]``): ``D_eff_cm2_s`` with ``c0_mol_cm3``, or a ``slope``.
+    None unless the study holds a Sand fit or the experiments reached t0 at two or
+    more current densities (a line through one point says nothing).
     """
     currents, t0s, names = [], [], []
     for experiment in results:
@@ -578,8 +842,8 @@ def sand_data(results) -> dict[str, object] | None:
         t0s.append(t0)
         names.append(experiment.name)
     study = dict(results.study.get("sand", {}))
-    if not t0s and not study:
-        return None
+    if not study and np.unique(np.round(currents, 12)).size < 2:
+        return None  # a Sand line needs two or more current densities
     data: dict[str, object] = {
         "current_density_mA_cm2": np.asarray(
             study.get("current_density_mA_cm2", currents), dtype=float

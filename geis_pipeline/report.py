@@ -20,8 +20,9 @@ import numpy as np
 
 from geis_pipeline import plot
 from geis_pipeline.results import ExperimentResults, Results, open_results
+from geis_pipeline.track import sand_fit_note
 
-__all__ = ["EXPERIMENT_FIGURES", "Figure", "write_report"]
+__all__ = ["EXPERIMENT_FIGURES", "Figure", "sand_note", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +102,22 @@ def _table(rows: list[tuple[str, object]]) -> str:
 def _experiment_rows(experiment: ExperimentResults) -> list[tuple[str, object]]:
     metadata = experiment.metadata
     spectra = experiment.spectra
+    summary = experiment.summary
     rows: list[tuple[str, object]] = [
         ("spectra", len(spectra)),
         ("incomplete sweeps", sum(bool(spectrum.incomplete) for spectrum in spectra)),
-        ("electrode area (cm²)", metadata.area_cm2),
+        (
+            "electrode area (cm²)",
+            metadata.area_cm2 if metadata.area_cm2 else "unknown: values in Ω and F only",
+        ),
         ("DC setpoint (mA)", metadata.current_setpoint_mA),
         ("start time", metadata.start_time),
         ("techniques", ", ".join(metadata.techniques or ())),
     ]
+    kind = summary.get("experiment_kind_description") or summary.get("experiment_kind")
+    if kind:
+        rows.append(("experiment kind", kind))
+    rows += [("warning", message) for message in metadata.warnings]
     if spectra:
         rows.append(
             (
@@ -116,24 +125,55 @@ def _experiment_rows(experiment: ExperimentResults) -> list[tuple[str, object]]:
                 f"{spectra[0].time_s / 3600:.4g} .. {spectra[-1].time_s / 3600:.4g}",
             )
         )
-    kk = experiment.stage("kk")
-    if kk is not None:
-        ok = np.asarray(kk.sweeps["ok"], dtype=bool)
-        truncated = np.isfinite(np.asarray(kk.sweeps["truncated_below_hz"], dtype=float))
-        rows.append(("Kramers-Kronig failed", int((~ok).sum())))
-        rows.append(("KK low-frequency truncations", int(truncated.sum())))
     fit = experiment.stage("fit")
     if fit is not None:
         rows.append(("circuit", fit.attrs.get("circuit", "")))
-        rows.append(("failed fits", int((~np.asarray(fit.sweeps["ok"], dtype=bool)).sum())))
-    drt = experiment.stage("drt")
-    if drt is not None:
-        rows.append(("DRT failed", int((~np.asarray(drt.sweeps["ok"], dtype=bool)).sum())))
-    table = experiment.tracking(as_frame=False)
-    r_int = table.get("R_int_ohm_cm2")
-    if r_int is not None and len(r_int):
-        rows.append(("R_int first -> last (Ω cm²)", f"{r_int[0]:.4g} -> {r_int[-1]:.4g}"))
+    first_last = experiment.first_last("R_int")
+    if first_last is not None:
+        first, last, unit = first_last
+        left_out = int((~experiment.ok_steps()).sum())
+        rows.append(
+            (
+                f"R_int first -> last ({unit}, ok fits)",
+                f"{first:.4g} -> {last:.4g}"
+                + (f" ({left_out} not-ok steps left out)" if left_out else ""),
+            )
+        )
+    for label, key, reason in (
+        ("depletion time t0 (h)", "t0_s", "t0_reason"),
+        ("Sand D_eff (cm²/s)", "D_eff_cm2_s", "D_eff_reason"),
+    ):
+        value = summary.get(key)
+        if isinstance(value, int | float | np.floating) and np.isfinite(value):
+            rows.append((label, f"{value / 3600:.4g}" if key == "t0_s" else f"{value:.4g}"))
+        elif summary.get(reason) and (key == "t0_s" or summary[reason] != summary.get("t0_reason")):
+            rows.append((label, f"none: {summary[reason]}"))
     return rows
+
+
+def _segment_rows(summary: dict[str, object]) -> list[tuple[str, object]]:
+    rows = []
+    for segment in summary.get("segments") or ():
+        if not isinstance(segment, dict):
+            continue
+        current = segment.get("current_mA")
+        rows.append(
+            (
+                f"steps {segment.get('first_step')}..{segment.get('last_step')}",
+                f"{segment.get('label')}, {float(segment.get('start_s', 0)) / 3600:.4g} .. "
+                f"{float(segment.get('stop_s', 0)) / 3600:.4g} h"
+                + (f", {current:.4g} mA" if isinstance(current, int | float) else ""),
+            )
+        )
+    return rows
+
+
+def sand_note(results: Results) -> str:
+    """Why the study has no Sand fit ("" when it has one or none is due; see
+    :func:`geis_pipeline.track.sand_fit_note`)."""
+    if "sand" in results.study:
+        return ""
+    return sand_fit_note({experiment.name: experiment.summary for experiment in results})
 
 
 def _figure_html(figure: Figure, png: bytes) -> str:
@@ -240,6 +280,7 @@ def write_report(
             continue
         figure = Figure(out / name, caption, experiment_name)
         png = _save(fig, figure.path)
+        log.debug("drew %s (%d kB)", name, len(png) // 1024)
         written.setdefault(experiment_name, []).append(_figure_html(figure, png))
     if progress is not None:
         progress(len(jobs), len(jobs), "index.html")
@@ -265,14 +306,23 @@ def write_report(
             f"{html.escape(experiment.name)}</h2>"
         )
         parts.append(_table(_experiment_rows(experiment)))
+        parts.append("<h3>Quality</h3>")
+        parts.append(_table(experiment.quality().rows()))
         summary = experiment.summary
+        segments = _segment_rows(summary)
+        if segments:
+            parts.append("<h3>Segments</h3>")
+            parts.append(_table(segments))
         if summary:
             parts.append("<h3>Experiment summary</h3>")
-            parts.append(_table(sorted(summary.items())))
+            parts.append(_table(sorted((k, v) for k, v in summary.items() if k != "segments")))
         parts.append("<h3>Figures</h3>")
         parts.extend(written.get(experiment.name, []))
-    if None in written or results.study:
+    note = sand_note(results)
+    if None in written or results.study or note:
         parts.append("<h2>Study</h2>")
+        if note:
+            parts.append(f"<p>No Sand plot: {html.escape(note)}.</p>")
         for name, attrs in results.study.items():
             parts.append(f"<h3>{html.escape(str(name))}</h3>")
             parts.append(_table(sorted(dict(attrs).items())))

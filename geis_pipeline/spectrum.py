@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -99,6 +100,14 @@ class Spectrum:
         """Number of frequency points."""
         return int(self.freq.size)
 
+    def __repr__(self) -> str:
+        flags = f", flags {sorted(self.flags)}" if self.flags else ""
+        return (
+            f"Spectrum({self.n_points} points {self.freq.max():.3g}..{self.freq.min():.3g} Hz, "
+            f"t = {self.time_s:.6g} s, I = {self.current_mA:.4g} mA, "
+            f"sweep {self.sweep_index} of {Path(self.source).name or '?'}{flags})"
+        )
+
     @property
     def incomplete(self) -> bool:
         """True when the sweep stopped early."""
@@ -159,6 +168,11 @@ class DCRecord:
 
     def __len__(self) -> int:
         return int(self.time_s.size)
+
+    def __repr__(self) -> str:
+        if not len(self):
+            return "DCRecord(0 rows)"
+        return f"DCRecord({len(self)} rows, {self.time_s[0]:.6g}..{self.time_s[-1]:.6g} s)"
 
     @classmethod
     def empty(cls) -> DCRecord:
@@ -309,6 +323,13 @@ class ExperimentMetadata:
         Absolute start of the experiment (earliest file start), if known.
     sources
         The files read, in time order.
+    setpoints_mA
+        DC current setpoint each source file states, mA (NaN where it states
+        none), in the order of ``sources``; empty when unknown (results written
+        before it was recorded).
+    warnings
+        What the files leave unknown or state wrongly (no area, EC-Lab's
+        placeholder area), each naming the file and what to do.
     """
 
     area_cm2: float | None
@@ -316,6 +337,8 @@ class ExperimentMetadata:
     techniques: tuple[str, ...]
     start_time: datetime | None
     sources: tuple[str, ...]
+    setpoints_mA: tuple[float, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def current_density_mA_cm2(self) -> float | None:
@@ -352,6 +375,16 @@ class Experiment:
 
     def __len__(self) -> int:
         return len(self.spectra)
+
+    def __repr__(self) -> str:
+        metadata = self.metadata
+        area = f"{metadata.area_cm2:.4g} cm2" if metadata.area_cm2 else "unknown area"
+        techniques = ", ".join(sorted(set(metadata.techniques))) or "no technique"
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return (
+            f"Experiment({len(self.spectra)} sweeps from {len(metadata.sources)} file(s) "
+            f"({techniques}){skipped}, {area}, DC record {len(self.dc_record)} rows)"
+        )
 
     @property
     def time_s(self) -> np.ndarray:

@@ -5,7 +5,9 @@ Layout (``layout_version`` 1; every name carries its unit)::
     /                               attrs: format, layout_version, package_version,
                                            created, config_toml
     /experiments/<name>/            attrs: area_cm2, current_setpoint_mA, start_time,
-                                           techniques, sources, inputs (JSON: name, size,
+                                           techniques, sources, setpoints_mA (JSON, per
+                                           source, null: none stated), warnings (JSON: no
+                                           or placeholder area...), inputs (JSON: name, size,
                                            sha256), skipped (JSON: [file, reason] of the
                                            files not read), skipped_sweeps (JSON: [file,
                                            sweep index in the file, time_s, reason] of the
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -112,6 +115,12 @@ class StageData:
     grid: Mapping[str, np.ndarray] = field(default_factory=dict)
     attrs: Mapping[str, object] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (
+            f"StageData({int(self.attrs.get('n_done', 0))} done; sweeps: "
+            f"{', '.join(self.sweeps) or 'none'}; points: {', '.join(self.points) or 'none'})"
+        )
+
 
 @dataclass(frozen=True)
 class ExperimentRecord:
@@ -123,6 +132,13 @@ class ExperimentRecord:
     stages: Mapping[str, StageData] = field(default_factory=dict)
     tracking: Mapping[str, np.ndarray] = field(default_factory=dict)
     summary: Mapping[str, object] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"ExperimentRecord({self.name!r}, {self.experiment!r}, "
+            f"stages: {', '.join(self.stages) or 'none'}, "
+            f"tracking: {len(self.tracking)} columns, summary: {len(self.summary)} values)"
+        )
 
 
 _LIBRARY_DAMAGED = False
@@ -237,6 +253,11 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
             "sources": list(metadata.sources),
             "inputs": [vars(item) for item in record.inputs],
             "skipped": [[item.path, item.reason] for item in experiment.skipped],
+            # JSON has no NaN: a source without a setpoint is null.
+            "setpoints_mA": [
+                None if value != value else float(value) for value in metadata.setpoints_mA
+            ],
+            "warnings": list(metadata.warnings),
             "skipped_sweeps": [
                 [item.source, item.sweep_index, item.time_s, item.reason]
                 for item in experiment.skipped_sweeps
@@ -483,6 +504,10 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
         techniques=tuple(attrs.get("techniques", ())),
         start_time=datetime.fromisoformat(_text(start_time)) if start_time else None,
         sources=tuple(attrs.get("sources", ())),
+        setpoints_mA=tuple(
+            math.nan if value is None else float(value) for value in attrs.get("setpoints_mA", ())
+        ),
+        warnings=tuple(str(value) for value in attrs.get("warnings", ())),
     )
     experiment = Experiment(
         spectra=spectra,

@@ -9,10 +9,11 @@ from datetime import datetime
 
 import numpy as np
 
+from geis_pipeline.kind import experiment_kind, spectra_labels
 from geis_pipeline.physics import stripped_thickness_um
 from geis_pipeline.spectrum import Experiment
 
-__all__ = ["ExperimentSummary", "format_summary", "summarize"]
+__all__ = ["ExperimentSummary", "format_rows", "format_summary", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class ExperimentSummary:
         Min and max DC potential (NaN if none recorded).
     charge_max_mAh
         Largest |charge| passed at a sweep start, mAh (NaN if not recorded).
+    kind, kind_description
+        What the experiment is (:func:`geis_pipeline.kind.experiment_kind`):
+        e.g. ``galvanostatic strip`` and its segments in words.
+    warnings
+        What the files leave unknown (no area, EC-Lab's placeholder area).
     """
 
     n_files: int
@@ -66,6 +72,9 @@ class ExperimentSummary:
     n_dc_rows: int
     potential_range_V: tuple[float, float]
     charge_max_mAh: float
+    kind: str = "unknown"
+    kind_description: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def _finite_range(values: np.ndarray) -> tuple[float, float]:
@@ -80,6 +89,11 @@ def summarize(experiment: Experiment) -> ExperimentSummary:
     charges = np.abs([spectrum.charge_mAh for spectrum in spectra])
     finite_charges = charges[np.isfinite(charges)]
     metadata = experiment.metadata
+    kind = experiment_kind(
+        spectra_labels(spectra, metadata),
+        experiment.time_s,
+        np.array([spectrum.current_mA for spectrum in spectra]),
+    )
     return ExperimentSummary(
         n_files=len(metadata.sources),
         n_skipped=len(experiment.skipped),
@@ -102,6 +116,9 @@ def summarize(experiment: Experiment) -> ExperimentSummary:
             )
         ),
         charge_max_mAh=float(finite_charges.max()) if finite_charges.size else math.nan,
+        kind=kind.kind,
+        kind_description=kind.description,
+        warnings=tuple(metadata.warnings),
     )
 
 
@@ -121,8 +138,11 @@ def format_summary(summary: ExperimentSummary, title: str = "") -> str:
         ("start", str(summary.start_time) if summary.start_time else "not stated in the files"),
         (
             "electrode area",
-            f"{summary.area_cm2:.4g} cm2" if summary.area_cm2 else "unknown (give --area-cm2)",
+            f"{summary.area_cm2:.4g} cm2"
+            if summary.area_cm2
+            else "unknown: results in ohm and F only (see the warning)",
         ),
+        ("experiment kind", summary.kind_description or summary.kind),
     ]
     if summary.current_setpoint_mA is not None:
         density = (
@@ -153,7 +173,13 @@ def format_summary(summary: ExperimentSummary, title: str = "") -> str:
             per_area = summary.charge_max_mAh / summary.area_cm2
             charge += f" = {per_area:.4g} mAh/cm2 (~{stripped_thickness_um(per_area):.3g} um of Li)"
         rows.append(("charge passed", charge))
-    width = max(len(label) for label, _ in rows)
+    rows += [("warning", message) for message in summary.warnings]
+    return format_rows(rows, title)
+
+
+def format_rows(rows: list[tuple[str, str]], title: str = "") -> str:
+    """Aligned ``label  value`` lines under an optional title (the terminal summaries)."""
+    width = max((len(label) for label, _ in rows), default=0)
     lines = [title] if title else []
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     return "\n".join(lines)

@@ -13,10 +13,14 @@ Conventions
   electrode (EC-Lab's sign), negative = plating; ``|i|`` at most
   ``ocv_current_density_mA_cm2`` counts as open circuit.
 * Segments: consecutive steps with the same label (``strip``, ``plate``,
-  ``ocv``; ``unknown`` when the current is not recorded) are numbered from 0.
+  ``ocv``, ``bias``; ``unknown`` when the current is not recorded) are numbered
+  from 0. :func:`track` labels from the current density; the pipeline replaces
+  the labels with :func:`geis_pipeline.kind.step_labels` (technique, setpoint
+  and DC record with a tolerance) through :func:`apply_segments`.
 * Times are the sweep starts, s since the acquisition start. The depletion time
-  t0 is counted from the current onset, estimated from the passed charge of the
-  first loaded step (t - 3600 q / I) when it is recorded.
+  t0 exists only for a stripping segment (:func:`summarize_tracking` says why
+  otherwise) and is counted from its current onset, estimated from the passed
+  charge of its first step (t - 3600 q / I) when it is recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
+from geis_pipeline.kind import OCV, PLATE, STRIP, UNKNOWN, experiment_kind, segment_index
 from geis_pipeline.physics import BOLTZMANN_EV_K, FARADAY_C_MOL, stripped_thickness_um
 
 __all__ = [
@@ -38,20 +43,19 @@ __all__ = [
     "RelaxationFit",
     "SandFit",
     "TrackResult",
+    "apply_segments",
     "arrhenius_fit",
     "depletion_time",
     "fit_relaxation",
     "normalise_temperature",
     "sand_diffusivity",
     "sand_fit",
+    "sand_fit_note",
     "sand_time_s",
     "segment_labels",
     "summarize_tracking",
     "track",
 ]
-
-#: Segment labels.
-STRIP, PLATE, OCV, UNKNOWN = "strip", "plate", "ocv", "unknown"
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,10 @@ def segment_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label each step ``strip`` (i > 0), ``plate`` (i < 0), ``ocv`` or ``unknown`` (NaN).
 
+    From the current density alone; the pipeline replaces these labels with
+    :func:`geis_pipeline.kind.step_labels` (technique, setpoint and DC record
+    with a tolerance) through :func:`apply_segments`.
+
     Returns
     -------
     labels, index
@@ -355,11 +363,25 @@ def segment_labels(
     labels[finite & ~open_circuit & (density > 0)] = STRIP
     labels[finite & ~open_circuit & (density < 0)] = PLATE
     labels[open_circuit] = OCV
-    changes = np.ones(density.size, dtype=np.int64)
-    if density.size:
-        changes[0] = 0
-        changes[1:] = labels[1:] != labels[:-1]
-    return labels, np.cumsum(changes)
+    return labels, segment_index(labels)
+
+
+def apply_segments(columns: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, np.ndarray]:
+    """A :func:`track` table with other segment labels (e.g. from :mod:`geis_pipeline.kind`).
+
+    Sets ``segment`` and ``segment_index`` and leaves the DC-AC gap columns
+    (``R_dcac_*``) only at galvanostatic steps (``strip``/``plate``): elsewhere
+    there is no imposed current to divide the potential by.
+    """
+    labels = np.asarray(labels, dtype=object)
+    table = dict(columns)
+    table["segment"] = labels
+    table["segment_index"] = segment_index(labels)
+    loaded = (labels == STRIP) | (labels == PLATE)
+    for name, values in columns.items():
+        if name.startswith("R_dcac"):
+            table[name] = np.where(loaded, np.asarray(values, dtype=np.float64), np.nan)
+    return table
 
 
 def normalise_temperature(
@@ -531,6 +553,30 @@ def sand_fit(
     )
 
 
+def sand_fit_note(summaries: Mapping[str, Mapping[str, object]]) -> str:
+    """Why a study of these experiment summaries has no Sand fit ("" when none is due).
+
+    A Sand fit needs depletion times at two or more current densities. Says so
+    when some experiment reached t0 or there are several experiments; a single
+    experiment without t0 has its own reason (``t0_reason``).
+    """
+    points = []
+    for name, summary in summaries.items():
+        current = summary.get("current_density_mA_cm2", math.nan)
+        current = float(current) if isinstance(current, int | float | np.number) else math.nan
+        if summary.get("t0_reached") and math.isfinite(current):
+            points.append((name, current))
+    currents = {round(abs(current), 9) for _, current in points}
+    if len(currents) >= 2 or (not points and len(summaries) < 2):
+        return ""
+    listed = ", ".join(f"{name} ({current:.4g} mA/cm2)" for name, current in points)
+    return (
+        "a Sand fit needs depletion times at two or more current densities; "
+        f"{len(points)} experiment(s) reached t0, at {len(currents)} current density(ies)"
+        + (f": {listed}" if listed else "")
+    )
+
+
 @dataclass(frozen=True)
 class ArrheniusFit:
     """ln(T/R) = ln A - E_A / (k_B T): activation energy of one resistance.
@@ -681,17 +727,88 @@ def fit_relaxation(
 # ---------------------------------------------------------------- experiment summary
 
 
-def _current_onset(time_s, charge_mAh_cm2, density, labels) -> float:
-    """Start of the first loaded segment: t - 3600 q / i of its first step, else a fallback."""
-    loaded = np.flatnonzero((labels == STRIP) | (labels == PLATE))
-    if loaded.size == 0:
-        return 0.0
-    first = int(loaded[0])
-    t, q, i = time_s[first], charge_mAh_cm2[first], density[first]
+def _onset(time_s: np.ndarray, charge_mAh: np.ndarray, current_mA: np.ndarray, first: int) -> float:
+    """Current onset of the loaded segment starting at step ``first``: t - 3600 q / I.
+
+    ``q`` is the charge the instrument counted at that step (from its
+    technique's start) and ``I`` the current, in any consistent units (mAh and
+    mA, or per cm2). Falls back to the step's own time (0 for the first step).
+    """
+    t, q, i = time_s[first], charge_mAh[first], current_mA[first]
     onset = t - 3600 * abs(q) / abs(i) if np.isfinite(q) and np.isfinite(i) and i != 0 else math.nan
-    if np.isfinite(onset) and -1e-6 <= onset <= t + 1e-6:
+    earliest = time_s[first - 1] if first > 0 else 0.0
+    if np.isfinite(onset) and earliest - 1e-6 <= onset <= t + 1e-6:
         return float(max(onset, 0.0))
     return float(t) if first > 0 else 0.0
+
+
+#: How to give the electrode area (the reasons below say it).
+GIVE_AREA = "give it with --area-cm2 or experiment.area_cm2 in the config"
+
+
+def _depletion(
+    time_s: np.ndarray,
+    r_int: np.ndarray,
+    fit_ok: np.ndarray,
+    labels: np.ndarray,
+    segment_numbers: np.ndarray,
+    onsets: Mapping[int, float],
+    threshold: float,
+    kind: str,
+    potential_V: np.ndarray | None = None,
+    potential_cutoff_V: float | None = None,
+) -> tuple[DepletionTime, float, int, str, str]:
+    """Depletion within the stripping segments: (result, onset, segment, reason, criterion).
+
+    The first stripping segment whose R_int (ok fits only) crosses the
+    threshold, or whose |E| reaches ``potential_cutoff_V``, gives t0 (the
+    earlier of the two), counted from that segment's current onset. The
+    reason says why there is none ("" when reached); the criterion is
+    ``R_int`` or ``potential cutoff`` ("" when not reached).
+    """
+    none = DepletionTime(math.nan, math.nan, math.nan, False)
+    stripping = [int(number) for number in np.unique(segment_numbers[labels == STRIP])]
+    if not stripping:
+        reason = (
+            f"no galvanostatic stripping in this experiment (kind: {kind}): a depletion "
+            "time and Sand's D_eff exist only for a stripping experiment"
+        )
+        return none, math.nan, -1, reason, ""
+    potential = (
+        np.abs(np.asarray(potential_V, dtype=np.float64))
+        if potential_V is not None and potential_cutoff_V is not None
+        else None
+    )
+    ok = fit_ok & np.isfinite(r_int) & (labels == STRIP)
+    for number in stripping:
+        steps = segment_numbers == number
+        onset = onsets.get(number, float(time_s[np.flatnonzero(steps)[0]]))
+        found = []
+        by_r = depletion_time(time_s, r_int, threshold, valid=ok & steps, onset_s=onset)
+        if by_r.reached:
+            found.append((by_r.crossing_time_s, by_r, "R_int"))
+        if potential is not None:
+            by_e = depletion_time(time_s, potential, potential_cutoff_V, valid=steps, onset_s=onset)
+            if by_e.reached:
+                found.append((by_e.crossing_time_s, by_e, "potential cutoff"))
+        if found:
+            _, result, criterion = min(found, key=lambda item: item[0])
+            return result, onset, number, "", criterion
+    if not ok.any():
+        if not (fit_ok & (labels == STRIP)).any():
+            reason = "no stripping step has an ok circuit fit"
+        else:
+            reason = "no electrode area: the R_int threshold is in ohm cm2; " + GIVE_AREA
+    else:
+        reason = (
+            f"R_int stayed below the threshold {threshold:g} ohm cm2 while stripping "
+            f"(highest with an ok fit: {float(np.max(r_int[ok])):.4g} ohm cm2)"
+        )
+    if potential is not None:
+        strip_potential = potential[(labels == STRIP) & np.isfinite(potential)]
+        highest = f" (highest {strip_potential.max():.4g} V)" if strip_potential.size else ""
+        reason += f"; |E| stayed below the {potential_cutoff_V:g} V cutoff{highest}"
+    return none, onsets.get(stripping[0], math.nan), stripping[0], reason, ""
 
 
 def summarize_tracking(
@@ -703,15 +820,27 @@ def summarize_tracking(
     current_density_mA_cm2: float | None = None,
     relaxation_model: str = "exponential",
     temperature_K: float | None = None,
+    current_mA: np.ndarray | None = None,
+    charge_mAh: np.ndarray | None = None,
+    potential_cutoff_V: float | None = None,
 ) -> dict[str, object]:
     """Experiment-level results from a :func:`track` table.
 
     Returns a flat dict of attributes:
 
+    * ``experiment_kind``, ``experiment_kind_description``, ``segments`` (one
+      dict per segment: label, first_step, last_step, start_s, stop_s,
+      current_mA): what the experiment is, from the ``segment`` labels
+      (:func:`geis_pipeline.kind.experiment_kind`);
     * ``t0_s``, ``t0_stderr_s``, ``t0_reached``, ``current_onset_s``: depletion
-      time (R_int first above ``r_int_threshold_ohm_cm2``, from the current onset);
+      time, only for a stripping segment: R_int (ok fits of the segment) first
+      above ``r_int_threshold_ohm_cm2``, or (with ``potential_cutoff_V``) |E_V|
+      first at the cutoff, whichever comes first, counted from the segment's
+      current onset; ``t0_criterion`` says which (``R_int``, ``potential
+      cutoff``), ``t0_reason`` why there is none ("" when reached);
     * ``current_density_mA_cm2``: the override, else the median |i| of the
-      steps of the first loaded segment; ``D_eff_cm2_s``: Sand's D from t0;
+      stripping segment (else of the first loaded one); ``D_eff_cm2_s``:
+      Sand's D from t0, with ``D_eff_reason`` ("" when computed);
     * ``relaxation_*``: the first open-circuit segment after a loaded one,
       fitted on the relative contact from resistance (R_ref / R_int) and from
       capacitance (C_int / C_ref, reliable steps only): ``relaxation_tau_s``,
@@ -722,6 +851,9 @@ def summarize_tracking(
     * ``R_b_ref_ohm_cm2``, ``R_gb_ref_ohm_cm2``, ``R_int_ref_ohm_cm2``,
       ``C_int_ref_F_cm2``: values at the reference step (for Arrhenius);
       ``temperature_K`` when known.
+
+    ``current_mA`` and ``charge_mAh`` (per step, as the instrument recorded
+    them) place the current onset when the table has no area-specific charge.
     """
     time_s = np.asarray(columns["time_s"], dtype=np.float64)
     n = time_s.size
@@ -732,30 +864,63 @@ def summarize_tracking(
     density = np.asarray(columns.get("current_density_mA_cm2", nan), dtype=np.float64)
     labels = np.asarray(columns.get("segment", np.full(n, UNKNOWN, dtype=object)), dtype=object)
     segments = np.asarray(columns.get("segment_index", np.zeros(n, np.int64)))
+    # The onset needs charge / current in one unit: per cm2, else as recorded.
     charge = np.asarray(columns.get("charge_mAh_cm2", nan), dtype=np.float64)
+    current = density
+    if not np.isfinite(charge).any() and charge_mAh is not None and current_mA is not None:
+        charge = np.asarray(charge_mAh, dtype=np.float64)
+        current = np.asarray(current_mA, dtype=np.float64)
     summary: dict[str, object] = {}
+    kind = experiment_kind(labels, time_s, current_mA)
+    summary |= {
+        "experiment_kind": kind.kind,
+        "experiment_kind_description": kind.description,
+        "segments": [segment.as_dict() for segment in kind.segments],
+    }
 
-    onset = _current_onset(time_s, charge, density, labels)
-    depletion = depletion_time(time_s, r_int, r_int_threshold_ohm_cm2, valid=fit_ok, onset_s=onset)
     loaded = (labels == STRIP) | (labels == PLATE)
+    loaded_segments = [int(number) for number in np.unique(segments[loaded])]
+    onsets = {
+        number: _onset(time_s, charge, current, int(np.flatnonzero(segments == number)[0]))
+        for number in loaded_segments
+    }
+    depletion, onset, segment, reason, criterion = _depletion(
+        time_s,
+        r_int,
+        fit_ok,
+        labels,
+        segments,
+        onsets,
+        r_int_threshold_ohm_cm2,
+        kind.kind,
+        columns.get("E_V"),
+        potential_cutoff_V,
+    )
     if current_density_mA_cm2 is not None:
         i = abs(float(current_density_mA_cm2))
-    elif loaded.any():
-        first_segment = segments[np.flatnonzero(loaded)[0]]
-        i = float(np.nanmedian(np.abs(density[segments == first_segment])))
     else:
-        i = math.nan
+        chosen = segment if segment >= 0 else (loaded_segments[0] if loaded_segments else -1)
+        values = np.abs(density[segments == chosen]) if chosen >= 0 else np.empty(0)
+        values = values[np.isfinite(values)]
+        i = float(np.median(values)) if values.size else math.nan
+    d_eff, d_reason = math.nan, reason
+    if depletion.reached:
+        if np.isfinite(i) and i > 0:
+            d_eff, d_reason = sand_diffusivity(depletion.t0_s, i, c0_mol_cm3), ""
+        else:
+            d_reason = "no stripping current density (needs the electrode area): " + GIVE_AREA
     summary |= {
         "t0_s": depletion.t0_s,
         "t0_stderr_s": depletion.t0_stderr_s,
         "t0_reached": depletion.reached,
+        "t0_reason": reason,
+        "t0_criterion": criterion,
         "current_onset_s": onset,
         "r_int_threshold_ohm_cm2": float(r_int_threshold_ohm_cm2),
         "current_density_mA_cm2": i,
         "c0_mol_cm3": float(c0_mol_cm3),
-        "D_eff_cm2_s": sand_diffusivity(depletion.t0_s, i, c0_mol_cm3)
-        if depletion.reached and np.isfinite(i)
-        else math.nan,
+        "D_eff_cm2_s": d_eff,
+        "D_eff_reason": d_reason,
     }
 
     relaxation: dict[str, object] = {
@@ -769,8 +934,15 @@ def summarize_tracking(
         "relaxation_start_s": math.nan,
         "n_relaxation_steps": 0,
     }
+    # Relaxation is relative (R_ref / R_int, C_int / C_ref): without an area the
+    # absolute twins of the columns serve.
+    r_rel, c_rel = r_int, c_int
+    if not np.isfinite(r_rel).any() and "R_int_ohm" in columns:
+        r_rel = np.asarray(columns["R_int_ohm"], dtype=np.float64)
+    if not np.isfinite(c_rel).any() and "C_int_F" in columns:
+        c_rel = np.asarray(columns["C_int_F"], dtype=np.float64)
     if 0 <= reference_step < n:
-        r_ref, c_ref = r_int[reference_step], c_int[reference_step]
+        r_ref, c_ref = r_rel[reference_step], c_rel[reference_step]
         after_load = [
             int(index)
             for index in np.unique(segments[labels == OCV])
@@ -783,11 +955,11 @@ def summarize_tracking(
                 start = float(time_s[steps[0]])
                 with np.errstate(all="ignore"):
                     from_r = fit_relaxation(
-                        time_s[steps], r_ref / r_int[steps], start_s=start, model=relaxation_model
+                        time_s[steps], r_ref / r_rel[steps], start_s=start, model=relaxation_model
                     )
                     c_steps = steps[reliable[steps]]
                     from_c = fit_relaxation(
-                        time_s[c_steps], c_int[c_steps] / c_ref, start_s=start,
+                        time_s[c_steps], c_rel[c_steps] / c_ref, start_s=start,
                         model=relaxation_model,
                     )  # fmt: skip
                 relaxation |= {

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from geis_pipeline.errors import GeisPipelineError, NoImpedanceDataError, UnknownFormatError
+from geis_pipeline.ingest._eclab import PLACEHOLDER_AREA_CM2, is_placeholder_area
 from geis_pipeline.spectrum import (
     DCRecord,
     Experiment,
@@ -26,7 +28,14 @@ from geis_pipeline.spectrum import (
     sort_spectra,
 )
 
-__all__ = ["FORMATS", "read_experiment", "read_file", "read_file_experiment", "read_spectra"]
+__all__ = [
+    "FORMATS",
+    "placeholder_warning",
+    "read_experiment",
+    "read_file",
+    "read_file_experiment",
+    "read_spectra",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +167,11 @@ def read_experiment(
     folder
         Experiment folder (not searched recursively).
     area_cm2
-        Electrode area, cm2; overrides the file headers.
+        Electrode area, cm2; overrides the file headers. Without it the
+        area the files state is used; EC-Lab's placeholder (0.001 cm2,
+        written when no area was typed in) is no area. A missing or
+        placeholder area is logged as a warning naming the files and kept
+        in ``metadata.warnings``.
     strict
         Raise on the first unreadable file instead of skipping it.
     progress
@@ -191,6 +204,13 @@ def read_experiment(
     for done, path in enumerate(paths, start=1):
         try:
             files.append(read_file(path))
+            log.debug(
+                "read %s: %s, %d sweeps, %d DC rows",
+                path.name,
+                files[-1].technique or "technique unknown",
+                len(files[-1].spectra),
+                len(files[-1].dc_record),
+            )
         except GeisPipelineError as exc:
             if strict:
                 raise
@@ -229,11 +249,11 @@ def _merge(
         offset = (item.start_time - start).total_seconds() if item.start_time and start else 0.0
         spectra.extend(spectrum.shifted(offset) for spectrum in item.spectra)
         records.append(item.dc_record.shifted(offset))
+    warnings: list[str] = []
     if area_cm2 is None:
-        areas = {item.area_cm2 for item in ordered if item.area_cm2 is not None}
-        if len(areas) > 1:
-            log.warning("files state different electrode areas %s cm2: using the first", areas)
-        area_cm2 = next((item.area_cm2 for item in ordered if item.area_cm2 is not None), None)
+        area_cm2, warnings = _area(ordered)
+        for message in warnings:
+            log.warning("%s", message)
     setpoint = next(
         (item.current_setpoint_mA for item in ordered if item.current_setpoint_mA is not None), None
     )
@@ -243,6 +263,11 @@ def _merge(
         techniques=tuple(item.technique or "unknown" for item in ordered),
         start_time=start,
         sources=tuple(item.path for item in ordered),
+        setpoints_mA=tuple(
+            math.nan if item.current_setpoint_mA is None else float(item.current_setpoint_mA)
+            for item in ordered
+        ),
+        warnings=tuple(warnings),
     )
     return Experiment(
         spectra=sort_spectra(spectra),
@@ -250,6 +275,59 @@ def _merge(
         metadata=metadata,
         skipped=tuple(skipped),
     )
+
+
+#: How to give the area, for the warnings.
+_GIVE_AREA = "give the area with --area-cm2 or experiment.area_cm2 in the config"
+
+
+def _names(paths: list[str], limit: int = 3) -> str:
+    names = ", ".join(Path(path).name for path in paths[:limit])
+    return names + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+_AREA_CONSEQUENCE = (
+    "area-specific values (ohm cm2, F/cm2, mA/cm2) are NaN, absolute ones (ohm, F, mA) are kept"
+)
+
+
+def placeholder_warning(paths: list[str]) -> str:
+    """The warning for files stating EC-Lab's placeholder area."""
+    return (
+        f"{_names(paths)}: electrode area {PLACEHOLDER_AREA_CM2} cm2 is EC-Lab's placeholder "
+        f"(no area was typed in), not used: {_AREA_CONSEQUENCE}; {_GIVE_AREA}"
+    )
+
+
+def _area(files: list[InstrumentFile]) -> tuple[float | None, list[str]]:
+    """The electrode area the files state (EC-Lab's 0.001 cm2 placeholder is none) and warnings."""
+    warnings: list[str] = []
+    placeholders = [
+        item.path
+        for item in files
+        if item.format.startswith("eclab") and is_placeholder_area(item.area_cm2)
+    ]
+    if placeholders:
+        warnings.append(placeholder_warning(placeholders))
+    stated = [
+        item
+        for item in files
+        if item.area_cm2 is not None and item.path not in placeholders and item.area_cm2 > 0
+    ]
+    areas = sorted({item.area_cm2 for item in stated})
+    if len(areas) > 1:
+        warnings.append(
+            f"files state different electrode areas {areas} cm2: using {stated[0].area_cm2} cm2 "
+            f"of {Path(stated[0].path).name}; {_GIVE_AREA} to choose"
+        )
+    if stated:
+        return stated[0].area_cm2, warnings
+    if not placeholders:
+        missing = [item.path for item in files if item.spectra] or [item.path for item in files]
+        warnings.append(
+            f"{_names(missing)}: no electrode area stated: {_AREA_CONSEQUENCE}; {_GIVE_AREA}"
+        )
+    return None, warnings
 
 
 def _first_time(item: InstrumentFile) -> float:

@@ -49,6 +49,16 @@ TECHNIQUES: dict[str, str] = {
 
 _FILENAME_TECHNIQUE = re.compile(r"_\d+_([A-Za-z]+)(?:_C\d+)?$")
 
+#: The electrode area EC-Lab writes when the user typed none (cm2): a placeholder, not an area.
+PLACEHOLDER_AREA_CM2 = 0.001
+
+
+def is_placeholder_area(area_cm2: float | None) -> bool:
+    """Whether an EC-Lab area is the 0.001 cm2 placeholder (to float32 precision)."""
+    return (
+        area_cm2 is not None and abs(area_cm2 - PLACEHOLDER_AREA_CM2) <= 1e-6 * PLACEHOLDER_AREA_CM2
+    )
+
 
 def technique_from_filename(path: Path) -> str | None:
     """EC-Lab names linked-technique files ``<stem>_03_GEIS_C01``: take ``GEIS``."""

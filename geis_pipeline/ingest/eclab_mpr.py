@@ -7,11 +7,25 @@ files that store only ``|Z|/Ohm`` and ``Phase(Z)/deg`` are handled there, and
 BT-Lab files whose ``cycle number`` is always 0 need nothing special because
 sweeps are never split on ``cycle number``.
 
-galvani does not decode the settings module. The electrode area is read from
-it at the one place checked against real files (version-0 "VMP Set" modules:
-a float32 at byte 529, followed by a length-prefixed text field; geis.mpr gives
-1.130 cm², as its .mpt export says). When that layout is not found the area is
-unknown: give it to :func:`~geis_pipeline.read_experiment` (or ``--area-cm2``).
+galvani does not decode the settings module. Two values are read from it, each
+only where its layout was checked against a real file and its .mpt export:
+
+* the electrode area (version-0 "VMP Set" modules: a float32 at byte 529,
+  followed by a length-prefixed text field; geis.mpr gives 1.130 cm², as its
+  .mpt export says). EC-Lab's untouched default, 0.001 cm², is kept here as
+  the file states it; :func:`~geis_pipeline.read_experiment` treats it as no area.
+* the DC current setpoint ``Is`` of a GEIS technique (technique id 0x1E): the
+  technique parameters start with the count of sequences (uint16) and of
+  parameters per sequence (uint16) at byte 0x1845, then the first sequence:
+  ``Mode`` (uint8), ``Is`` (float32), ``unit Is`` (uint8: 1 = mA, 2 = µA). geis.mpr
+  (EC-Lab v11.33) has 1 sequence of 55 parameters and Is = 0.380 mA, as its
+  .mpt export says. Any other count, offset or unit code gives no setpoint.
+
+When a layout is not found the value is unknown: give the area to
+:func:`~geis_pipeline.read_experiment` (or ``--area-cm2``). The technique is
+named from the settings module's first byte; ids other than 0x1D (PEIS) and
+0x1E (GEIS), which the real files confirm, follow the table of the yadg
+project's EC-Lab reader (e.g. 0x7F Modulo Bat).
 """
 
 from __future__ import annotations
@@ -23,7 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from geis_pipeline.errors import IngestError
-from geis_pipeline.ingest._eclab import build_eclab_file, role_columns, technique_from_filename
+from geis_pipeline.ingest._eclab import (
+    build_eclab_file,
+    current_in_mA,
+    role_columns,
+    technique_from_filename,
+)
 from geis_pipeline.ingest._table import Table
 from geis_pipeline.spectrum import InstrumentFile
 
@@ -38,9 +57,32 @@ _AREA_OFFSET = 529
 _AREA_FOLLOWER = _AREA_OFFSET + 4
 _MAX_FIELD_LENGTH = 64
 
-# First byte of the "VMP Set" module: technique id (checked on the real files
-# in shared/realdata: 0x1d PEIS_SSB.mpr, 0x1e geis.mpr).
-_TECHNIQUE_IDS = {0x1D: "PEIS", 0x1E: "GEIS"}
+# First byte of the "VMP Set" module: technique id (0x1d PEIS_SSB.mpr and 0x1e
+# geis.mpr checked on the real files in shared/realdata; the others as yadg's
+# EC-Lab reader names them).
+_TECHNIQUE_IDS = {
+    0x04: "GCPL",
+    0x06: "CV",
+    0x0B: "OCV",
+    0x18: "CA",
+    0x19: "CP",
+    0x1C: "WAIT",
+    0x1D: "PEIS",
+    0x1E: "GEIS",
+    0x30: "CV",
+    0x32: "ZIR",
+    0x33: "CVA",
+    0x6C: "LSV",
+    0x77: "GCPL",
+    0x7F: "MB",
+}
+_GEIS_ID = 0x1E
+# GEIS technique parameters (checked on geis.mpr, EC-Lab v11.33): at 0x1845 the
+# number of sequences and of parameters per sequence (uint16 each), then
+# Mode (uint8), Is (float32), unit Is (uint8).
+_GEIS_PARAMETERS_OFFSET = 0x1845
+_GEIS_PARAMETER_COUNT = 55
+_CURRENT_UNIT_CODES = {1: "mA", 2: "µA"}
 
 
 def read_mpr(path: Path) -> InstrumentFile:
@@ -81,6 +123,7 @@ def read_mpr(path: Path) -> InstrumentFile:
         start_time=start_time,
         technique=technique,
         area_cm2=_area_from_settings(modules),
+        current_setpoint_mA=_setpoint_from_settings(modules),
     )
 
 
@@ -91,6 +134,7 @@ def spectra_from_records(
     start_time: datetime | None = None,
     technique: str | None = None,
     area_cm2: float | None = None,
+    current_setpoint_mA: float | None = None,
 ) -> InstrumentFile:
     """Spectra from an EC-Lab structured array (field names = column names).
 
@@ -102,6 +146,8 @@ def spectra_from_records(
         The file, for provenance and errors.
     area_cm2
         Electrode surface area, cm², if known.
+    current_setpoint_mA
+        DC current setpoint of a galvanostatic technique, mA, if known.
     """
     names = list(records.dtype.names or ())
     if not names:
@@ -123,7 +169,7 @@ def spectra_from_records(
         file_format="eclab-mpr",
         start_time=start_time,
         area_cm2=area_cm2,
-        current_setpoint_mA=None,
+        current_setpoint_mA=current_setpoint_mA,
         technique=technique,
         column_names={role: name for role, (_, name) in roles.items()},
     )
@@ -156,5 +202,31 @@ def _area_from_settings(modules: list[dict]) -> float | None:
         return None
     if not all(32 <= byte < 127 for byte in follower):
         return None
-    area = float(np.frombuffer(data, dtype="<f4", count=1, offset=_AREA_OFFSET)[0])
+    area = _float32(data, _AREA_OFFSET)
     return area if np.isfinite(area) and 0.0 < area < 1e4 else None
+
+
+def _setpoint_from_settings(modules: list[dict]) -> float | None:
+    """DC current setpoint (mA) of a GEIS settings module, or None if the layout is not known."""
+    module = _settings_module(modules)
+    if module is None or module.get("version") != 0:
+        return None
+    data = bytes(module.get("data", b""))
+    start = _GEIS_PARAMETERS_OFFSET
+    if len(data) < start + 10 or data[0] != _GEIS_ID:
+        return None
+    n_sequences = int.from_bytes(data[start : start + 2], "little")
+    n_parameters = int.from_bytes(data[start + 2 : start + 4], "little")
+    if n_sequences < 1 or n_parameters != _GEIS_PARAMETER_COUNT:
+        return None
+    current = _float32(data, start + 5)
+    unit = _CURRENT_UNIT_CODES.get(data[start + 9])
+    if unit is None or not np.isfinite(current):
+        return None
+    return current_in_mA(current, unit)
+
+
+def _float32(data: bytes, offset: int) -> float:
+    """A float32 setting as EC-Lab shows it (7 significant digits: 0.38, not 0.37999999523)."""
+    value = float(np.frombuffer(data, dtype="<f4", count=1, offset=offset)[0])
+    return float(f"{value:.7g}") if np.isfinite(value) else value

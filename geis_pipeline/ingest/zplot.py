@@ -51,8 +51,10 @@ def read_z(path: Path) -> InstrumentFile:
     InstrumentFile
         Its sweeps (freq in Hz, complex Z in ohm, times in s since the header
         ``Date``/``Time``; current, potential and charge NaN), an empty DC
-        record, the start time if the header states a parsable one, and the
-        raw ``Key: value`` header settings.
+        record, the start time if the header states a parsable one, the
+        technique (``PEIS`` for ``Experiment Type: Sweep Frequency, Control
+        Voltage``, ``GEIS`` for ``Control Current``) and the raw ``Key:
+        value`` header settings.
 
     Raises
     ------
@@ -93,8 +95,21 @@ def read_z(path: Path) -> InstrumentFile:
         format="zplot-z",
         spectra=spectra,
         start_time=_start_time(dict(settings)),
+        technique=_technique(dict(settings)),
         settings=settings,
     )
+
+
+def _technique(settings: dict[str, str]) -> str | None:
+    """PEIS or GEIS from ``Experiment Type: Sweep Frequency, Control Voltage|Current``."""
+    kind = settings.get("Experiment Type", "").lower()
+    if "sweep frequency" not in kind:
+        return None
+    if "control voltage" in kind:
+        return "PEIS"
+    if "control current" in kind:
+        return "GEIS"
+    return None
 
 
 def _data_start(lines: list[str], path: Path) -> int:

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from geis_pipeline.config import Config
 from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
+from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
 from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
-from geis_pipeline.track import arrhenius_fit, sand_fit, summarize_tracking, track
+from geis_pipeline.track import (
+    apply_segments,
+    arrhenius_fit,
+    sand_fit,
+    summarize_tracking,
+    track,
+)
 
 __all__ = ["assemble_record", "slice_stage", "study"]
+
+log = logging.getLogger(__name__)
 
 
 def slice_stage(stage: StageData, start: int, stop: int, offsets: np.ndarray) -> dict:
@@ -153,10 +163,18 @@ def _tracking(
         activation_energy_eV=section.activation_energy_eV,
         ocv_V=_first(settings.ocv_V, section.ocv_V),
     )
+    # Segments from each file's technique, setpoint and DC record (with a tolerance),
+    # not from the sign of the current density.
+    labels = spectra_labels(
+        spectra,
+        experiment.metadata,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
+    columns = apply_segments(result.columns, labels)
     summary = {
         "n_spectra": len(experiment.spectra),
         "n_processed": n_done,
-        "n_fit_failed": int(np.sum(~fit.sweeps["ok"])),
+        "n_fit_failed": int(np.sum(~np.asarray(columns.get("fit_ok", fit.sweeps["ok"])))),
         # Steps per reason a fit is not ok (a step may have several).
         **{
             f"n_fit_{code}": int(sum(code in str(value).split(",") for value in reasons))
@@ -166,7 +184,7 @@ def _tracking(
         "reference_step": result.reference_step,
     }
     summary |= summarize_tracking(
-        result.columns,
+        columns,
         result.reference_step,
         r_int_threshold_ohm_cm2=threshold_cm2,
         c0_mol_cm3=c0,
@@ -175,17 +193,27 @@ def _tracking(
         ),
         relaxation_model=section.relaxation_model,
         temperature_K=temperature,
+        current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
+        charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
+        potential_cutoff_V=section.potential_cutoff_V,
     )
     summary |= _study_metadata(settings, c0, result.E_ocv_V)
-    shorted = np.flatnonzero(np.asarray(result.columns["short_circuit"], dtype=bool))
+    shorted = np.flatnonzero(np.asarray(columns["short_circuit"], dtype=bool))
     summary["short_circuit"] = bool(shorted.size)
     if shorted.size:
         summary["short_circuit_step"] = int(shorted[0])
-        summary["short_circuit_time_s"] = float(result.columns["time_s"][shorted[0]])
+        summary["short_circuit_time_s"] = float(columns["time_s"][shorted[0]])
     if section.cutoff_V is not None:
-        summary |= _cutoff(experiment, result.columns, section, c0)
+        summary |= _cutoff(experiment, columns, section, c0)
     summary |= _staircase(experiment, section, result.E_ocv_V)
-    return dict(result.columns), summary
+    log.debug(
+        "%s: tracked %d steps (%s); t0 %s",
+        name,
+        n_done,
+        summary["experiment_kind_description"],
+        f"{summary['t0_s'] / 3600:.3g} h" if summary["t0_reached"] else summary["t0_reason"],
+    )
+    return columns, summary
 
 
 def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -348,6 +376,17 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
         arrhenius["R_ohm_cm2"] = arrhenius["R_int_ref_ohm_cm2"]
         arrhenius["E_A_eV"] = arrhenius["E_A_R_int_eV"]
         study["arrhenius"] = arrhenius
+    if "sand" in study:
+        log.info(
+            "study: Sand D_eff %.3g cm2/s from %d experiments",
+            study["sand"]["D_eff_cm2_s"],
+            study["sand"]["n_experiments"],
+        )
+    elif len(summaries) > 1:
+        log.info(
+            "study: no Sand fit (t0 at %d current density(ies); it needs two or more)",
+            np.unique(np.abs(current[usable])).size,
+        )
     return study
 
 

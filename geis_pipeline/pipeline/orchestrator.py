@@ -22,7 +22,8 @@ from geis_pipeline import __version__
 from geis_pipeline.config import Config, config_to_toml
 from geis_pipeline.drt import build_drt_problem, experiment_lambda
 from geis_pipeline.errors import ConfigError, GeisPipelineError, NoImpedanceDataError
-from geis_pipeline.ingest import read_experiment
+from geis_pipeline.ingest import placeholder_warning, read_experiment
+from geis_pipeline.ingest._eclab import is_placeholder_area
 from geis_pipeline.pipeline.assembly import assemble_record, slice_stage, study
 from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
 from geis_pipeline.pipeline.chunks import (
@@ -34,6 +35,7 @@ from geis_pipeline.pipeline.chunks import (
 )
 from geis_pipeline.pipeline.executors import Executor
 from geis_pipeline.pipeline.lock import OutputLock, remove_stale_temporaries
+from geis_pipeline.results import Quality, quality
 from geis_pipeline.spectrum import (
     DCRecord,
     Experiment,
@@ -71,6 +73,8 @@ class ExperimentReport:
     ingest: ExperimentSummary
     summary: dict[str, object] = field(default_factory=dict)
     skipped_sweeps: tuple[SkippedSweep, ...] = ()
+    #: What failed, stage by stage, with the reasons (as ``geis-pipeline info`` shows it).
+    quality: Quality | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class RunReport:
     output: Path
     experiments: tuple[ExperimentReport, ...]
     elapsed_s: float
+    #: The study-level fits (``sand``, ``arrhenius``) when the run made them.
+    study: dict = field(default_factory=dict)
 
     @property
     def n_spectra(self) -> int:
@@ -193,6 +199,30 @@ def _screened(name: str, experiment: Experiment, config: Config, where: Path) ->
     return screened
 
 
+def _with_area(experiment: Experiment, area_cm2: float | None) -> Experiment:
+    """The stored experiment with the area of the config, or without a placeholder area.
+
+    Results written before the EC-Lab placeholder was recognised store 0.001 cm2
+    for EC-Lab files: that is no area (and a warning), as reading the files gives now.
+    """
+    metadata = experiment.metadata
+    if area_cm2 is not None:
+        # The area is given: the warnings about it no longer apply.
+        kept = tuple(message for message in metadata.warnings if "area" not in message)
+        return replace(experiment, metadata=replace(metadata, area_cm2=area_cm2, warnings=kept))
+    eclab = metadata.sources and all(
+        Path(source).suffix.lower() in (".mpt", ".mpr") for source in metadata.sources
+    )
+    if eclab and is_placeholder_area(metadata.area_cm2):
+        message = placeholder_warning(list(metadata.sources))
+        log.warning("%s", message)
+        return replace(
+            experiment,
+            metadata=replace(metadata, area_cm2=None, warnings=(*metadata.warnings, message)),
+        )
+    return experiment
+
+
 def _tau_range(experiment: Experiment, config: Config) -> tuple[float, float]:
     """One tau grid for the whole experiment (so gamma(tau) maps stack over time)."""
     f_max = max(float(spectrum.freq.max()) for spectrum in experiment.spectra)
@@ -282,6 +312,9 @@ class RunState:
         )
         self.last_publish = time.monotonic()
         self.publish_cost_s = self.last_publish - started
+        log.debug(
+            "wrote %s in %.2f s%s", self.output, self.publish_cost_s, " (final)" if final else ""
+        )
 
     def publish_due(self) -> bool:
         """Whether a periodic publish is due (see :data:`PUBLISH_SPACING`)."""
@@ -383,6 +416,16 @@ def _process_experiment(
             )
         )
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
+    log.info(
+        "%s: %d sweeps; %d chunk(s) of up to %d to compute (stages %s), %d sweeps reused (%s)",
+        name,
+        n_sweeps,
+        len(tasks),
+        chunk_size,
+        ", ".join(sorted({stage for task in tasks for stage in task.stages})) or "none",
+        done_sweeps,
+        ", ".join(sorted(reused)) or "none",
+    )
     if progress is not None:
         progress(done_sweeps, n_sweeps, name)
     with Executor(config).submit(tasks) as finished:
@@ -393,6 +436,15 @@ def _process_experiment(
                 parts.save(name, stage, hashes[stage], keys[task.start], stage_output)
                 chunk_outputs[stage][task.start] = stage_output
             done_sweeps += task.stop - task.start
+            log.debug(
+                "%s: sweeps %d-%d done (%s); %d of %d",
+                name,
+                task.start,
+                task.stop - 1,
+                ", ".join(output),
+                done_sweeps,
+                n_sweeps,
+            )
             if progress is not None:
                 progress(done_sweeps, n_sweeps, name)
             if number < len(tasks) and state.publish_due():  # the last one is published anyway
@@ -403,6 +455,9 @@ def _process_experiment(
     state.records[name] = assemble_record(
         name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
     )
+    checked = quality(state.records[name])
+    for label, text in checked.rows()[1:]:
+        log.info("%s: %s %s", name, label, text)
     stages = state.records[name].stages
     kk = stages.get("kk")
     fit = stages["fit"]
@@ -422,6 +477,7 @@ def _process_experiment(
         ingest=summarize(experiment),
         summary=dict(state.records[name].summary),
         skipped_sweeps=experiment.skipped_sweeps,
+        quality=checked,
     )
 
 
@@ -527,7 +583,16 @@ def _run(
     for folder, name in zip(folders, names, strict=True):
         folder = Path(folder)
         previous = previous_records.get(name)
+        reading = time.perf_counter()
         experiment = _read_folder(folder, name, config, previous)
+        log.info(
+            "%s: read %d sweeps from %d file(s) (%d skipped) in %.1f s",
+            name,
+            len(experiment.spectra),
+            len(experiment.metadata.sources),
+            len(experiment.skipped),
+            time.perf_counter() - reading,
+        )
         experiments.append((name, _screened(name, experiment, config, folder)))
 
     def publish_raw_data() -> None:
@@ -550,7 +615,8 @@ def _run(
     state.study = study(state.records, config)
     state.publish(final=True)
     parts.clear()
-    return RunReport(output, tuple(reports), time.perf_counter() - started)
+    log.info("published %s", output)
+    return RunReport(output, tuple(reports), time.perf_counter() - started, state.study)
 
 
 def reprocess(
@@ -585,15 +651,14 @@ def reprocess(
         parts = ChunkStore(output)
         reports = []
         for name, record in records.items():
-            experiment = record.experiment
-            area = config.settings_of(name).area_cm2 or config.experiment.area_cm2
-            if area is not None:
-                experiment = replace(
-                    experiment, metadata=replace(experiment.metadata, area_cm2=area)
-                )
+            experiment = _with_area(
+                record.experiment,
+                config.settings_of(name).area_cm2 or config.experiment.area_cm2,
+            )
             experiment = _screened(name, experiment, config, source)
             reports.append(_process_experiment(name, experiment, record, state, parts, progress))
         state.study = study(state.records, config)
         state.publish(final=True)
         parts.clear()
-    return RunReport(output, tuple(reports), time.perf_counter() - started)
+        log.info("published %s", output)
+    return RunReport(output, tuple(reports), time.perf_counter() - started, state.study)

@@ -94,3 +94,59 @@ def test_module_entry_point_runs(tmp_path: Path) -> None:
     )
     assert completed.returncode == EXIT_BAD_INPUT
     assert "missing.h5" in completed.stderr
+
+
+def test_verbose_logs_the_package_steps(real_folder: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "serial.toml"
+    config.write_text('[executor]\nkind = "serial"\n[drt]\nsolver = "NNLS"\n')
+    output = tmp_path / "verbose.h5"
+    (real_folder / "bad.csv").write_text("freq,Re,Im\n1000,abc,1\n")
+    assert main(["run", str(real_folder), "-c", str(config), "-o", str(output), "-v"]) == EXIT_OK
+    err = capsys.readouterr().err
+    name = real_folder.name
+    assert "geis_pipeline.ingest: read geis.mpt: GEIS, 61 sweeps, 2528 DC rows" in err
+    assert (
+        f"geis_pipeline.pipeline.orchestrator: {name}: read 61 sweeps from 1 file(s) (1 skipped)"
+        in err
+    )
+    assert f"{name}: sweeps 0-60 done (kk, fit, drt); 61 of 61" in err
+    assert f"{name}: Kramers-Kronig " in err
+    assert f"geis_pipeline.pipeline.assembly: {name}: tracked 61 steps" in err
+    # info reads the skipped file back from the result file, with the reason
+    assert main(["info", str(output), "-q"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "skipped file     " in out and "bad.csv:2" in out
+    assert "circuit fits     " in out and "Kramers-Kronig   " in out
+
+
+def test_verbose_silences_third_party_debug(small_run: Path, tmp_path: Path) -> None:
+    # A fresh interpreter: logging is configured as the command configures it.
+    out = tmp_path / "report"
+    completed = subprocess.run(
+        [sys.executable, "-m", "geis_pipeline.cli", "report", str(small_run), "-o", str(out), "-v"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "DEBUG geis_pipeline.report: drew experiment_nyquist.png" in completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    # matplotlib's font lookups (DEBUG) and PIL's are not shown; only ours
+    assert all("geis_pipeline" in line for line in lines), lines[:5]
+
+
+def test_verbose_handler_is_not_added_twice() -> None:
+    import argparse
+    import logging
+
+    from geis_pipeline import cli
+
+    package = logging.getLogger("geis_pipeline")
+    before = list(package.handlers)
+    try:
+        for _ in range(2):
+            cli._configure_logging(argparse.Namespace(verbose=True, quiet=False))
+        assert len(package.handlers) == len(before) + 1 and not package.propagate
+        cli._configure_logging(argparse.Namespace(verbose=False, quiet=False))
+        assert package.handlers == before and package.propagate
+    finally:
+        cli._configure_logging(argparse.Namespace(verbose=False, quiet=False))

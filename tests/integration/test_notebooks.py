@@ -17,9 +17,10 @@ pytest.importorskip("ipykernel")
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-@pytest.fixture(scope="module")
-def demo_run(small_run: Path) -> Path:
-    return small_run
+@pytest.fixture(scope="module", params=["small_run", "placeholder_run"])
+def demo_run(request) -> Path:
+    """The demo run, and one whose files state EC-Lab's placeholder area (results in ohm)."""
+    return request.getfixturevalue(request.param)
 
 
 def _widget_outputs(notebook) -> list[dict]:
@@ -54,6 +55,9 @@ def _execute(name: str) -> tuple[list[dict], list[dict]]:
     widget_outputs = _widget_outputs(notebook)
     # an exception inside a widget callback lands in the widget, not the cell
     assert not [o for o in cell_outputs + widget_outputs if o.get("output_type") == "error"]
+    # and nothing warned (a warning is printed on the cell's stderr)
+    stderr = [o.get("text", "") for o in cell_outputs + widget_outputs if o.get("name") == "stderr"]
+    assert not [text for text in stderr if "Warning" in text or "WARNING" in text], stderr
 
     def images(outputs: list[dict]) -> list[dict]:
         return [output for output in outputs if "image/png" in output.get("data", {})]

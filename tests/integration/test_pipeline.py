@@ -110,7 +110,7 @@ def test_run_writes_everything(reference_run, experiment_folder: Path) -> None:
         assert experiment.stage(stage).config_hash == hashes[stage]
     tau, gamma = experiment.drt_map()
     assert gamma.shape == (n_spectra, tau.size)
-    assert experiment.fit_parameters()["R3"].size == n_spectra
+    assert experiment.fit_parameters()["R3_ohm"].size == n_spectra
     z_fit = experiment.points("fit", "z_fit_real_ohm", 3)
     assert z_fit.size == experiment.spectra[3].n_points
     assert not output.with_name(output.name + ".parts").exists()

@@ -53,10 +53,17 @@ def test_report_holds_summary_and_config(report: Path, run_file: Path) -> None:
         if line.strip():
             assert line.replace('"', "&quot;").replace("'", "&#x27;") in page
     assert f"<th>spectra</th><td>{len(experiment.spectra)}</td>" in page
-    assert "<th>failed fits</th><td>0</td>" in page
-    assert "<th>KK low-frequency truncations</th>" in page
+    # the quality table, read back from the stored stages
+    quality = experiment.quality()
+    assert f"<th>circuit fits</th><td>{quality.n_fit_failed} of {len(experiment.spectra)}" in page
+    assert f"<th>KK truncated</th><td>{quality.n_kk_truncated} low-frequency" in page
+    assert f"<th>Kramers-Kronig</th><td>{quality.n_kk_failed} of" in page
     for key in experiment.summary:
-        assert f"<th>{key}</th>" in page
+        if key != "segments":  # the segments have their own table
+            assert f"<th>{key}</th>" in page
+    for segment in experiment.summary["segments"]:
+        assert f"<th>steps {segment['first_step']}..{segment['last_step']}</th>" in page
+    assert "<th>experiment kind</th><td>galvanostatic strip" in page
     assert "Experiment experiment" in page
 
 

@@ -135,3 +135,11 @@ def test_a_custom_role_with_its_class_is_accepted() -> None:
         "[fit.role_classes]\nsei = [1e-7, 1e-5]\n[fit.role_tau_windows]\nsei = [1e-5, 1e-3]"
     )
     assert config.fit.role_classes == {"sei": (1e-7, 1e-5)}
+
+
+def test_potential_cutoff_is_optional_and_positive() -> None:
+    assert parse_config("").track.potential_cutoff_V is None
+    assert parse_config("[track]\npotential_cutoff_V = 5.0").track.potential_cutoff_V == 5.0
+    with pytest.raises(ConfigError, match="must be > 0 V") as caught:
+        parse_config("[track]\npotential_cutoff_V = -1.0", source="run.toml")
+    assert caught.value.key == "track.potential_cutoff_V"

@@ -145,3 +145,69 @@ def test_btlab_cycle_number_zero_gives_same_sweeps(realdata: Path) -> None:
     records["cycle number"] = 0
     spectra = spectra_from_records(records, Path("btlab.mpr")).spectra
     assert [spectrum.n_points for spectrum in spectra] == [41] * 60 + [39]
+
+
+def test_mpr_setpoint_from_settings_matches_the_mpt(realdata: Path) -> None:
+    from_mpt = gp.read_file(realdata / "geis.mpt")
+    from_mpr = gp.read_file(realdata / "geis.mpr")
+    assert from_mpt.current_setpoint_mA == pytest.approx(0.38)
+    assert from_mpr.current_setpoint_mA == from_mpt.current_setpoint_mA
+    # a PEIS file has no current setpoint
+    assert gp.read_file(realdata / "PEIS_SSB.mpr").current_setpoint_mA is None
+
+
+def test_mpr_setpoint_only_where_its_layout_is_verified(realdata: Path) -> None:
+    from galvani import BioLogic
+
+    from geis_pipeline.ingest.eclab_mpr import _setpoint_from_settings
+
+    modules = BioLogic.MPRfile(str(realdata / "geis.mpr")).modules
+    settings = next(module for module in modules if module["shortname"].strip() == b"VMP Set")
+    assert _setpoint_from_settings([settings]) == pytest.approx(0.38)
+    data = bytes(settings["data"])
+    start = 0x1845
+
+    def patched(offset: int, value: bytes) -> dict:
+        return {**settings, "data": data[:offset] + value + data[offset + len(value) :]}
+
+    micro = patched(start + 9, b"\x02")  # unit code 2: µA
+    assert _setpoint_from_settings([micro]) == pytest.approx(0.38e-3)
+    for module in (
+        patched(start + 2, (54).to_bytes(2, "little")),  # another parameter count
+        patched(start, (0).to_bytes(2, "little")),  # no sequence
+        patched(start + 9, b"\x07"),  # an unknown unit code
+        patched(0, b"\x1d"),  # a PEIS technique
+        {**settings, "version": 1},
+        {**settings, "data": b"\x00" + data},  # the layout moved by one byte
+    ):
+        assert _setpoint_from_settings([module]) is None
+
+
+def test_mpr_technique_names(realdata: Path) -> None:
+    from geis_pipeline.ingest.eclab_mpr import _technique_from_settings
+
+    def module(technique_id: int) -> dict:
+        return {"shortname": b"VMP Set   ", "version": 0, "data": bytes([technique_id]) + b"\0" * 8}
+
+    assert _technique_from_settings([module(0x7F)]) == "MB"  # Modulo Bat
+    assert _technique_from_settings([module(0x1E)]) == "GEIS"
+    assert _technique_from_settings([module(0x0B)]) == "OCV"
+    assert _technique_from_settings([module(0xEE)]) is None
+
+
+def test_placeholder_area_of_an_mpr_is_no_area(realdata: Path, tmp_path: Path, caplog) -> None:
+    import shutil
+
+    folder = tmp_path / "ssb"
+    folder.mkdir()
+    shutil.copy(realdata / "PEIS_SSB.mpr", folder)
+    # the file states the placeholder, as read
+    assert gp.read_file(folder / "PEIS_SSB.mpr").area_cm2 == pytest.approx(0.001)
+    with caplog.at_level("WARNING", logger="geis_pipeline"):
+        experiment = gp.read_experiment(folder)
+    assert experiment.metadata.area_cm2 is None
+    (message,) = experiment.metadata.warnings
+    assert message.startswith("PEIS_SSB.mpr: electrode area 0.001 cm2 is EC-Lab's placeholder")
+    assert "--area-cm2" in message and "experiment.area_cm2" in message
+    assert message in caplog.text
+    assert gp.read_experiment(folder, area_cm2=0.2).metadata.warnings == ()

@@ -79,7 +79,8 @@ def test_real_file_header(real_file: gp.InstrumentFile) -> None:
     assert real_file.start_time == datetime(2018, 10, 12, 11, 4, 34)
     assert ("Date", "10-12-2018") in real_file.settings
     assert real_file.area_cm2 is None
-    assert real_file.technique is None
+    # "Experiment Type: Sweep Frequency, Control Voltage"
+    assert real_file.technique == "PEIS"
     assert len(real_file.dc_record) == 0
     spectrum = real_file.spectra[0]
     assert math.isnan(spectrum.current_mA)

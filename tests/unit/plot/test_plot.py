@@ -29,17 +29,22 @@ def experiment(results):
     return results["experiment"]
 
 
+def _all_axes(fig: Figure):
+    """The figure's axes and their inset axes (a colourbar beside a fixed-aspect box)."""
+    return [*fig.axes, *(child for ax in fig.axes for child in ax.child_axes)]
+
+
 def _data_axes(fig: Figure):
     """The axes that are not colourbars."""
     return [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
 
 
 def _colourbars(fig: Figure):
-    return [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    return [ax for ax in _all_axes(fig) if hasattr(ax, "_colorbar")]
 
 
 def _check_labels(fig: Figure) -> None:
-    for ax in fig.axes:
+    for ax in _all_axes(fig):
         if ax in _colourbars(fig):
             label = ax.get_ylabel() or ax.get_xlabel()
             assert UNIT.search(label), f"colourbar label without unit: {label!r}"
@@ -67,12 +72,23 @@ def test_nyquist(experiment, tmp_path: Path) -> None:
     assert len(measured) == 5
     assert len(fitted) == 5  # every fit of the demo succeeds
     assert ax.get_aspect() == 1.0
-    step = plot.select_steps(len(experiment.spectra), 5)[2]
+    steps = plot.select_steps(len(experiment.spectra), 5)
+    step = steps[2]
     z = experiment.spectra[step].z * experiment.metadata.area_cm2
-    np.testing.assert_allclose(measured[2].get_xdata(), z.real)
-    np.testing.assert_allclose(measured[2].get_ydata(), -z.imag)
+    used = experiment.points("kk", "used", step).astype(bool)
+    # the points Kramers-Kronig kept are the markers; the cut ones are drawn faint
+    np.testing.assert_allclose(measured[2].get_xdata(), z.real[used])
+    np.testing.assert_allclose(measured[2].get_ydata(), -z.imag[used])
+    cut = [line for line in ax.lines if line.get_label() == "_kk_cut"]
+    n_cut = sum(int((~experiment.points("kk", "used", s).astype(bool)).sum()) for s in steps)
+    assert sum(len(line.get_xdata()) for line in cut) == n_cut
+    assert all(line.get_alpha() < 0.5 for line in cut)
     # fitted curve close to the data (area-specific, same scale)
     assert np.nanmax(np.abs(fitted[2].get_xdata() - z.real)) < 0.1 * np.abs(z).max()
+    # the axes hold every kept point of the drawn (all ok) sweeps
+    kept = np.concatenate([line.get_xdata() for line in measured])
+    low, high = ax.get_xlim()
+    assert low <= kept.min() and kept.max() <= high
     _check_png(fig, tmp_path / "nyquist.png")
 
 
