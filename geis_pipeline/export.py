@@ -301,7 +301,9 @@ _FIXED = {
     "R_dcac_ohm_cm2": "DC-AC gap: E/i minus every resistance of the circuit",
     "R_dcac_ohm": "DC-AC gap (absolute)",
 }
-_PARAMETER = re.compile(r"^(R|C|L|CPE|W|Zarc)(\d*)(?:_(\d))?(_stderr)?$")
+# R1, R1_stderr, and the unit-named columns of fit_parameters(): R1_ohm, R1_stderr_ohm,
+# CPE1_0_F_s^(a-1), L0_H.
+_PARAMETER = re.compile(r"^(R|C|L|CPE|W|Zarc)(\d*)(?:_(\d))?(_stderr)?(?:_([A-Za-z].*))?$")
 _PARAMETER_UNITS = {
     ("R", None): "ohm",
     ("C", None): "F",
@@ -327,10 +329,11 @@ def column_description(name: str, table: str = "tracking") -> str:
     if table == "fit_parameters":
         match = _PARAMETER.match(name)
         if match:
-            kind, _, index, stderr = match.groups()
+            kind, number, index, stderr, _ = match.groups()
             unit = _PARAMETER_UNITS.get((kind, index)) or _PARAMETER_UNITS.get((kind, None))
             what = "standard error of circuit parameter" if stderr else "circuit parameter"
-            return f"{what} {name.removesuffix('_stderr')}, {unit or 'natural units'}"
+            parameter = f"{kind}{number}" + (f"_{index}" if index else "")
+            return f"{what} {parameter}, {unit or 'natural units'}"
     if name in _FIXED:
         unit = _unit(name)
         return _FIXED[name] + (f", {unit}" if unit and unit not in _FIXED[name] else "")
