@@ -4,8 +4,10 @@ Stages, each a module with one verb returning a frozen result:
 ingest (:func:`read_spectra`, :func:`read_experiment`), Kramers-Kronig
 validation (:func:`check_kk`, :func:`check_kk_batch`), equivalent-circuit
 fitting (:func:`fit_circuit`, :func:`fit_experiment`), the regularised DRT
-(:func:`invert_drt`, :func:`invert_drt_batch`, :func:`track_peaks`) and the example
-experiment simulator (:mod:`geis_pipeline.simulate`).
+(:func:`invert_drt`, :func:`invert_drt_batch`, :func:`track_peaks`), circuit
+suggestion for a new cell (:func:`suggest_circuit`), table export
+(:func:`export_results`) and the example experiment simulator
+(:mod:`geis_pipeline.simulate`).
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ from geis_pipeline.drt import (
 )
 from geis_pipeline.errors import (
     DRTError,
+    ExportError,
     FitError,
     GeisPipelineError,
     IngestError,
     NoImpedanceDataError,
     SimulationError,
     StoreError,
+    SuggestError,
     UnknownFormatError,
     ValidationError,
 )
+from geis_pipeline.export import export_results
 from geis_pipeline.fit import ArcCapacitance, FitResult, fit_circuit, fit_experiment, parse_circuit
 from geis_pipeline.ingest import FORMATS, read_experiment, read_file, read_spectra
 from geis_pipeline.kk import KKBasis, KKResult, build_kk_basis, check_kk, check_kk_batch
@@ -50,6 +55,7 @@ from geis_pipeline.spectrum import (
     screen_sweeps,
     sweep_defect,
 )
+from geis_pipeline.suggest import SuggestResult, suggest_circuit
 
 try:
     __version__ = version("geis-pipeline")
@@ -68,6 +74,7 @@ __all__ = [
     "DRTResult",
     "Experiment",
     "ExperimentMetadata",
+    "ExportError",
     "FitError",
     "FitResult",
     "GeisPipelineError",
@@ -82,6 +89,8 @@ __all__ = [
     "SkippedSweep",
     "Spectrum",
     "StoreError",
+    "SuggestError",
+    "SuggestResult",
     "UnknownFormatError",
     "ValidationError",
     "__version__",
@@ -89,6 +98,7 @@ __all__ = [
     "build_kk_basis",
     "check_kk",
     "check_kk_batch",
+    "export_results",
     "fit_circuit",
     "fit_experiment",
     "invert_drt",
@@ -99,6 +109,7 @@ __all__ = [
     "read_file",
     "read_spectra",
     "screen_sweeps",
+    "suggest_circuit",
     "sweep_defect",
     "track_peaks",
 ]

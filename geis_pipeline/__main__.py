@@ -1,7 +1,5 @@
 """``python -m geis_pipeline`` runs the ``geis-pipeline`` command."""
 
-import sys
+from geis_pipeline.cli import entry
 
-from geis_pipeline.cli import main
-
-sys.exit(main())
+entry()

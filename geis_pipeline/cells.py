@@ -4,8 +4,9 @@ Each :class:`CellType` is one kind of spectrum the five source papers fit
 (DOMAIN.md, ``shared/papers``): the Li | LLZO three-arc cell, a bulk written as
 a series resistor, a diffusion tail after the interface arc (Mann 2024), a
 single interface arc (Li | PEO, like ``realdata/geis.mpt``), the Li-In alloy's
-three processes (Lu 2021), two interface arcs of one symmetric cell, and a
-blocking electrode. :func:`simulate_cell` draws a stripping series of it: the
+three processes (Lu 2021), two interface arcs of one symmetric cell, an
+ion-blocking electrode's capacitive spike and a low-impedance cell whose
+high-frequency points are inductive. :func:`simulate_cell` draws a stripping series of it: the
 evolving interfaces lose contact (R rises as 1/phi, C falls as phi) while the
 other processes stay put, with proportional noise.
 
@@ -73,6 +74,8 @@ class CellType:
     tail
         None, ``("CPE", Q, alpha)`` (a diffusion tail or blocking spike; Q in
         F s^(alpha-1) per cm2) or ``("W", A_ohm_cm2)`` (Warburg, ohm cm2 s^-1/2).
+    tail_role
+        The tail's role: ``diffusion`` or ``blocking`` (an ion-blocking electrode's spike).
     area_cm2
         Electrode area, cm2.
     f_max_hz, f_min_hz, points_per_decade
@@ -93,6 +96,7 @@ class CellType:
     series_role: str = "bulk"
     L_H: float = 2e-7
     tail: tuple | None = None
+    tail_role: str = "diffusion"
     area_cm2: float = 0.5
     f_max_hz: float = 7e6
     f_min_hz: float = 1.0
@@ -105,6 +109,11 @@ class CellType:
     @property
     def n_arcs(self) -> int:
         return len(self.arcs)
+
+    @property
+    def n_processes(self) -> int:
+        """Physical processes: the arcs, a bulk written as a series R, and a tail."""
+        return self.n_arcs + (self.series_R_ohm_cm2 > 0) + (self.tail is not None)
 
     def circuit(self, order: Sequence[int] | None = None) -> tuple[str, dict[str, str], dict]:
         """The circuit string a user writes, its roles and fixed parameters.
@@ -139,7 +148,7 @@ class CellType:
         if self.tail is not None:
             tail_name = f"{self.tail[0]}{self.n_arcs + 1}"
             parts.append(tail_name)
-            roles[tail_name] = "diffusion"
+            roles[tail_name] = self.tail_role
         return "-".join(parts), roles, fixed
 
     def fit_keywords(self, order: Sequence[int] | None = None) -> tuple[str, dict[str, object]]:
@@ -351,6 +360,26 @@ CELL_TYPES: Mapping[str, CellType] = MappingProxyType(
                 series_R_ohm_cm2=200.0,
                 role_classes={"ce": (1e-7, 1e-4)},
                 role_tau_windows={"ce": (1e-6, 3e-4)},
+            ),
+            CellType(
+                "blocking_spike",
+                "DOMAIN.md: ion-blocking electrodes (no charge transfer): series bulk, gb arc, "
+                "then the double layer's capacitive spike (CPE, alpha 0.9)",
+                (Arc("gb", 150.0, 5e-9, 0.9),),
+                series_R_ohm_cm2=200.0,
+                tail=("CPE", 5e-6, 0.9),
+                tail_role="blocking",
+                required=(),
+            ),
+            CellType(
+                "inductive_tail",
+                "DOMAIN.md: cable inductance L; a low-impedance cell whose points above "
+                "~100 kHz are inductive (like realdata/EISGALV_EISTest3.DTA)",
+                (Arc("int", 20.0, 2e-6, 0.85, evolves=True),),
+                series_R_ohm_cm2=5.0,
+                L_H=1e-6,
+                f_max_hz=1e6,
+                area_cm2=1.0,
             ),
         )
     }

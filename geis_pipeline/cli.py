@@ -12,6 +12,12 @@ Commands
 ``geis-pipeline report OUT.h5 -o DIR``
     Write the figures as PNG and a self-contained ``DIR/index.html`` with the
     run's summary and config.
+``geis-pipeline suggest PATH [-o my.toml] [--plots DIR]``
+    From a file or folder of a new cell: candidate circuits fitted to its
+    first, middle and last sweeps, ranked; the winner written as a config.
+``geis-pipeline export OUT.h5 -o DIR [--format csv|xlsx|parquet]``
+    Every table of a result file (tracking, fit parameters with standard
+    errors, summary, study) as files, with a README.txt naming the columns.
 ``geis-pipeline demo``
     Write the bundled example experiment (a simulated operando Li | LLZO
     stripping run, as real EC-Lab .mpt files with its ground truth), run
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,12 +43,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from geis_pipeline import __version__
+from geis_pipeline import __version__, store
 from geis_pipeline.config import Config, load_config
 from geis_pipeline.errors import GeisPipelineError
 from geis_pipeline.summary import format_summary, summarize
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -128,6 +135,48 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="folder for the PNGs and index.html (default: <RESULTS stem>-report beside it)",
+    )
+
+    suggest = commands.add_parser(
+        "suggest",
+        parents=[common],
+        help="propose, fit and rank circuits for a new cell; write the winner as a config",
+    )
+    suggest.add_argument("path", type=Path, help="an instrument file or an experiment folder")
+    suggest.add_argument(
+        "-o", "--output", type=Path, default=None, help="write the winner's config here (TOML)"
+    )
+    suggest.add_argument(
+        "--plots", type=Path, default=None, help="folder for the figures (Nyquist, Bode, DRT)"
+    )
+    suggest.add_argument(
+        "--area-cm2",
+        type=float,
+        default=None,
+        help="electrode area in cm2 (overrides the file headers; written into the config)",
+    )
+    crop = suggest.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--max-freq-hz",
+        type=float,
+        default=None,
+        help="crop the points above this frequency (default: found from Kramers-Kronig)",
+    )
+    crop.add_argument("--no-crop", action="store_true", help="keep every frequency")
+    suggest.add_argument(
+        "--max-arcs", type=int, default=4, help="most R||CPE arcs of a candidate (1-5, default 4)"
+    )
+
+    export = commands.add_parser(
+        "export", parents=[common], help="a result file's tables as CSV, xlsx or parquet files"
+    )
+    export.add_argument("results", type=Path, help="result file written by 'run'")
+    export.add_argument("-o", "--output", type=Path, required=True, help="folder for the tables")
+    export.add_argument(
+        "--format",
+        choices=("csv", "xlsx", "parquet"),
+        default="csv",
+        help="csv (default, no extra package), xlsx (openpyxl) or parquet (pyarrow)",
     )
 
     demo = commands.add_parser(
@@ -445,6 +494,71 @@ def _report(arguments: argparse.Namespace, results: Path, out_dir: Path) -> int:
     return EXIT_OK
 
 
+def _suggest(arguments: argparse.Namespace) -> int:
+    from geis_pipeline.config import parse_config
+    from geis_pipeline.ingest import read_experiment, read_file_experiment
+    from geis_pipeline.spectrum import screen_sweeps
+    from geis_pipeline.suggest import format_ranking, suggest_circuit, suggestion_toml
+
+    path: Path = arguments.path
+    if arguments.area_cm2 is not None and not arguments.area_cm2 > 0:
+        raise GeisPipelineError(
+            f"electrode area must be > 0 cm2, got {arguments.area_cm2}", key="--area-cm2"
+        )
+    if not path.exists():
+        raise GeisPipelineError("no such file or folder", file=path)
+    reader = read_experiment if path.is_dir() else read_file_experiment
+    experiment = screen_sweeps(reader(path, area_cm2=arguments.area_cm2))
+    if not experiment.spectra:
+        raise GeisPipelineError("no sweep without defects to suggest a circuit for", file=path)
+    crop: float | str | None = "auto"
+    if arguments.no_crop:
+        crop = None
+    elif arguments.max_freq_hz is not None:
+        crop = arguments.max_freq_hz
+    started = time.perf_counter()
+    result = suggest_circuit(
+        experiment.spectra,
+        area_cm2=experiment.metadata.area_cm2,
+        max_freq_hz=crop,
+        max_arcs=arguments.max_arcs,
+    )
+    log.info(
+        "suggest: %d candidates in %.1f s", len(result.candidates), time.perf_counter() - started
+    )
+    print(f"{path}: {len(experiment.spectra)} sweeps")
+    print(format_ranking(result))
+    if arguments.output is not None:
+        text = suggestion_toml(result, area_cm2=arguments.area_cm2, source=path.name)
+        parse_config(text, source="the suggested config")  # a bug if it does not load
+        try:
+            arguments.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise GeisPipelineError(
+                f"cannot write the config: {exc.strerror or exc}", file=arguments.output
+            ) from exc
+        target = path if path.is_dir() else "FOLDER (the experiment folder of this file)"
+        print(f"Config written to {arguments.output}")
+        print(f"  geis-pipeline run {target} -c {arguments.output}")
+    if arguments.plots is not None:
+        from geis_pipeline.plot_suggest import write_suggest_figures
+
+        for figure in write_suggest_figures(result, arguments.plots):
+            print(f"Figure {figure}")
+    return EXIT_OK
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    from geis_pipeline.export import export_results
+
+    written = export_results(arguments.results, arguments.output, format=arguments.format)
+    print(
+        f"{len(written.tables)} tables in {len(written.files) - 1} files written to "
+        f"{arguments.output} (columns and units in README.txt)"
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geis-pipeline`` command; returns the exit code."""
     for stream in (sys.stdout, sys.stderr):  # file names need not be valid UTF-8
@@ -466,6 +580,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{arguments.results.stem}-report"
             )
             return _report(arguments, arguments.results, out_dir)
+        if arguments.command == "suggest":
+            return _suggest(arguments)
+        if arguments.command == "export":
+            return _export(arguments)
         if arguments.command == "simulate":
             _write_example(arguments, arguments.folder)
             return EXIT_OK
@@ -492,5 +610,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+def entry() -> None:
+    """The console script: :func:`main`, then exit with its code.
+
+    After a failed HDF5 write (a full disk) the library's clean-up at interpreter
+    exit crashes on the half-open file; the error is reported by then, so the
+    process leaves without it (streams flushed) and keeps its exit code.
+    """
+    code = main()
+    if store.hdf5_damaged():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -57,6 +57,40 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True)
+class ExperimentSettings:
+    """What one experiment (folder) of a study is: ``[experiments.<folder name>]``.
+
+    Attributes
+    ----------
+    composition
+        A label (``"Li"``, ``"Li0.9Mg0.1"``): the study groups Sand's fit by it.
+    c0_mol_cm3
+        Li concentration of the electrode for Sand's equation, mol/cm3
+        (default ``track.c0_mol_cm3``).
+    current_density_mA_cm2
+        Stripping current density (default: from the current record).
+    temperature_K
+        Measurement temperature, K (default ``track.temperature_K``).
+    stack_pressure_MPa, force_N
+        Stack pressure and the force on the interface (constriction resistance).
+    area_cm2
+        Electrode area, cm2, overriding the file headers and ``experiment.area_cm2``.
+    ocv_V
+        Open-circuit voltage of the electrode against the reference (an alloy's,
+        Li0.9Mg0.1 ~0.025 V): the DC-AC gap uses E - E_ocv (default ``track.ocv_V``).
+    """
+
+    composition: str | None = None
+    c0_mol_cm3: float | None = None
+    current_density_mA_cm2: float | None = None
+    temperature_K: float | None = None
+    stack_pressure_MPa: float | None = None
+    force_N: float | None = None
+    area_cm2: float | None = None
+    ocv_V: float | None = None
+
+
+@dataclass(frozen=True)
 class KKConfig:
     """Kramers-Kronig validation (Lin-KK) and low-frequency truncation."""
 
@@ -177,7 +211,7 @@ class TrackConfig:
         None: R_int only.
     temperature_K
         Measurement temperature: R_int is normalised to the reference
-        temperature; per experiment see ``experiment_temperatures_K``.
+        temperature (per experiment: ``[experiments.<name>] temperature_K``).
     reference_temperature_K, activation_energy_eV
         Temperature normalisation R(T0) = R(T) (T0/T) exp[(E_A/k_B)(1/T0 - 1/T)].
     c0_mol_cm3
@@ -185,8 +219,8 @@ class TrackConfig:
         Li0.95Mg0.05 0.0732, Li0.9Mg0.1 0.0696 mol/cm3).
     current_density_mA_cm2
         Stripping current density for Sand's equation, overriding the one read
-        from the current record (per experiment see
-        ``experiment_current_densities_mA_cm2``).
+        from the current record (per experiment:
+        ``[experiments.<name>] current_density_mA_cm2``).
     ocv_current_density_mA_cm2
         |i| at or below this is open circuit (segment labels).
     c_int_max_rel_stderr
@@ -196,9 +230,19 @@ class TrackConfig:
         ``exponential`` or ``stretched`` (Kohlrausch) for open-circuit relaxation.
     sand_through_origin
         Fit t0^(-1/2) = slope i through the origin (else with an intercept).
-    experiment_temperatures_K, experiment_current_densities_mA_cm2
-        Experiment (folder) name -> value, overriding the run-wide value for
-        that experiment (a study of folders at several temperatures/currents).
+    r_int_threshold_ohm
+        The depletion threshold as an absolute resistance (krauskopf2020: 10 kOhm);
+        when set, ``r_int_threshold_ohm_cm2`` is not used.
+    ocv_V
+        Open-circuit voltage against the reference for the DC-AC gap, V (per
+        experiment: ``[experiments.<name>] ocv_V``; default: the median E of the
+        open-circuit steps before the current, else 0).
+    cutoff_V
+        Voltage cutoff of the stripping: |E| first reaching it gives t_cutoff,
+        the capacity q_cutoff and Sand's D_eff from it (Mann 2024, Table 1).
+
+    Per-experiment values (temperature, current density, c0, area, OCV,
+    composition) go in ``[experiments.<folder name>]`` tables.
     """
 
     interfaces: int = 1
@@ -214,8 +258,9 @@ class TrackConfig:
     c_int_max_rel_stderr: float = 0.1
     relaxation_model: Literal["exponential", "stretched"] = "exponential"
     sand_through_origin: bool = True
-    experiment_temperatures_K: dict[str, float] = field(default_factory=dict)
-    experiment_current_densities_mA_cm2: dict[str, float] = field(default_factory=dict)
+    r_int_threshold_ohm: float | None = None
+    ocv_V: float | None = None
+    cutoff_V: float | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +308,11 @@ class Config:
     drt: DRTConfig = field(default_factory=DRTConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    experiments: dict[str, ExperimentSettings] = field(default_factory=dict)
+
+    def settings_of(self, name: str) -> ExperimentSettings:
+        """The ``[experiments.<name>]`` table (all unset when the config has none)."""
+        return self.experiments.get(name, ExperimentSettings())
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -457,14 +507,26 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         "track.current_density_mA_cm2",
         "must not be 0",
     )
-    for name, value in track.experiment_temperatures_K.items():
+    require(
+        track.r_int_threshold_ohm is None or track.r_int_threshold_ohm > 0,
+        "track.r_int_threshold_ohm",
+        "must be > 0 ohm",
+    )
+    require(track.cutoff_V is None or track.cutoff_V != 0, "track.cutoff_V", "must not be 0 V")
+    for name, settings in config.experiments.items():
+        for key in ("c0_mol_cm3", "area_cm2", "stack_pressure_MPa", "force_N"):
+            value = getattr(settings, key)
+            require(value is None or value > 0, f"experiments.{name}.{key}", "must be > 0")
         require(
-            0 < value <= MAX_TEMPERATURE_K,
-            f"track.experiment_temperatures_K.{name}",
+            settings.temperature_K is None or 0 < settings.temperature_K <= MAX_TEMPERATURE_K,
+            f"experiments.{name}.temperature_K",
             f"must be in (0, {MAX_TEMPERATURE_K:g}] K",
         )
-    for name, value in track.experiment_current_densities_mA_cm2.items():
-        require(value != 0, f"track.experiment_current_densities_mA_cm2.{name}", "must not be 0")
+        require(
+            settings.current_density_mA_cm2 is None or settings.current_density_mA_cm2 != 0,
+            f"experiments.{name}.current_density_mA_cm2",
+            "must not be 0",
+        )
     executor = config.executor
     require(
         1 <= executor.workers <= MAX_WORKERS,
@@ -515,7 +577,12 @@ def config_to_toml(config: Config) -> str:
     """
     lines: list[str] = []
     for section in dataclasses.fields(config):
-        _table_lines(section.name, getattr(config, section.name), lines)
+        value = getattr(config, section.name)
+        if isinstance(value, Mapping):  # [experiments.<name>]: one table per experiment
+            for name, table in value.items():
+                _table_lines(f"{section.name}.{_toml_key(name)}", table, lines)
+            continue
+        _table_lines(section.name, value, lines)
     return "\n".join(lines)
 
 
@@ -583,5 +650,10 @@ def _toml_value(value: Any) -> str:
 
 def section_hash(config: Config, section: str) -> str:
     """sha256 of one section's resolved values: equal hashes mean equal settings."""
-    values = dataclasses.asdict(getattr(config, section))
+    value = getattr(config, section)
+    values = (
+        {name: dataclasses.asdict(table) for name, table in value.items()}
+        if isinstance(value, Mapping)
+        else dataclasses.asdict(value)
+    )
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()

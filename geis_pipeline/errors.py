@@ -12,12 +12,14 @@ from pathlib import Path
 __all__ = [
     "ConfigError",
     "DRTError",
+    "ExportError",
     "FitError",
     "GeisPipelineError",
     "IngestError",
     "NoImpedanceDataError",
     "SimulationError",
     "StoreError",
+    "SuggestError",
     "UnknownFormatError",
     "ValidationError",
 ]
@@ -113,3 +115,11 @@ class ConfigError(GeisPipelineError):
 
 class StoreError(GeisPipelineError):
     """A result file cannot be written or read."""
+
+
+class SuggestError(GeisPipelineError):
+    """Circuit suggestion was given spectra or options it cannot work with."""
+
+
+class ExportError(GeisPipelineError):
+    """Result tables cannot be exported (a missing optional package, an unwritable folder)."""

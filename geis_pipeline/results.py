@@ -7,6 +7,7 @@ run.tracking()                           # per-step table (pandas DataFrame)
 run.spectra[120].freq, run.spectra[120].z
 run.fit_parameters()                     # per-step circuit parameters (R1_ohm, CPE1_0_F_s^(a-1)...)
 run.drt_map()                            # tau grid, gamma per step (ohm)
+run.to_xarray()                          # the same as labelled arrays (needs xarray)
 run.quantity("R_int")                    # R_int in ohm cm2, or in ohm when the area is unknown
 
 Every table names its unit in its column names: ``tracking()`` is area-specific
@@ -365,6 +366,15 @@ class ExperimentResults:
         offsets = np.concatenate([[0], np.cumsum([spectrum.n_points for spectrum in self.spectra])])
         values = self.record.stages[stage].points[column]
         return values[offsets[step] : offsets[step + 1]]
+
+    def to_xarray(self):
+        """The experiment as an :class:`xarray.Dataset` (step, frequency and tau dimensions).
+
+        See :func:`geis_pipeline.export.experiment_dataset`; needs xarray.
+        """
+        from geis_pipeline.export import experiment_dataset
+
+        return experiment_dataset(self)
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,9 @@ Circuit: L + ZARC_b + ZARC_gb + ZARC_int (:mod:`geis_pipeline.elements`).
 Absolute resistances are area-specific / area; Q comes from the absolute
 capacitance C_asr · area via :func:`~geis_pipeline.elements.cpe_q_from_capacitance`.
 The parameters of a sweep are those at its start (a stationary spectrum).
-DC potential while stripping: E = i (R_b + R_gb + R_int + R_DC-AC) (area
-specific, i in A/cm2); at open circuit E = ``ocv_V``; both with Gaussian noise
+DC potential while stripping: E = E_ocv + i (R_b + R_gb + R_int + R_DC-AC) (area
+specific, i in A/cm2; an alloy electrode sits at its OCV); at open circuit
+E = ``ocv_V``; both with Gaussian noise
 of ``potential_noise_V``. Passed charge (Q-Qo)/mA.h = I t / 3600 since the
 onset, constant at its end value during relaxation (EC-Lab carries it across
 linked techniques).
@@ -758,7 +759,7 @@ def simulate_experiment(settings: SimulationSettings | None = None) -> Simulated
     R_total_ohm_cm2 = params["R_b_ohm_cm2"] + params["R_gb_ohm_cm2"] + params["R_int_ohm_cm2"]
     potential = np.where(
         is_stripping,
-        current_A_cm2 * (R_total_ohm_cm2 + settings.R_dcac_ohm_cm2),
+        settings.ocv_V + current_A_cm2 * (R_total_ohm_cm2 + settings.R_dcac_ohm_cm2),
         settings.ocv_V,
     )
     point_potential = potential[:, np.newaxis] + settings.potential_noise_V * rng.standard_normal(
@@ -771,7 +772,7 @@ def simulate_experiment(settings: SimulationSettings | None = None) -> Simulated
     n_hold = math.floor(settings.hold_s / settings.hold_interval_s + 1e-9)
     hold_time = np.arange(n_hold) * settings.hold_interval_s
     hold_params = _circuit_truth(contact_fraction(hold_time, settings), settings)
-    hold_potential = current_A_cm2 * (
+    hold_potential = settings.ocv_V + current_A_cm2 * (
         hold_params["R_b_ohm_cm2"]
         + hold_params["R_gb_ohm_cm2"]
         + hold_params["R_int_ohm_cm2"]

@@ -34,10 +34,7 @@ attribute, inconsistent lengths, an experiment named ``.`` or ``..``) is a
 
 Writing is atomic: :func:`write_store` builds the whole file under a temporary
 name and renames it over the target, so a run killed at any moment leaves the
-previous complete file (or none), never a half-written one. HDF5 crashes the
-process (a segmentation fault) when a write or its final flush meets a full
-disk, so where the directory may not hold the file even uncompressed the file
-is built in memory and written out with plain writes, which fail cleanly.
+previous complete file (or none), never a half-written one.
 
 Arrays are stored gzip-compressed (level 1, byte shuffle), except in the files a
 run publishes while it is still going (``compress=False``): compressing is ~90 %
@@ -46,12 +43,10 @@ of the write time, and the final file replaces them.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -146,6 +141,14 @@ class ExperimentRecord:
         )
 
 
+_LIBRARY_DAMAGED = False
+
+
+def hdf5_damaged() -> bool:
+    """Whether a failed write left HDF5 objects half-open in this process (see write_store)."""
+    return _LIBRARY_DAMAGED
+
+
 def write_store(
     path: str | Path,
     records: Mapping[str, ExperimentRecord] | list[ExperimentRecord],
@@ -170,14 +173,8 @@ def write_store(
     path = Path(path)
     records = list(records.values()) if isinstance(records, Mapping) else list(records)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # HDF5 crashes (a segmentation fault, at once or at a later close) when a write or
-    # its final flush meets a full disk. Where the file may not fit, it is built in
-    # memory and then written out with plain file writes, which fail cleanly.
-    in_memory = not _fits(path.parent, records)
-    buffer = io.BytesIO()
     try:
-        handle = h5py.File(buffer if in_memory else temporary, "w")
-        try:
+        with h5py.File(temporary, "w") as handle:
             handle.attrs["format"] = FORMAT
             handle.attrs["layout_version"] = LAYOUT_VERSION
             handle.attrs["package_version"] = package_version
@@ -187,17 +184,17 @@ def write_store(
             for record in records:
                 _write_record(experiments.create_group(record.name), record, compress)
             study_group = handle.create_group("study")
-            for name, attrs in (study or {}).items():
-                _write_attrs(study_group.create_group(name), attrs)
-        finally:
-            handle.close()
-        if in_memory:
-            with open(temporary, "wb") as out:
-                out.write(buffer.getbuffer())
+            # "sand/Li": a composition's fit in a group of its own under /study/sand.
+            for name, attrs in sorted((study or {}).items()):
+                _write_attrs(study_group.require_group(name), attrs)
         with open(temporary, "rb+") as raw:  # durable before it becomes visible
             os.fsync(raw.fileno())
         os.replace(temporary, path)
     except OSError as exc:
+        global _LIBRARY_DAMAGED
+        # HDF5 could not close the file it failed to write (disk full): its objects stay
+        # half-open, and the library's own clean-up at interpreter exit then crashes.
+        _LIBRARY_DAMAGED = True
         temporary.unlink(missing_ok=True)
         raise StoreError(f"cannot write results: {exc}", file=path) from exc
     except BaseException:  # a bug or an interrupt: never leave the temporary file behind
@@ -205,33 +202,13 @@ def write_store(
         raise
 
 
-#: Room asked for beyond the uncompressed size of the arrays before writing directly.
-_SPACE_MARGIN = 1.25
-_SPACE_EXTRA_BYTES = 4 << 20
-
-
-def _nbytes(values: object) -> int:
-    array = np.asarray(values)
-    # Text is stored variable-length: count a generous 64 bytes per entry.
-    return array.size * 64 if array.dtype.kind in "OU" else array.nbytes
-
-
-def _fits(directory: Path, records: list[ExperimentRecord]) -> bool:
-    """Whether the directory has room for the records even uncompressed (with a margin)."""
-    needed = 0
-    for record in records:
-        n_points = sum(spectrum.n_points for spectrum in record.experiment.spectra)
-        needed += 48 * n_points + 64 * len(record.experiment.spectra)
-        needed += 32 * len(record.experiment.dc_record)
-        for stage in record.stages.values():
-            for columns in (stage.sweeps, stage.points, stage.grid):
-                needed += sum(_nbytes(values) for values in columns.values())
-        needed += sum(_nbytes(values) for values in record.tracking.values())
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:
-        return True  # no answer: write directly, as before
-    return free > _SPACE_MARGIN * needed + _SPACE_EXTRA_BYTES
+def _study_entry(group: h5py.Group) -> dict[str, object]:
+    """A study group's attributes, with its sub-groups (``sand/<composition>``) nested."""
+    entry: dict[str, object] = dict(group.attrs)
+    for name, item in group.items():
+        if isinstance(item, h5py.Group):
+            entry[name] = _study_entry(item)
+    return entry
 
 
 def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
@@ -364,7 +341,7 @@ def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str,
                 _check_experiment(name, group, path)
                 records[name] = _read_record(name, group, path)
             where = "/study"
-            study = {name: dict(group.attrs) for name, group in handle.get("study", {}).items()}
+            study = {name: _study_entry(group) for name, group in handle.get("study", {}).items()}
     except OSError as exc:
         raise StoreError(f"cannot read results: {exc}", file=path) from exc
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:

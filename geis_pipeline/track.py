@@ -68,10 +68,13 @@ class TrackResult:
         Column name (with unit) -> one value per time step.
     reference_step
         Step the contact loss is computed against (-1 if none is valid).
+    E_ocv_V
+        The open-circuit voltage the DC-AC gap was computed against, V.
     """
 
     columns: Mapping[str, np.ndarray]
     reference_step: int
+    E_ocv_V: float = 0.0
 
 
 #: Column label of the built-in roles (``R_b_ohm_cm2``...); any other role is its own label.
@@ -99,6 +102,7 @@ def track(
     reference_step: int | None = None,
     drt_R_int_ohm: np.ndarray | None = None,
     drt_tau_int_s: np.ndarray | None = None,
+    drt_processes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     current_mA: np.ndarray | None = None,
     freq_band_hz: np.ndarray | None = None,
     ocv_current_density_mA_cm2: float = 1e-3,
@@ -106,6 +110,8 @@ def track(
     temperature_K: float | None = None,
     reference_temperature_K: float = 298.15,
     activation_energy_eV: float = 0.37,
+    ocv_V: float | None = None,
+    short_circuit_fraction: float = 0.5,
 ) -> TrackResult:
     """Track the interface through an experiment.
 
@@ -141,6 +147,11 @@ def track(
         fit is ok.
     drt_R_int_ohm, drt_tau_int_s
         The DRT interface peak per step, an independent cross-check.
+    drt_processes
+        Every DRT window's peak per step: process -> (R in ohm, tau in s), giving
+        ``R_<process>_drt_ohm_cm2``, ``R_<process>_drt_ohm``, ``tau_<process>_drt_s``
+        and ``C_<process>_drt_F_cm2`` (tau / R) for each (Lu 2021 follows gb, SEI
+        and charge transfer through an alloy's phase transitions).
     current_mA
         DC current of each sweep, mA (0 at open circuit; positive = stripping).
         Gives ``current_density_mA_cm2``, the ``segment`` labels and the
@@ -157,6 +168,17 @@ def track(
     temperature_K, reference_temperature_K, activation_energy_eV
         With ``temperature_K``: column ``R_int_T0_ohm_cm2``, R_int normalised
         to the reference temperature (:func:`normalise_temperature`).
+    ocv_V
+        The electrode's open-circuit voltage against the reference, V: the
+        DC-AC gap is (E - E_ocv)/i - resistances (an alloy sits at an OCV: a
+        Li0.9Mg0.1 electrode's ~25 mV is ~250 ohm cm2 of false gap at 0.1
+        mA/cm2). Default: the median E of the open-circuit steps before the
+        first loaded one, else 0.
+    short_circuit_fraction
+        Column ``short_circuit``: R_b or R_gb below this fraction of their value
+        at the reference step (lithium penetrating the electrolyte; DOMAIN.md,
+        Lu 2021 Fig. S13), or the overpotential under current collapsing below
+        this fraction of the reference step's.
 
     Returns
     -------
@@ -223,6 +245,16 @@ def track(
         columns["R_int_drt_ohm"] = drt_r
     if drt_tau_int_s is not None:
         columns["tau_int_drt_s"] = np.asarray(drt_tau_int_s, dtype=np.float64)
+    for process, (drt_r, drt_tau) in (drt_processes or {}).items():
+        per = interfaces if process == "int" else 1
+        drt_r = np.asarray(drt_r, dtype=np.float64) / per
+        drt_tau = np.asarray(drt_tau, dtype=np.float64)
+        columns[f"R_{process}_drt_ohm_cm2"] = drt_r * area
+        columns[f"R_{process}_drt_ohm"] = drt_r
+        columns[f"tau_{process}_drt_s"] = drt_tau
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns[f"C_{process}_drt_F"] = drt_tau / drt_r
+        columns[f"C_{process}_drt_F_cm2"] = columns[f"C_{process}_drt_F"] / area
     # Reliability of C_int: a resolved, precisely fitted interface arc.
     c_int = columns["C_int_F"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -254,15 +286,25 @@ def track(
                 total = total + np.nan_to_num(np.asarray(values["R_ohm"], dtype=np.float64))
     else:
         total = np.asarray(total_resistance_ohm, dtype=np.float64)
+    if ocv_V is None:
+        first_loaded = np.flatnonzero(loaded)
+        before = (labels == OCV) & (
+            np.arange(n_steps) < (first_loaded[0] if first_loaded.size else 0)
+        )
+        rest = columns["E_V"][before]
+        ocv_V = float(np.median(rest[np.isfinite(rest)])) if np.isfinite(rest).any() else 0.0
     with np.errstate(all="ignore"):
-        # E/i in ohm from mV and mA: the absolute gap, then per area.
-        gap_ohm = columns["E_V"] / (current * 1e-3) - total
+        # (E - E_ocv)/i in ohm from V and mA: the absolute gap, then per area.
+        gap_ohm = (columns["E_V"] - ocv_V) / (current * 1e-3) - total
     columns["R_dcac_ohm"] = np.where(loaded, gap_ohm, np.nan)
     columns["R_dcac_ohm_cm2"] = columns["R_dcac_ohm"] * area
     if temperature_K is not None:
         columns["R_int_T0_ohm_cm2"] = normalise_temperature(
             columns["R_int_ohm_cm2"], temperature_K, reference_temperature_K, activation_energy_eV
         )
+    columns["short_circuit"] = _short_circuit(
+        columns, reference, fit_ok, loaded, ocv_V, short_circuit_fraction
+    )
     columns["fit_ok"] = fit_ok
     columns["fit_reason"] = (
         np.where(fit_ok, "", "fit").astype(str)
@@ -270,7 +312,33 @@ def track(
         else np.asarray(fit_reason, dtype=str)
     )
     columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
-    return TrackResult(columns, reference)
+    return TrackResult(columns, reference, float(ocv_V))
+
+
+def _short_circuit(
+    columns: Mapping[str, np.ndarray],
+    reference: int,
+    fit_ok: np.ndarray,
+    loaded: np.ndarray,
+    ocv_V: float,
+    fraction: float,
+) -> np.ndarray:
+    """Steps showing the signs of lithium penetration (see :func:`track`)."""
+    n_steps = fit_ok.size
+    flag = np.zeros(n_steps, dtype=bool)
+    if not 0 <= reference < n_steps:
+        return flag
+    with np.errstate(invalid="ignore"):
+        for label in ("b", "gb"):
+            r = columns[f"R_{label}_ohm"]
+            if np.isfinite(r[reference]) and r[reference] > 0:
+                flag |= fit_ok & (r < fraction * r[reference])
+        overpotential = np.abs(columns["E_V"] - ocv_V)
+        reference_loaded = np.flatnonzero(loaded & np.isfinite(overpotential))
+        if reference_loaded.size:
+            base = overpotential[reference_loaded[0]]
+            flag |= loaded & (overpotential < fraction * base)
+    return flag
 
 
 def segment_labels(

@@ -28,7 +28,14 @@ from geis_pipeline.spectrum import (
     sort_spectra,
 )
 
-__all__ = ["FORMATS", "placeholder_warning", "read_experiment", "read_file", "read_spectra"]
+__all__ = [
+    "FORMATS",
+    "placeholder_warning",
+    "read_experiment",
+    "read_file",
+    "read_file_experiment",
+    "read_spectra",
+]
 
 log = logging.getLogger(__name__)
 
@@ -327,3 +334,26 @@ def _first_time(item: InstrumentFile) -> float:
     if len(item.dc_record):
         return float(item.dc_record.time_s[0])
     return item.spectra[0].time_s if item.spectra else 0.0
+
+
+def read_file_experiment(path: str | Path, *, area_cm2: float | None = None) -> Experiment:
+    """One instrument file as an experiment, with the metadata rules of a folder.
+
+    Parameters
+    ----------
+    path
+        The file.
+    area_cm2
+        Electrode area, cm2; overrides the file header.
+
+    Raises
+    ------
+    NoImpedanceDataError, IngestError
+        As :func:`read_spectra`.
+    """
+    if area_cm2 is not None and not area_cm2 > 0:
+        raise GeisPipelineError(f"electrode area must be > 0 cm2, got {area_cm2!r}", key="area_cm2")
+    instrument_file = read_file(path)
+    if not instrument_file.spectra:
+        raise NoImpedanceDataError("no impedance rows (freq > 0) in the file", file=path)
+    return _merge([instrument_file], [], area_cm2)

@@ -13,6 +13,7 @@ from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
+from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
 from geis_pipeline.track import (
     apply_segments,
     arrhenius_fit,
@@ -123,7 +124,14 @@ def _tracking(
         return {}, {}
     options = _fit_options(config, experiment.metadata.area_cm2)
     section = config.track
-    temperature = section.experiment_temperatures_K.get(name or "", section.temperature_K)
+    settings = config.settings_of(name or "")
+    temperature = _first(settings.temperature_K, section.temperature_K)
+    c0 = _first(settings.c0_mol_cm3, section.c0_mol_cm3)
+    area = experiment.metadata.area_cm2
+    threshold_cm2 = section.r_int_threshold_ohm_cm2
+    if section.r_int_threshold_ohm is not None:
+        # An absolute threshold (krauskopf2020: 10 kOhm) on the per-cm2 column.
+        threshold_cm2 = section.r_int_threshold_ohm * area if area else math.nan
     kk = stages.get("kk")
     drt = stages.get("drt")
     kk_ok = kk.sweeps["ok"][:n_done] if kk is not None and kk.sweeps["ok"].size >= n_done else None
@@ -145,6 +153,7 @@ def _tracking(
         reference_step=_reference_step(config, n_done),
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
+        drt_processes=_drt_processes(drt, n_done),
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         freq_band_hz=_fit_band(spectra, fit, n_done),
         ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
@@ -152,6 +161,7 @@ def _tracking(
         temperature_K=temperature,
         reference_temperature_K=section.reference_temperature_K,
         activation_energy_eV=section.activation_energy_eV,
+        ocv_V=_first(settings.ocv_V, section.ocv_V),
     )
     # Segments from each file's technique, setpoint and DC record (with a tolerance),
     # not from the sign of the current density.
@@ -176,10 +186,10 @@ def _tracking(
     summary |= summarize_tracking(
         columns,
         result.reference_step,
-        r_int_threshold_ohm_cm2=section.r_int_threshold_ohm_cm2,
-        c0_mol_cm3=section.c0_mol_cm3,
-        current_density_mA_cm2=section.experiment_current_densities_mA_cm2.get(
-            name or "", section.current_density_mA_cm2
+        r_int_threshold_ohm_cm2=threshold_cm2,
+        c0_mol_cm3=c0,
+        current_density_mA_cm2=_first(
+            settings.current_density_mA_cm2, section.current_density_mA_cm2
         ),
         relaxation_model=section.relaxation_model,
         temperature_K=temperature,
@@ -187,6 +197,15 @@ def _tracking(
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
         potential_cutoff_V=section.potential_cutoff_V,
     )
+    summary |= _study_metadata(settings, c0, result.E_ocv_V)
+    shorted = np.flatnonzero(np.asarray(columns["short_circuit"], dtype=bool))
+    summary["short_circuit"] = bool(shorted.size)
+    if shorted.size:
+        summary["short_circuit_step"] = int(shorted[0])
+        summary["short_circuit_time_s"] = float(columns["time_s"][shorted[0]])
+    if section.cutoff_V is not None:
+        summary |= _cutoff(experiment, columns, section, c0)
+    summary |= _staircase(experiment, section, result.E_ocv_V)
     log.debug(
         "%s: tracked %d steps (%s); t0 %s",
         name,
@@ -195,6 +214,86 @@ def _tracking(
         f"{summary['t0_s'] / 3600:.3g} h" if summary["t0_reached"] else summary["t0_reason"],
     )
     return columns, summary
+
+
+def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every DRT window's tracked peak (``<process>_R_ohm``, ``<process>_tau_s``)."""
+    if drt is None:
+        return {}
+    processes = {}
+    for column, values in drt.sweeps.items():
+        if column.endswith("_R_ohm") and not column.endswith("_R_window_ohm"):
+            process = column[: -len("_R_ohm")]
+            tau = drt.sweeps.get(f"{process}_tau_s")
+            if tau is not None and values.size >= n_done and tau.size >= n_done:
+                processes[process] = (values[:n_done], tau[:n_done])
+    return processes
+
+
+def _staircase(experiment: Experiment, section, e_ocv_V: float) -> dict[str, object]:
+    """The critical current density when the DC record is a rising current staircase."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    if not (dc.time_s.size and area):
+        return {}
+    found = critical_current_density(
+        dc.time_s,
+        dc.potential_V,
+        dc.current_mA / area,
+        ocv_V=e_ocv_V,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
+    if len(found.step_currents_mA_cm2) < 3 or "staircase" in found.reason:
+        return {}
+    return {
+        "ccd_found": found.found,
+        "ccd_mA_cm2": found.ccd_mA_cm2,
+        "ccd_reason": found.reason,
+        "staircase_currents_mA_cm2": list(found.step_currents_mA_cm2),
+    }
+
+
+def _first(*values):
+    """The first value that is set (None: unset)."""
+    return next((value for value in values if value is not None), None)
+
+
+def _study_metadata(settings, c0: float, e_ocv_V: float) -> dict[str, object]:
+    """What the study groups and plots experiments by, stored in each summary."""
+    metadata: dict[str, object] = {"c0_mol_cm3": float(c0), "E_ocv_V": float(e_ocv_V)}
+    for key in ("composition", "stack_pressure_MPa", "force_N"):
+        value = getattr(settings, key)
+        if value is not None:
+            metadata[key] = value
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _cutoff(experiment: Experiment, columns: dict, section, c0: float) -> dict[str, object]:
+    """t_cutoff, q_cutoff and Sand's D_eff from the capacity, from the DC record."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    if dc.time_s.size and area:
+        time_s, potential, density = dc.time_s, dc.potential_V, dc.current_mA / area
+    else:  # no DC record: the sweeps' own DC values
+        time_s = columns["time_s"]
+        potential = columns["E_V"]
+        density = columns["current_density_mA_cm2"]
+    end = cutoff_end_point(
+        time_s,
+        potential,
+        density,
+        section.cutoff_V,
+        c0_mol_cm3=c0,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
+    return {
+        "cutoff_V": section.cutoff_V,
+        "cutoff_reached": end.reached,
+        "t_cutoff_s": end.t_cutoff_s,
+        "q_cutoff_mAh_cm2": end.q_cutoff_mAh_cm2,
+        "stripped_cutoff_um": end.stripped_um,
+        "D_eff_cutoff_cm2_s": end.D_eff_cm2_s,
+    }
 
 
 def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dict]:
@@ -216,7 +315,10 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
     names = list(summaries)
     t0 = values("t0_s")
     current = values("current_density_mA_cm2")
-    usable = np.isfinite(t0) & np.isfinite(current)
+    # Experiments with a composition are fitted per composition (each with its own c0):
+    # one line through several compositions would mean nothing.
+    unlabelled = np.array([not summary.get("composition") for summary in summaries.values()])
+    usable = np.isfinite(t0) & np.isfinite(current) & unlabelled.astype(bool)
     if np.unique(np.abs(current[usable])).size >= 2:
         fitted = sand_fit(
             t0[usable],
@@ -239,6 +341,23 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             "current_density_mA_cm2": [float(value) for value in current[usable]],
             "t0_s": [float(value) for value in t0[usable]],
         }
+    compositions = {
+        name: str(summary["composition"])
+        for name, summary in summaries.items()
+        if summary.get("composition")
+    }
+    if compositions:
+        c0_by_composition = {
+            compositions[name]: float(summaries[name].get("c0_mol_cm3", config.track.c0_mol_cm3))
+            for name in compositions
+        }
+        for composition, entry in sand_by_composition(
+            summaries,
+            compositions=compositions,
+            c0_mol_cm3=c0_by_composition,
+            through_origin=config.track.sand_through_origin,
+        ).items():
+            study[f"sand/{composition}"] = entry
     temperature = values("temperature_K")
     known = np.isfinite(temperature)
     if np.unique(temperature[known]).size >= 2:

@@ -36,7 +36,8 @@ __all__ = [
 #: Config sections each stage's results depend on.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "kk": ("kk",),
-    "fit": ("experiment", "kk", "fit"),
+    # Per-experiment areas change the capacitances the arcs are identified by.
+    "fit": ("experiment", "kk", "fit", "experiments"),
     "drt": ("kk", "drt"),
 }
 STAGES = tuple(STAGE_SECTIONS)

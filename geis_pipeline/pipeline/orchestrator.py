@@ -529,14 +529,24 @@ def _remove_leftovers(output: Path) -> None:
     ChunkStore(output).remove_stale_temporaries()
 
 
+def _check_experiment_tables(config: Config, names: set[str]) -> None:
+    """Every ``[experiments.<name>]`` table must name an experiment of the run."""
+    for name in config.experiments:
+        if name not in names:
+            raise ConfigError(
+                f"no experiment folder of this run is called {name!r}; "
+                f"the run's experiments: {', '.join(sorted(names)) or 'none'}",
+                key=f"experiments.{name}",
+            )
+
+
 def _read_folder(
     folder: Path, name: str, config: Config, previous: ExperimentRecord | None
 ) -> Experiment:
     """The folder's experiment, keeping stored sweeps of files unreadable now."""
+    area = config.settings_of(name).area_cm2 or config.experiment.area_cm2
     try:
-        experiment = read_experiment(
-            folder, area_cm2=config.experiment.area_cm2, strict=config.experiment.strict
-        )
+        experiment = read_experiment(folder, area_cm2=area, strict=config.experiment.strict)
     except GeisPipelineError as exc:
         if previous is None or config.experiment.strict:
             raise
@@ -564,10 +574,14 @@ def _run(
     reports = []
     taken: set[str] = set()
     experiments = []
+    names = []
     for folder in folders:
-        folder = Path(folder)
-        name = _experiment_name(folder, taken)
+        name = _experiment_name(Path(folder), taken)
         taken.add(name)
+        names.append(name)
+    _check_experiment_tables(config, set(names) | set(previous_records))
+    for folder, name in zip(folders, names, strict=True):
+        folder = Path(folder)
         previous = previous_records.get(name)
         reading = time.perf_counter()
         experiment = _read_folder(folder, name, config, previous)
@@ -629,6 +643,7 @@ def reprocess(
     with OutputLock(output):
         _remove_leftovers(output)
         records, _ = read_store(source)
+        _check_experiment_tables(config, set(records))
         # Nothing is published until the end: the old file stays whole until the new one,
         # written under a temporary name, replaces it (a kill leaves one or the other).
         state = RunState(output, config, dict(records), periodic=False)
@@ -636,7 +651,10 @@ def reprocess(
         parts = ChunkStore(output)
         reports = []
         for name, record in records.items():
-            experiment = _with_area(record.experiment, config.experiment.area_cm2)
+            experiment = _with_area(
+                record.experiment,
+                config.settings_of(name).area_cm2 or config.experiment.area_cm2,
+            )
             experiment = _screened(name, experiment, config, source)
             reports.append(_process_experiment(name, experiment, record, state, parts, progress))
         state.study = study(state.records, config)

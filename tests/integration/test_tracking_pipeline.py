@@ -27,7 +27,9 @@ THRESHOLD = 10000.0
 
 
 def _config(threshold: float = THRESHOLD):
-    temperatures = "\n".join(f"{name} = {value}" for name, value in TEMPERATURES.items())
+    temperatures = "\n".join(
+        f"[experiments.{name}]\ntemperature_K = {value}" for name, value in TEMPERATURES.items()
+    )
     return parse_config(
         f"""
 [executor]
@@ -38,7 +40,6 @@ solver = "NNLS"
 lam = 0.3
 [track]
 r_int_threshold_ohm_cm2 = {threshold}
-[track.experiment_temperatures_K]
 {temperatures}
 """
     )

@@ -128,3 +128,44 @@ def test_dcac_gap_subtracts_every_resistance_of_the_circuit() -> None:
         area_cm2=0.5,
     ).columns
     np.testing.assert_allclose(partial["R_dcac_ohm"], 300.0)
+
+
+def test_every_drt_window_is_tracked() -> None:
+    steps = 3
+    r = np.array([10.0, 20.0, 40.0])
+    tau = np.array([1e-4, 1e-4, 1e-4])
+    columns = track(
+        np.arange(steps, dtype=float),
+        roles={},
+        fit_ok=np.ones(steps, dtype=bool),
+        area_cm2=0.5,
+        drt_processes={"sei": (r, tau), "gb": (r / 2, tau / 100)},
+    ).columns
+    np.testing.assert_allclose(columns["R_sei_drt_ohm_cm2"], r * 0.5)
+    np.testing.assert_allclose(columns["tau_gb_drt_s"], tau / 100)
+    np.testing.assert_allclose(columns["C_sei_drt_F_cm2"], tau / r / 0.5)
+
+
+def test_penetration_raises_the_short_circuit_flag_at_the_right_step() -> None:
+    """R_b and R_gb falling over the last 10 % of the steps: lithium penetrating the electrolyte."""
+    steps = 50
+    falling = np.ones(steps)
+    falling[45:] = np.linspace(0.8, 0.1, 5)  # below half of the start from step 47
+    roles = {
+        "bulk": {"R_ohm": 400.0 * falling},
+        "gb": {"R_ohm": 80.0 * falling},
+        "int": {"R_ohm": np.full(steps, 200.0), "C_F": np.full(steps, 1e-6)},
+    }
+    current = np.full(steps, 0.1)
+    resistance = 400.0 * falling + 80.0 * falling + 200.0
+    columns = track(
+        np.arange(steps, dtype=float),
+        roles=roles,
+        fit_ok=np.ones(steps, dtype=bool),
+        current_mA=current,
+        potential_V=current * 1e-3 * resistance,
+        area_cm2=0.5,
+    ).columns
+    flagged = np.flatnonzero(columns["short_circuit"])
+    assert flagged[0] == int(np.flatnonzero(falling < 0.5)[0])
+    assert flagged.tolist() == list(range(flagged[0], steps))
