@@ -115,6 +115,8 @@ def spectra_from_rows(
     row_number: np.ndarray | None = None,
     step: np.ndarray | None = None,
     last_incomplete: bool = False,
+    z_ce: np.ndarray | None = None,
+    potential_ce_V: np.ndarray | None = None,
 ) -> tuple[Spectrum, ...]:
     """Split validated impedance rows into sweeps and build their spectra.
 
@@ -137,6 +139,9 @@ def spectra_from_rows(
     last_incomplete
         Flag the last sweep incomplete whatever its length (the file says the
         measurement was aborted).
+    z_ce, potential_ce_V
+        A 3-electrode file's counter-electrode impedance (ohm, per row) and
+        potential (V, averaged per sweep); None: not recorded.
 
     Returns
     -------
@@ -155,6 +160,9 @@ def spectra_from_rows(
     starts = np.array([sweep.start for sweep in sweeps], dtype=np.intp)
     mean_current = _sweep_means(current, starts)
     mean_potential = _sweep_means(potential, starts)
+    mean_potential_ce = _sweep_means(
+        nan_rows if potential_ce_V is None else potential_ce_V, starts
+    )
     return tuple(
         Spectrum(
             freq=freq[sweep],
@@ -167,6 +175,8 @@ def spectra_from_rows(
             source=source,
             sweep_index=index,
             flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
+            z_ce=None if z_ce is None else z_ce[sweep],
+            potential_ce_V=float(mean_potential_ce[index]),
         )
         for index, (sweep, incomplete) in enumerate(zip(sweeps, short, strict=True))
     )

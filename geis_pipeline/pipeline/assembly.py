@@ -114,8 +114,27 @@ def _total_resistance(circuit, parameters: np.ndarray) -> np.ndarray:
     return np.asarray(parameters, dtype=float)[:, columns].sum(axis=1)
 
 
+def _interfaces(experiment: Experiment, config: Config, electrode: str) -> int:
+    """Interfaces in one spectrum: ``track.interfaces`` for a 2-electrode cell, 1 for each
+    electrode of a 3-electrode cell (measured against the reference, each spectrum holds
+    one interface)."""
+    if electrode != "we" or experiment.has_counter:
+        if config.track.interfaces != 1:
+            log.info(
+                "3-electrode cell: each electrode's spectrum holds one interface "
+                "(track.interfaces = %d applies to 2-electrode cells only)",
+                config.track.interfaces,
+            )
+        return 1
+    return config.track.interfaces
+
+
 def _tracking(
-    experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
+    experiment: Experiment,
+    stages: dict[str, StageData],
+    config: Config,
+    name: str | None = None,
+    electrode: str = "we",
 ) -> tuple[dict, dict]:
     fit = stages.get("fit")
     n_done = int(fit.attrs["n_done"]) if fit is not None else 0
@@ -148,7 +167,7 @@ def _tracking(
         potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
         area_cm2=experiment.metadata.area_cm2,
-        interfaces=config.track.interfaces,
+        interfaces=(interfaces := _interfaces(experiment, config, electrode)),
         # A reference step not processed yet (a publish while running): no contact loss yet.
         reference_step=_reference_step(config, n_done),
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
@@ -182,6 +201,8 @@ def _tracking(
             if (reasons := _reasons(fit.sweeps, n_done)) is not None
         },
         "reference_step": result.reference_step,
+        "electrode": electrode,
+        "interfaces": interfaces,
     }
     summary |= summarize_tracking(
         columns,
@@ -391,8 +412,10 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
 
 
 def assemble_record(
-    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps, *, electrode: str = "we"
 ) -> ExperimentRecord:
+    """One electrode's stored results from its chunks (``electrode``: ``we`` or ``ce``, whose
+    ``experiment`` is :func:`~geis_pipeline.spectrum.counter_electrode`'s view)."""
     stages = {}
     for stage, by_start in chunk_outputs.items():
         # Only the contiguous run of finished chunks from the first sweep is published.
@@ -405,5 +428,5 @@ def assemble_record(
             if not chunk["sweeps"]:
                 break
         stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
-    tracking, summary = _tracking(experiment, stages, config, name)
+    tracking, summary = _tracking(experiment, stages, config, name, electrode)
     return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)
