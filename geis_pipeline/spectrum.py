@@ -18,8 +18,8 @@ import numpy as np
 from geis_pipeline._arrays import readonly
 
 __all__ = [
-    "FLAG_INCOMPLETE",
     "ELECTRODES",
+    "FLAG_INCOMPLETE",
     "DCRecord",
     "Experiment",
     "ExperimentMetadata",
@@ -27,8 +27,8 @@ __all__ = [
     "SkippedFile",
     "SkippedSweep",
     "Spectrum",
-    "screen_sweeps",
     "counter_electrode",
+    "screen_sweeps",
     "sweep_defect",
 ]
 

@@ -587,14 +587,10 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     columns = {key: raw[key][()] for key in _RAW_SWEEP_COLUMNS}
     # Layout 2: a 3-electrode cell's counter electrode (absent: none recorded).
     z_ce = (
-        raw["z_ce_real_ohm"][()] + 1j * raw["z_ce_imag_ohm"][()]
-        if "z_ce_real_ohm" in raw
-        else None
+        raw["z_ce_real_ohm"][()] + 1j * raw["z_ce_imag_ohm"][()] if "z_ce_real_ohm" in raw else None
     )
     potential_ce = (
-        raw["potential_ce_V"][()]
-        if "potential_ce_V" in raw
-        else np.full(offsets.size - 1, np.nan)
+        raw["potential_ce_V"][()] if "potential_ce_V" in raw else np.full(offsets.size - 1, np.nan)
     )
     spectra = tuple(
         Spectrum(

@@ -160,9 +160,7 @@ def spectra_from_rows(
     starts = np.array([sweep.start for sweep in sweeps], dtype=np.intp)
     mean_current = _sweep_means(current, starts)
     mean_potential = _sweep_means(potential, starts)
-    mean_potential_ce = _sweep_means(
-        nan_rows if potential_ce_V is None else potential_ce_V, starts
-    )
+    mean_potential_ce = _sweep_means(nan_rows if potential_ce_V is None else potential_ce_V, starts)
     return tuple(
         Spectrum(
             freq=freq[sweep],
