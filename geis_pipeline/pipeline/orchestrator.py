@@ -400,6 +400,7 @@ def _process_electrodes(
         parts,
         progress,
         electrode=COUNTER,
+        config=state.config.for_counter(),
     )
     return replace(report, counter=counter)
 
@@ -412,8 +413,9 @@ def _process_experiment(
     parts: ChunkStore,
     progress: ProgressCallback | None,
     electrode: str = "we",
+    config: Config | None = None,
 ) -> ExperimentReport:
-    config = state.config
+    config = config or state.config
     # Saved chunks of the counter electrode live beside the working electrode's.
     part_name = name if electrode == "we" else f"{name}/{electrode}"
     hashes = stage_hashes(config)
