@@ -119,7 +119,7 @@ class ProtocolSettings:
         ("strip", 24),
     )
     rest_interval_s: float = 30.0
-    tau_plate_s: float = 300.0
+    tau_plate_s: float = 600.0
     tau_ocv_s: float = 60.0
     counter: bool = False
     counter_R_int0_ohm_cm2: float = 150.0

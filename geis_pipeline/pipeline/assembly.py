@@ -11,6 +11,7 @@ from geis_pipeline.config import Config
 from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
+from geis_pipeline.segments import cycle_table, segment_table
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
 from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
@@ -429,4 +430,36 @@ def assemble_record(
                 break
         stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
     tracking, summary = _tracking(experiment, stages, config, name, electrode)
-    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)
+    tables = _tables(experiment, tracking, summary, config) if tracking else {}
+    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary, tables)
+
+
+def _tables(experiment: Experiment, tracking: dict, summary: dict, config: Config) -> dict:
+    """The segment table, and the cycle table when the DC record has cycles."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    # Charges are per cm2: without an area the DC record cannot give them (NaN).
+    density = dc.current_mA / area if area and len(dc) else None
+    section = config.track
+    tables = {
+        "segments": segment_table(
+            tracking,
+            int(summary.get("reference_step", -1)),
+            dc_time_s=dc.time_s if density is not None else None,
+            dc_current_density_mA_cm2=density,
+            ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+            relaxation_model=section.relaxation_model,
+        ).columns
+    }
+    if density is not None:
+        cycles = cycle_table(
+            dc.time_s,
+            density,
+            dc.potential_V,
+            ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+            ocv_V=float(summary.get("E_ocv_V", 0.0)),
+            tracking=tracking,
+        )
+        if len(cycles):
+            tables["cycles"] = cycles.columns
+    return tables
