@@ -591,11 +591,14 @@ def drt_map(
     scale: str = "log",
     decades: float = 3.0,
     ax: Axes | None = None,
+    electrode: str = "we",
 ) -> Figure:
     """gamma(tau) (ohm cm2) of every step as a heat map: time (h) vs tau (s, log).
 
     The tracked peaks (``<process>_tau_s`` of the DRT stage, e.g. ``int`` and ``gb``) are
-    drawn on top. Rows are decimated to ``max_rows``.
+    drawn on top, and the peak events (a process's peak splitting, appearing or
+    vanishing: ``drt_events``) as dotted lines labelled with the process and kind.
+    Rows are decimated to ``max_rows``. ``electrode="ce"``: the counter electrode's.
 
     ``scale="log"`` (default) colours log γ over the top ``decades`` decades, so the
     small early peaks stay visible next to the large late ones (the interface
@@ -604,7 +607,7 @@ def drt_map(
     """
     if scale not in ("log", "linear"):
         raise ValueError(f"scale must be 'log' or 'linear', got {scale!r}")
-    experiment = _experiment(results)
+    experiment = _experiment(results).electrode(electrode)
     fig, ax = _axes(ax, (7.0, 4.8))
     drt = experiment.drt_map()
     if drt is None:
@@ -646,14 +649,43 @@ def drt_map(
                 color=next(colours, "white"),
                 label=f"{process} peak",
             )
+        _draw_events(ax, experiment, times)
         ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
     ax.set_ylim(tau[0], tau[-1])
     ax.set_xlabel("time (h)")
     ax.set_ylabel("τ (s)")
-    ax.set_title(f"{experiment.name}: DRT map")
+    which = "" if electrode == "we" else " (counter electrode)"
+    ax.set_title(f"{experiment.name}: DRT map{which}")
     colourbar = fig.colorbar(mesh, ax=ax)
     colourbar.set_label(f"γ ({_z_unit(experiment)})")
     return fig
+
+
+#: At most this many peak events are labelled on a DRT map (the rest are counted in the legend).
+MAX_EVENT_LABELS = 12
+
+
+def _draw_events(ax: Axes, experiment, times: np.ndarray) -> None:
+    """The stored DRT peak events as dotted vertical lines with their process and kind."""
+    events = experiment.drt_events(as_frame=False)
+    if not events or not len(events["step"]):
+        return
+    steps = np.asarray(events["step"], dtype=int)
+    for number, (step, process, kind) in enumerate(
+        zip(steps, events["process"], events["kind"], strict=True)
+    ):
+        ax.axvline(times[step], color="white", lw=0.8, ls=":", alpha=0.8)
+        if number < MAX_EVENT_LABELS:
+            ax.text(
+                times[step],
+                0.98 - 0.06 * (number % 4),
+                f" {process} {kind}",
+                transform=ax.get_xaxis_transform(),
+                color="white",
+                fontsize="x-small",
+                va="top",
+            )
+    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s)")
 
 
 def drt_curves(

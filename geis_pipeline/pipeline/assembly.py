@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from geis_pipeline.config import Config
+from geis_pipeline.drt import window_events
 from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
@@ -431,7 +432,42 @@ def assemble_record(
         stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
     tracking, summary = _tracking(experiment, stages, config, name, electrode)
     tables = _tables(experiment, tracking, summary, config) if tracking else {}
+    events = _drt_events(stages.get("drt"), tracking, config)
+    if events is not None:
+        tables["drt_events"] = events
     return ExperimentRecord(name, experiment, inputs, stages, tracking, summary, tables)
+
+
+def _drt_events(drt: StageData | None, tracking: dict, config: Config) -> dict | None:
+    """The DRT peak events table (None: the DRT stage stored no peak counts)."""
+    if drt is None or not tracking:
+        return None
+    n_done = len(tracking["time_s"])
+    counts = {process: drt.sweeps.get(f"{process}_n_peaks") for process in config.drt.windows}
+    if not counts or any(
+        values is None or np.shape(values)[0] < n_done for values in counts.values()
+    ):
+        return None
+    events = window_events(
+        {process: values[:n_done] for process, values in counts.items()},
+        np.asarray(drt.sweeps["ok"][:n_done], dtype=bool),
+    )
+    steps = np.array([event.step for event in events], dtype=np.int64)
+    return {
+        "step": steps,
+        "time_s": np.asarray(tracking["time_s"], dtype=np.float64)[steps],
+        "process": np.array([event.process for event in events], dtype=object),
+        "kind": np.array([event.kind for event in events], dtype=object),
+        "n_peaks_before": np.array(
+            [counts[e.process][_previous_ok(drt, e.step)] for e in events], dtype=np.int64
+        ),
+        "n_peaks": np.array([counts[e.process][e.step] for e in events], dtype=np.int64),
+    }
+
+
+def _previous_ok(drt: StageData, step: int) -> int:
+    ok = np.flatnonzero(np.asarray(drt.sweeps["ok"][:step], dtype=bool))
+    return int(ok[-1]) if ok.size else step
 
 
 def _tables(experiment: Experiment, tracking: dict, summary: dict, config: Config) -> dict:
