@@ -120,3 +120,23 @@ def test_real_counter_electrode_is_read_and_tracked(realdata, tmp_path) -> None:
     we_r = we.R_int_ohm_cm2.to_numpy()[we_ok]
     assert we_r[-1] / we_r[0] > 1.5
     assert r_int[ok].max() / r_int[ok].min() < 1.3
+
+
+def test_figures_and_report_show_both_electrodes(three_electrode, tmp_path) -> None:
+    from geis_pipeline import plot
+    from geis_pipeline.report import write_report
+
+    _, results, _, _, output = three_electrode
+
+    def labels(figure) -> list[str]:
+        return [line.get_label() for axis in figure.axes for line in axis.lines]
+
+    assert "R_int counter" in labels(plot.evolution(results))
+    assert any(label.startswith("counter") for label in labels(plot.capacitance(results)))
+    assert any(label.startswith("counter") for label in labels(plot.contact_loss(results)))
+    counter_map = plot.drt_map(results, electrode="ce")
+    assert "counter electrode" in counter_map.axes[0].get_title()
+    page = write_report(output, tmp_path / "report").read_text(encoding="utf-8")
+    assert "Counter electrode (3-electrode cell)" in page
+    assert "cell_nyquist_ce.png" in page and "cell_drt_map_ce.png" in page
+    assert "Segment table" in page and "Cycles (DC record)" in page
