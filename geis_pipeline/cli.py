@@ -466,6 +466,22 @@ def _info(arguments: argparse.Namespace) -> int:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
+        if "ce" in experiment.electrodes:
+            counter = experiment.electrode("ce")
+            ok = counter.ok_steps()
+            counter_r = counter.first_last("R_int")
+            print(
+                _line(
+                    "counter (ce)",
+                    f"{int(ok.sum())} of {ok.size} fits ok"
+                    + (
+                        f"; R_int {counter_r[0]:.4g} -> {counter_r[1]:.4g} "
+                        f"{counter_r[2].replace('Ω', 'ohm').replace('²', '2')}"
+                        if counter_r is not None
+                        else ""
+                    ),
+                )
+            )
     note = sand_note(results)
     if note:
         print(_line("Sand study", f"none: {note}"))
