@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from geis_pipeline.ingest._table import RowDefects
 from geis_pipeline.spectrum import FLAG_INCOMPLETE, Spectrum
 
 __all__ = ["incomplete_sweeps", "spectra_from_rows", "split_sweeps"]
@@ -115,6 +116,7 @@ def spectra_from_rows(
     row_number: np.ndarray | None = None,
     step: np.ndarray | None = None,
     last_incomplete: bool = False,
+    defects: RowDefects | None = None,
     z_ce: np.ndarray | None = None,
     potential_ce_V: np.ndarray | None = None,
 ) -> tuple[Spectrum, ...]:
@@ -125,7 +127,8 @@ def spectra_from_rows(
     Parameters
     ----------
     freq, z
-        Impedance rows only (freq > 0 Hz, finite Z in ohm), in file order.
+        Impedance rows only (freq > 0 Hz, Z in ohm), in file order. Z may be
+        non-finite only in the rows ``defects`` names.
     source
         The file, recorded in each spectrum.
     point_time_s
@@ -139,6 +142,10 @@ def spectra_from_rows(
     last_incomplete
         Flag the last sweep incomplete whatever its length (the file says the
         measurement was aborted).
+    defects
+        Rows with a non-finite impedance: each sweep holding one is built as
+        read with :attr:`Spectrum.defect` naming the first such line, so it is
+        skipped and reported while the file's other sweeps are analysed.
     z_ce, potential_ce_V
         A 3-electrode file's counter-electrode impedance (ohm, per row) and
         potential (V, averaged per sweep); None: not recorded.
@@ -160,6 +167,12 @@ def spectra_from_rows(
     starts = np.array([sweep.start for sweep in sweeps], dtype=np.intp)
     mean_current = _sweep_means(current, starts)
     mean_potential = _sweep_means(potential, starts)
+    defect = [""] * len(sweeps)
+    if defects is not None and defects.positions.size:
+        sweep_of = np.searchsorted(starts, defects.positions, side="right") - 1
+        first = np.flatnonzero(np.r_[True, np.diff(sweep_of) != 0])  # first bad row per sweep
+        for index, position in zip(sweep_of[first], defects.positions[first], strict=True):
+            defect[index] = defects.describe(int(position))
     mean_potential_ce = _sweep_means(nan_rows if potential_ce_V is None else potential_ce_V, starts)
     return tuple(
         Spectrum(
@@ -173,6 +186,7 @@ def spectra_from_rows(
             source=source,
             sweep_index=index,
             flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
+            defect=defect[index],
             z_ce=None if z_ce is None else z_ce[sweep],
             potential_ce_V=float(mean_potential_ce[index]),
         )
