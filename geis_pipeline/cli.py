@@ -359,6 +359,10 @@ def _print_report(report) -> None:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
+        counter = getattr(experiment, "counter", None)
+        if counter is not None and counter.quality is not None:
+            fits = dict(counter.quality.rows()).get("circuit fits", "not run")
+            print(_line("counter (ce)", f"its own KK, fit, DRT and tracking; circuit fits {fits}"))
     note = (
         ""
         if report.study.get("sand")

@@ -62,8 +62,10 @@ class CycleTable:
 
 def _states(density: np.ndarray, ocv_density: float) -> np.ndarray:
     """+1 anodic, -1 cathodic, 0 open circuit, per DC row (NaN current: 2, no state)."""
-    state = np.where(np.abs(density) <= ocv_density, 0, np.sign(density)).astype(np.int64)
-    state[~np.isfinite(density)] = 2
+    finite = np.isfinite(density)
+    values = np.where(finite, density, 0.0)
+    state = np.where(np.abs(values) <= ocv_density, 0, np.sign(values)).astype(np.int64)
+    state[~finite] = 2
     return state
 
 
@@ -74,6 +76,9 @@ def _held_integral(time_s: np.ndarray, values: np.ndarray, start: float, stop: f
     edges = np.append(time_s[1:], np.inf)
     low = np.maximum(time_s, start)
     high = np.minimum(edges, stop)
+    overlapping = (high > low) | ((time_s >= start) & (time_s < stop))
+    if not np.isfinite(values[overlapping]).any():
+        return math.nan  # the current was not recorded over the span
     # Before the first row the first row's value holds.
     before = max(0.0, min(float(time_s[0]), stop) - start) * float(np.nan_to_num(values[0]))
     return before + float(np.sum(np.nan_to_num(values) * np.clip(high - low, 0.0, None)))

@@ -51,3 +51,10 @@ def test_cycles_need_both_current_signs() -> None:
     assert list(cycles["complete"]) == [True, True]
     assert cycles["charge_strip_mAh_cm2"][0] == pytest.approx(0.2 / 3600)
     assert cycles["charge_plate_mAh_cm2"][1] == pytest.approx(-0.1 / 3600)
+
+
+def test_an_unrecorded_current_gives_no_charge_and_no_cycles() -> None:
+    table = _table(["unknown"] * 3, [np.nan] * 3, [100, 110, 120])
+    rows = segment_table(table, 0).columns
+    assert np.isnan(rows["charge_mAh_cm2"][0]) and np.isnan(rows["current_density_mA_cm2"][0])
+    assert len(cycle_table(np.arange(3.0), np.full(3, np.nan), np.zeros(3))) == 0
