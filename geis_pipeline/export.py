@@ -107,7 +107,7 @@ def experiment_tables(experiment) -> dict[str, object]:
         method = getattr(experiment, name, None)
         if callable(method):
             table = method()
-            if table is not None:
+            if table is not None and len(table):  # an empty table (no events) says nothing
                 tables[name] = table
     # A 3-electrode cell's counter electrode: the same tables, suffixed ``_ce``.
     if "ce" in getattr(experiment, "electrodes", ()):

@@ -183,7 +183,7 @@ def _keep_stored_sweeps(experiment: Experiment, previous: ExperimentRecord | Non
     )
 
 
-_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh", "potential_ce_V")
 
 
 def _screened(name: str, experiment: Experiment, config: Config, where: Path) -> Experiment:
