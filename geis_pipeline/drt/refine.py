@@ -48,6 +48,9 @@ _MAX_TERMS = 8
 _MAX_SPLITS = 2
 #: A split puts the two halves this far (decades) either side of the term.
 _SPLIT_DECADES = 0.5
+#: Fits stop when a step lowers the cost by less than this fraction (search, final).
+_SEARCH_TOLERANCE = 1e-6
+_FINAL_TOLERANCE = 1e-8
 #: Terms closer than this (decades) are tried as one.
 _MERGE_DECADES = 1.0
 #: A term's τ stays within the measured range, 1/ω_max .. 1/ω_min, widened by this (decades).
@@ -201,6 +204,8 @@ def refine_peaks(
         if split is None or split.criterion >= state.criterion:
             break
         state = split
+    model.tolerance = _FINAL_TOLERANCE
+    state = model.fit(state.series, state.terms) or state
     rms = math.sqrt(state.cost / model.n_rows)
     if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
         return None
@@ -263,6 +268,10 @@ class _Model:
         self.n_series = 2 if inductance else 1
         self.n_rows = 2 * omega.size
         self.log_tau_range = (-math.inf, math.inf)  # where a term's τ may go
+        # Relative cost decrease at which a fit stops: the model search compares
+        # criteria that differ by ln n per parameter, far above this; the chosen
+        # model is then polished to the solver's default (1e-8).
+        self.tolerance = _SEARCH_TOLERANCE
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_series, w = self.n_series, self.weights
@@ -314,7 +323,13 @@ class _Model:
                 _ALPHA_BOUNDS[1],
             ]
         solution = levenberg_marquardt(
-            self.evaluate, np.array(x0), np.array(lower), np.array(upper), max_iterations=60
+            self.evaluate,
+            np.array(x0),
+            np.array(lower),
+            np.array(upper),
+            max_iterations=60,
+            cost_tolerance=self.tolerance,
+            gain_tolerance=self.tolerance,
         )
         cost = float(solution.cost)
         if not math.isfinite(cost):
