@@ -193,9 +193,7 @@ def main() -> None:
             name: [run_child(name, env) for _ in range(arguments.repeats)]
             for name in ("fit", "kk", "drt")
         }
-        peers = {
-            name: run_child(name, env) for name in ("impedance.py", "pyDRTtools", "pyimpspec")
-        }
+        peers = {name: run_child(name, env) for name in ("impedance.py", "pyDRTtools", "pyimpspec")}
 
     def first(name: str) -> float:
         return statistics.median(run["first"] for run in fresh[name] if run)
