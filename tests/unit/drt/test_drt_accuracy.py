@@ -223,7 +223,9 @@ def test_interface_peak_tracks_the_simulated_truth(operando) -> None:
     complete = ~truth.incomplete
     error = interface.R[complete] / truth.R_int_ohm[complete] - 1
     assert np.all(np.isfinite(error))
-    assert np.max(np.abs(error)) < 0.05
+    # The refined peaks (issue 17: the areas of γ were 4-6 % off, median).
+    assert np.median(np.abs(error)) < 0.01
+    assert np.max(np.abs(error)) < 0.03
     assert np.max(np.abs(np.log10(interface.tau[complete] / truth.tau_int_s[complete]))) < 0.15
     assert not [event for event in track.events if event.process == "int"]
     # The cut sweep shares the τ grid; its interface arc is barely measured.
