@@ -46,11 +46,17 @@ _LN10 = math.log(10.0)
 #: At most this many ZARCs (the largest peaks of γ), and this many splits of one in two.
 _MAX_TERMS = 8
 _MAX_SPLITS = 2
+#: Steps of a fit in the model search (compared, not final: a split that has not
+#: converged by then is not the better model) and of the chosen model's polish.
+_SEARCH_ITERATIONS = 20
+_FINAL_ITERATIONS = 60
 #: A split puts the two halves this far (decades) either side of the term.
 _SPLIT_DECADES = 0.5
 #: Fits stop when a step lowers the cost by less than this fraction (search, final).
 _SEARCH_TOLERANCE = 1e-6
 _FINAL_TOLERANCE = 1e-8
+#: Smallest share of the peaks' area a peak needs to start a term.
+_MIN_SHARE = 0.01
 #: Terms closer than this (decades) are tried as one.
 _MERGE_DECADES = 1.0
 #: A term's τ stays within the measured range, 1/ω_max .. 1/ω_min, widened by this (decades).
@@ -159,6 +165,10 @@ def refine_peaks(
     ][:_MAX_TERMS]
     if not inside:
         return None
+    # Peaks holding under _MIN_SHARE of the in-range area are noise the search would
+    # drop one fit at a time.
+    total = float(sum(R[i] for i in inside))
+    inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
     terms = [
         (
             math.log(min(max(float(R[i]), 2 * _R_BOUNDS[0]), _R_BOUNDS[1] / 2)),
@@ -199,13 +209,14 @@ def refine_peaks(
             (log_r - math.log(2.0), log_tau + offset, min(alpha + 0.1, 1.0)),
         ]
         split = model.fit(
-            state.series, state.terms[:broadest] + halves + state.terms[broadest + 1 :]
+            state.series,
+            state.terms[:broadest] + halves + state.terms[broadest + 1 :],
         )
         if split is None or split.criterion >= state.criterion:
             break
         state = split
     model.tolerance = _FINAL_TOLERANCE
-    state = model.fit(state.series, state.terms) or state
+    state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
     rms = math.sqrt(state.cost / model.n_rows)
     if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
         return None
@@ -220,7 +231,9 @@ def refine_peaks(
     )
 
 
-def _without_smallest(terms: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+def _without_smallest(
+    terms: list[tuple[float, float, float]],
+) -> list[tuple[float, float, float]]:
     smallest = int(np.argmin([term[0] for term in terms]))
     return terms[:smallest] + terms[smallest + 1 :]
 
@@ -300,7 +313,12 @@ class _Model:
             np.concatenate([rows.real, rows.imag], axis=1).T,
         )
 
-    def fit(self, series: list[float], terms: list[tuple[float, float, float]]) -> _State | None:
+    def fit(
+        self,
+        series: list[float],
+        terms: list[tuple[float, float, float]],
+        max_iterations: int = _SEARCH_ITERATIONS,
+    ) -> _State | None:
         """Least squares from the given start; None with fewer data than unknowns."""
         n_unknowns = self.n_series + 3 * len(terms)
         if self.n_rows <= n_unknowns + 1:
@@ -327,7 +345,7 @@ class _Model:
             np.array(x0),
             np.array(lower),
             np.array(upper),
-            max_iterations=60,
+            max_iterations=max_iterations,
             cost_tolerance=self.tolerance,
             gain_tolerance=self.tolerance,
         )
