@@ -359,6 +359,10 @@ def _print_report(report) -> None:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
+        counter = getattr(experiment, "counter", None)
+        if counter is not None and counter.quality is not None:
+            fits = dict(counter.quality.rows()).get("circuit fits", "not run")
+            print(_line("counter (ce)", f"its own KK, fit, DRT and tracking; circuit fits {fits}"))
     note = (
         ""
         if report.study.get("sand")
@@ -466,6 +470,22 @@ def _info(arguments: argparse.Namespace) -> int:
             )
         for line in _physics_lines(experiment.summary):
             print(line)
+        if "ce" in experiment.electrodes:
+            counter = experiment.electrode("ce")
+            ok = counter.ok_steps()
+            counter_r = counter.first_last("R_int")
+            print(
+                _line(
+                    "counter (ce)",
+                    f"{int(ok.sum())} of {ok.size} fits ok"
+                    + (
+                        f"; R_int {counter_r[0]:.4g} -> {counter_r[1]:.4g} "
+                        f"{counter_r[2].replace('Ω', 'ohm').replace('²', '2')}"
+                        if counter_r is not None
+                        else ""
+                    ),
+                )
+            )
     note = sand_note(results)
     if note:
         print(_line("Sand study", f"none: {note}"))

@@ -37,6 +37,8 @@ __all__ = [
     "load_config",
     "parse_config",
     "section_hash",
+    "toml_key",
+    "toml_value",
 ]
 
 
@@ -309,10 +311,19 @@ class Config:
     track: TrackConfig = field(default_factory=TrackConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     experiments: dict[str, ExperimentSettings] = field(default_factory=dict)
+    #: ``[counter_fit]``: the circuit of a 3-electrode cell's counter electrode (its spectrum
+    #: often holds other arcs than the working electrode's); unset: the same as ``[fit]``.
+    counter_fit: FitConfig | None = None
 
     def settings_of(self, name: str) -> ExperimentSettings:
         """The ``[experiments.<name>]`` table (all unset when the config has none)."""
         return self.experiments.get(name, ExperimentSettings())
+
+    def for_counter(self) -> Config:
+        """The config the counter electrode is processed with (``[counter_fit]`` as ``fit``)."""
+        if self.counter_fit is None:
+            return self
+        return dataclasses.replace(self, fit=self.counter_fit, counter_fit=None)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -341,10 +352,11 @@ def parse_config(text: str, source: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         raise ConfigError(f"not valid TOML: {exc}", file=source, line=line) from exc
-    fit = document.get("fit")
-    if isinstance(fit, Mapping) and "circuit" in fit:
-        # The default roles, fixed values and bounds name the default circuit's elements.
-        document = {**document, "fit": {"roles": {}, "fixed": {}, "bounds": {}, **fit}}
+    for name in ("fit", "counter_fit"):
+        fit = document.get(name)
+        if isinstance(fit, Mapping) and "circuit" in fit:
+            # The default roles, fixed values and bounds name the default circuit's elements.
+            document = {**document, name: {"roles": {}, "fixed": {}, "bounds": {}, **fit}}
     config = _build(Config, document, "", source)
     _check_values(config, source)
     return config
@@ -553,11 +565,19 @@ def _check_values(config: Config, source: str | Path | None) -> None:
     for name, (low, high) in config.fit.bounds.items():
         require(0 <= low < high, f"fit.bounds.{name}", f"needs 0 <= lower < upper, got {low, high}")
     _check_fit(config.fit, source)
+    if config.counter_fit is not None:
+        for name, (low, high) in config.counter_fit.bounds.items():
+            require(
+                0 <= low < high,
+                f"counter_fit.bounds.{name}",
+                f"needs 0 <= lower < upper, got {low, high}",
+            )
+        _check_fit(config.counter_fit, source, "counter_fit")
     for name, (low, high) in config.drt.windows.items():
         require(0 < low < high, f"drt.windows.{name}", f"needs 0 < low < high, got {low, high}")
 
 
-def _check_fit(section: FitConfig, source: str | Path | None) -> None:
+def _check_fit(section: FitConfig, source: str | Path | None, prefix: str = "fit") -> None:
     """The circuit, roles, fixed values and bounds checked against each other now, not mid-run."""
     from geis_pipeline.errors import FitError
     from geis_pipeline.fit import FitOptions  # the fit package does not import config
@@ -565,7 +585,7 @@ def _check_fit(section: FitConfig, source: str | Path | None) -> None:
     try:
         FitOptions.build(section.circuit, **section.fit_keywords())
     except FitError as exc:
-        key = f"fit.{exc.key}" if exc.key else "fit"
+        key = f"{prefix}.{exc.key}" if exc.key else prefix
         raise ConfigError(exc.message, file=source, key=key) from exc
 
 
@@ -578,9 +598,12 @@ def config_to_toml(config: Config) -> str:
     lines: list[str] = []
     for section in dataclasses.fields(config):
         value = getattr(config, section.name)
+        if value is None:  # an optional section not set ([counter_fit])
+            lines.append(f"# [{section.name}] not set")
+            continue
         if isinstance(value, Mapping):  # [experiments.<name>]: one table per experiment
             for name, table in value.items():
-                _table_lines(f"{section.name}.{_toml_key(name)}", table, lines)
+                _table_lines(f"{section.name}.{toml_key(name)}", table, lines)
             continue
         _table_lines(section.name, value, lines)
     return "\n".join(lines)
@@ -597,14 +620,14 @@ def _table_lines(path: str, table: Any, lines: list[str]) -> None:
         elif isinstance(value, Mapping) or dataclasses.is_dataclass(value):
             nested.append((item.name, value))
         else:
-            lines.append(f"{item.name} = {_toml_value(value)}")
+            lines.append(f"{item.name} = {toml_value(value)}")
     lines.append("")
     for name, value in nested:
         if dataclasses.is_dataclass(value):
             _table_lines(f"{path}.{name}", value, lines)
             continue
         lines.append(f"[{path}.{name}]")
-        lines.extend(f"{_toml_key(key)} = {_toml_value(item)}" for key, item in value.items())
+        lines.extend(f"{toml_key(key)} = {toml_value(item)}" for key, item in value.items())
         lines.append("")
 
 
@@ -630,11 +653,13 @@ def _toml_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it may be, else a quoted, escaped string."""
     return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A bool, int, float (exact ``repr``), str (escaped) or list of them as TOML."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -644,7 +669,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 

@@ -5,7 +5,8 @@
 
 * per experiment ``<experiment>/tracking``, ``fit_parameters`` (every circuit
   parameter and its standard error per step), ``summary`` (one row), and the
-  ``segments`` and ``cycles`` tables where the results have them;
+  ``segments``, ``cycles`` and ``drt_events`` tables where the results have them
+  (a 3-electrode cell's counter electrode's tables as ``<table>_ce``);
 * ``_study/<name>`` for each study table (Sand, Arrhenius... one row each);
 * ``README.txt`` naming every file's columns with their units.
 
@@ -94,19 +95,26 @@ def experiment_tables(experiment) -> dict[str, object]:
     -------
     dict
         Table name (``tracking``, ``fit_parameters``, ``summary``, and
-        ``segments`` / ``cycles`` where the results have them) -> pandas DataFrame.
+        ``segments`` / ``cycles`` / ``drt_events`` where the results have them; a
+        3-electrode cell's counter electrode's as ``<name>_ce``) -> pandas DataFrame.
     """
     tables: dict[str, object] = {"tracking": experiment.tracking()}
     parameters = experiment.fit_parameters()
     if parameters is not None:
         tables["fit_parameters"] = parameters
     tables["summary"] = _one_row(experiment.summary)
-    for name in ("segments", "cycles"):  # tables of later layouts, where they exist
+    for name in ("segments", "cycles", "drt_events"):  # tables of layout 2, where they exist
         method = getattr(experiment, name, None)
         if callable(method):
             table = method()
-            if table is not None:
+            if table is not None and len(table):  # an empty table (no events) says nothing
                 tables[name] = table
+    # A 3-electrode cell's counter electrode: the same tables, suffixed ``_ce``.
+    if "ce" in getattr(experiment, "electrodes", ()):
+        counter = experiment.electrode("ce")
+        for name, table in experiment_tables(counter).items():
+            if name != "summary" or counter.summary:
+                tables[f"{name}_ce"] = table
     return tables
 
 

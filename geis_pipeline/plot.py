@@ -462,12 +462,27 @@ def _value_axis(ax: Axes, values: list[np.ndarray], ok: np.ndarray) -> None:
         ax.set_ylim(*limits)
 
 
+#: How the counter electrode of a 3-electrode cell is drawn beside the working electrode.
+COUNTER_STYLE = {"dashes": (4, 2), "alpha": 0.85}
+
+
+def _counter(experiment):
+    """The counter electrode's results when stored for every step drawn, else None."""
+    if "ce" not in getattr(experiment, "electrodes", ()):
+        return None
+    counter = experiment.electrode("ce")
+    if len(counter.record.tracking.get("time_s", ())) != len(experiment.record.tracking["time_s"]):
+        return None  # not processed as far as the working electrode yet
+    return counter
+
+
 def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     """Voltage profile (top) and R_b, R_gb, R_int (bottom) on a shared time/charge axis.
 
     Resistances are in ohm cm2, or in ohm when the area is unknown. Steps whose fit
     is not ok are crosses; the resistance axis is logarithmic when the ok values span
-    more than :data:`LOG_SPAN_DECADES` decades.
+    more than :data:`LOG_SPAN_DECADES` decades. A 3-electrode cell's counter electrode
+    (its potential E_ce and its R_int) is drawn dashed beside the working electrode's.
     """
     experiment = _experiment(results)
     fig = _figure(fig, (7.0, 6.0))
@@ -481,6 +496,9 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     potential = _column(table, "E_V")
     if potential is not None:
         top.plot(values, potential, ".", ms=3, label="at each sweep")
+    counter = _counter(experiment)
+    if counter is not None:
+        top.plot(values, counter.record.tracking["E_V"], ".", ms=3, label="counter E_ce")
     top.set_ylabel("E (V)")
     if top.lines:
         top.legend(loc="best", fontsize="small")
@@ -494,6 +512,11 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
         _series(bottom, values, quantity.values, ok, stem)
         drawn.append(quantity.values)
         unit = quantity.unit
+    counter_r = counter.quantity("R_int") if counter is not None else None
+    if counter_r is not None and np.isfinite(counter_r.values).any():
+        counter_ok = _step_ok(counter)
+        _series(bottom, values, counter_r.values, counter_ok, "R_int counter", **COUNTER_STYLE)
+        drawn.append(np.where(counter_ok, counter_r.values, np.nan))
     if drawn:
         _failed_legend(bottom, ok)
         _value_axis(bottom, drawn, ok)
@@ -542,8 +565,17 @@ def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
         if doubtful.any():
             ax.plot(values[doubtful], (c_int / c0)[doubtful], "o", ms=4, mfc="none",
                     color=line.get_color(), alpha=0.5, label="C_int not reliable")  # fmt: skip
+        drawn = [c_int / c0]
+        counter = _counter(experiment)
+        counter_c = _relative(counter, "C_int", reference) if counter is not None else None
+        if counter_c is not None:
+            counter_ok = _step_ok(counter)
+            c_ce, c0_ce = counter_c
+            _series(ax, values, c_ce / c0_ce, counter_ok,
+                    f"counter: C_int(0) = {c0_ce:.3g} {unit}", **COUNTER_STYLE)  # fmt: skip
+            drawn.append(np.where(counter_ok, c_ce / c0_ce, np.nan))
         _failed_legend(ax, ok)
-        _value_axis(ax, [c_int / c0], ok)
+        _value_axis(ax, drawn, ok)
         ax.legend(loc="best", fontsize="small")
     else:
         _note(ax, "no interface capacitance to draw: C_int undetermined, or no ok fit")
@@ -567,20 +599,30 @@ def contact_loss(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
     ok = _step_ok(experiment)
     reference = int(experiment.summary.get("reference_step", 0) or 0)
     drawn = []
-    for column, stem, name in (
-        ("contact_loss_C", "C_int", "from C_int: 1 - C/C0"),
-        ("contact_loss_R", "R_int", "from R_int: 1 - R0/R"),
-    ):
+    counter = _counter(experiment)
+    for source, column, stem, name in (
+        (experiment, "contact_loss_C", "C_int", "from C_int: 1 - C/C0"),
+        (experiment, "contact_loss_R", "R_int", "from R_int: 1 - R0/R"),
+        *(
+            ((counter, "contact_loss_C", "C_int", "counter, from C_int"),
+             (counter, "contact_loss_R", "R_int", "counter, from R_int"))
+            if counter is not None
+            else ()
+        ),
+    ):  # fmt: skip
+        table = source.tracking(as_frame=False)
         loss = _column(table, column)
         if loss is None or not np.isfinite(loss).any():
-            relative = _relative(experiment, stem, reference)
+            relative = _relative(source, stem, reference)
             if relative is None:
                 continue
             quantity, q0 = relative
             with np.errstate(divide="ignore", invalid="ignore"):
                 loss = 1 - quantity / q0 if stem == "C_int" else 1 - q0 / quantity
-        _series(ax, values, 100.0 * loss, ok, name)
-        drawn.append(100.0 * loss)
+        style = COUNTER_STYLE if source is counter else {}
+        source_ok = _step_ok(source)
+        _series(ax, values, 100.0 * loss, source_ok, name, **style)
+        drawn.append(np.where(source_ok, 100.0 * loss, np.nan))
     if drawn:
         _failed_legend(ax, ok)
         limits = robust_limits(np.concatenate([value[ok] for value in drawn] + [[0.0]]))
@@ -623,11 +665,14 @@ def drt_map(
     scale: str = "log",
     decades: float = 3.0,
     ax: Axes | None = None,
+    electrode: str = "we",
 ) -> Figure:
     """gamma(tau) (ohm cm2) of every step as a heat map: time (h) vs tau (s, log).
 
     The tracked peaks (``<process>_tau_s`` of the DRT stage, e.g. ``int`` and ``gb``) are
-    drawn on top. Rows are decimated to ``max_rows``.
+    drawn on top, and the peak events (a process's peak splitting, appearing or
+    vanishing: ``drt_events``) as dotted lines labelled with the process and kind.
+    Rows are decimated to ``max_rows``. ``electrode="ce"``: the counter electrode's.
 
     ``scale="log"`` (default) colours log γ over the top ``decades`` decades, so the
     small early peaks stay visible next to the large late ones (the interface
@@ -636,7 +681,7 @@ def drt_map(
     """
     if scale not in ("log", "linear"):
         raise ValueError(f"scale must be 'log' or 'linear', got {scale!r}")
-    experiment = _experiment(results)
+    experiment = _experiment(results).electrode(electrode)
     fig, ax = _axes(ax, (7.0, 4.8))
     drt = experiment.drt_map()
     if drt is None:
@@ -678,14 +723,43 @@ def drt_map(
                 color=next(colours, "white"),
                 label=f"{process} peak",
             )
+        _draw_events(ax, experiment, times)
         ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
     ax.set_ylim(tau[0], tau[-1])
     ax.set_xlabel("time (h)")
     ax.set_ylabel("τ (s)")
-    ax.set_title(f"{experiment.name}: DRT map")
+    which = "" if electrode == "we" else " (counter electrode)"
+    ax.set_title(f"{experiment.name}: DRT map{which}")
     colourbar = fig.colorbar(mesh, ax=ax)
     colourbar.set_label(f"γ ({_z_unit(experiment)})")
     return fig
+
+
+#: At most this many peak events are labelled on a DRT map (the rest are counted in the legend).
+MAX_EVENT_LABELS = 12
+
+
+def _draw_events(ax: Axes, experiment, times: np.ndarray) -> None:
+    """The stored DRT peak events as dotted vertical lines with their process and kind."""
+    events = experiment.drt_events(as_frame=False)
+    if not events or not len(events["step"]):
+        return
+    steps = np.asarray(events["step"], dtype=int)
+    for number, (step, process, kind) in enumerate(
+        zip(steps, events["process"], events["kind"], strict=True)
+    ):
+        ax.axvline(times[step], color="white", lw=0.8, ls=":", alpha=0.8)
+        if number < MAX_EVENT_LABELS:
+            ax.text(
+                times[step],
+                0.98 - 0.06 * (number % 4),
+                f" {process} {kind}",
+                transform=ax.get_xaxis_transform(),
+                color="white",
+                fontsize="x-small",
+                va="top",
+            )
+    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s)")
 
 
 def drt_curves(

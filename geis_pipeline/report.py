@@ -100,6 +100,68 @@ def _table(rows: list[tuple[str, object]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
+#: Figures drawn for a 3-electrode cell's counter electrode (the evolution, capacitance and
+#: contact-loss figures draw it beside the working electrode already).
+COUNTER_FIGURES: tuple[tuple[str, str, Callable, str | None], ...] = (
+    ("nyquist_ce", "Counter electrode: Nyquist plot with its fits", plot.nyquist, None),
+    ("drt_map_ce", "Counter electrode: DRT map", plot.drt_map, "drt"),
+)
+
+#: Columns of the segment and cycle tables shown in the report (all are exported).
+_SEGMENT_COLUMNS = (
+    "label", "first_step", "last_step", "onset_s", "end_s", "charge_mAh_cm2",
+    "R_int_start_ohm_cm2", "R_int_end_ohm_cm2", "C_int_start_F_cm2", "C_int_end_F_cm2",
+    "contact_loss_C_end", "relaxation_tau_s", "relaxation_recovered_fraction", "ocv_tau_s",
+)  # fmt: skip
+_CYCLE_COLUMNS = (
+    "cycle", "complete", "start_s", "stop_s", "charge_strip_mAh_cm2", "charge_plate_mAh_cm2",
+    "charge_ratio", "overpotential_strip_max_V", "overpotential_plate_max_V",
+    "R_int_start_ohm_cm2", "R_int_end_ohm_cm2",
+)  # fmt: skip
+
+
+def _grid(columns: dict | None, names: tuple[str, ...]) -> str:
+    """A table with a header row: one row per entry of ``columns`` (a stored table)."""
+    if not columns:
+        return ""
+    names = tuple(name for name in names if name in columns)
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(_format(columns[name][row]))}</td>" for name in names)
+        + "</tr>"
+        for row in range(len(columns[names[0]]))
+    )
+    return f'<table class="kv"><tr>{head}</tr>{rows}</table>'
+
+
+def _tables_html(experiment: ExperimentResults) -> list[str]:
+    """The segment, cycle and DRT-event tables of an experiment, and its counter electrode."""
+    parts = []
+    for title, name, names in (
+        ("Segment table", "segments", _SEGMENT_COLUMNS),
+        ("Cycles (DC record)", "cycles", _CYCLE_COLUMNS),
+        ("DRT peak events", "drt_events", ("step", "time_s", "process", "kind")),
+    ):
+        table = experiment.record.tables.get(name)
+        if table and len(next(iter(table.values()))):
+            parts += [f"<h3>{title}</h3>", _grid(table, names)]
+    if "ce" in experiment.electrodes:
+        counter = experiment.electrode("ce")
+        parts.append("<h3>Counter electrode (3-electrode cell)</h3>")
+        rows = counter.quality().rows()
+        first_last = counter.first_last("R_int")
+        if first_last is not None:
+            rows.append(("R_int first -> last (ok fits)", f"{first_last[0]:.4g} -> "
+                         f"{first_last[1]:.4g} {first_last[2]}"))  # fmt: skip
+        rows.append(("kind", counter.summary.get("experiment_kind_description", "")))
+        parts.append(_table(rows))
+        segments = counter.record.tables.get("segments")
+        if segments:
+            parts.append(_grid(segments, _SEGMENT_COLUMNS))
+    return parts
+
+
 def _experiment_rows(experiment: ExperimentResults) -> list[tuple[str, object]]:
     metadata = experiment.metadata
     spectra = experiment.spectra
@@ -240,6 +302,18 @@ def write_report(
                     lambda function=function, experiment=experiment: function(experiment),
                 )
             )
+        if "ce" in experiment.electrodes:
+            counter = experiment.electrode("ce")
+            for stem, caption, function, needs in COUNTER_FIGURES:
+                if needs is None or counter.stage(needs) is not None:
+                    jobs.append(
+                        (
+                            f"{_safe(experiment.name)}_{stem}.png",
+                            caption,
+                            experiment.name,
+                            lambda function=function, counter=counter: function(counter),
+                        )
+                    )
     sand = plot.sand_data(results)
     if sand is not None:
         options = {
@@ -317,6 +391,7 @@ def write_report(
         if summary:
             parts.append("<h3>Experiment summary</h3>")
             parts.append(_table(sorted((k, v) for k, v in summary.items() if k != "segments")))
+        parts.extend(_tables_html(experiment))
         parts.append("<h3>Figures</h3>")
         parts.extend(written.get(experiment.name, []))
     note = sand_note(results)

@@ -9,6 +9,8 @@ run.fit_parameters()                     # per-step circuit parameters (R1_ohm, 
 run.drt_map()                            # tau grid, gamma per step (ohm)
 run.to_xarray()                          # the same as labelled arrays (needs xarray)
 run.quantity("R_int")                    # R_int in ohm cm2, or in ohm when the area is unknown
+run.tracking(electrode="ce")             # a 3-electrode cell's counter electrode (default "we")
+run.segments(), run.cycles()             # one row per segment / DC cycle (DataFrames)
 
 Every table names its unit in its column names: ``tracking()`` is area-specific
 (``_ohm_cm2``, ``_F_cm2``; NaN without an electrode area) and carries absolute
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geis_pipeline.spectrum import Spectrum
+from geis_pipeline.errors import GeisPipelineError
+from geis_pipeline.spectrum import ELECTRODES, Spectrum, counter_electrode
 from geis_pipeline.store import ExperimentRecord, StageData, read_store
 
 __all__ = [
@@ -242,13 +245,71 @@ def quality(record: ExperimentRecord) -> Quality:
 
 @dataclass(frozen=True)
 class ExperimentResults:
-    """One experiment's stored results."""
+    """One experiment's stored results.
+
+    Everything is the working electrode's; every method returning a table, a
+    quantity or a stage takes ``electrode="ce"`` for the counter electrode of a
+    3-electrode cell (see :attr:`electrodes`, :meth:`electrode`).
+    """
 
     record: ExperimentRecord
 
     @property
     def name(self) -> str:
         return self.record.name
+
+    @property
+    def electrodes(self) -> tuple[str, ...]:
+        """The electrodes with results: ``("we",)``, or ``("we", "ce")`` for a 3-electrode cell."""
+        return ("we", *(name for name in ELECTRODES[1:] if name in self.record.electrodes))
+
+    def electrode(self, electrode: str = "we") -> ExperimentResults:
+        """One electrode's results as an experiment of their own (``we``: this one).
+
+        The counter electrode's spectra are its own (Z = Zce, E = Ece, the current
+        negated: its ``strip`` segments are where it is stripped).
+
+        Raises
+        ------
+        GeisPipelineError
+            ``electrode`` is not one of :attr:`electrodes`.
+        """
+        if electrode == "we":
+            return self
+        if electrode not in self.electrodes:
+            raise GeisPipelineError(
+                f"experiment {self.name!r} has no results for electrode {electrode!r}; "
+                f"it has: {', '.join(self.electrodes)}",
+                key="electrode",
+            )
+        results = self.record.electrodes[electrode]
+        return ExperimentResults(
+            ExperimentRecord(
+                self.record.name,
+                counter_electrode(self.record.experiment),
+                self.record.inputs,
+                results.stages,
+                results.tracking,
+                results.summary,
+                results.tables,
+            )
+        )
+
+    def segments(self, as_frame: bool = True, electrode: str = "we"):
+        """One row per strip / plate / ocv segment (None: not stored, e.g. layout 1)."""
+        return self._stored_table("segments", as_frame, electrode)
+
+    def cycles(self, as_frame: bool = True, electrode: str = "we"):
+        """One row per strip + plate cycle of the DC record (None: no cycles)."""
+        return self._stored_table("cycles", as_frame, electrode)
+
+    def drt_events(self, as_frame: bool = True, electrode: str = "we"):
+        """DRT peak events (step, process, kind: split / appear / vanish); None: not stored."""
+        return self._stored_table("drt_events", as_frame, electrode)
+
+    def _stored_table(self, name: str, as_frame: bool, electrode: str):
+        table = self.electrode(electrode).record.tables.get(name)
+        return None if table is None else _table(table, as_frame)
 
     @property
     def spectra(self) -> tuple[Spectrum, ...]:
@@ -268,16 +329,18 @@ class ExperimentResults:
         """Experiment-level results (depletion time, relaxation...)."""
         return dict(self.record.summary)
 
-    def stage(self, name: str) -> StageData | None:
+    def stage(self, name: str, electrode: str = "we") -> StageData | None:
         """Raw access to a stage's stored arrays (``kk``, ``fit``, ``drt``)."""
-        return self.record.stages.get(name)
+        return self.electrode(electrode).record.stages.get(name)
 
-    def quality(self) -> Quality:
+    def quality(self, electrode: str = "we") -> Quality:
         """What failed, stage by stage, with the most common reasons."""
-        return quality(self.record)
+        return quality(self.electrode(electrode).record)
 
-    def ok_steps(self) -> np.ndarray:
+    def ok_steps(self, electrode: str = "we") -> np.ndarray:
         """Per step: the circuit fit is ok (``fit_ok``); all False without a fit."""
+        if electrode != "we":
+            return self.electrode(electrode).ok_steps()
         table = self.record.tracking
         if "fit_ok" in table:
             return np.asarray(table["fit_ok"], dtype=bool)
@@ -286,8 +349,10 @@ class ExperimentResults:
             return np.asarray(stage.sweeps["ok"], dtype=bool)
         return np.zeros(len(self.spectra), dtype=bool)
 
-    def first_last(self, stem: str) -> tuple[float, float, str] | None:
+    def first_last(self, stem: str, electrode: str = "we") -> tuple[float, float, str] | None:
         """First and last value of a tracked quantity over the ok steps, and its unit."""
+        if electrode != "we":
+            return self.electrode(electrode).first_last(stem)
         quantity = self.quantity(stem)
         if quantity is None:
             return None
@@ -305,21 +370,22 @@ class ExperimentResults:
         """Whether the electrode area is known (area-specific columns hold values)."""
         return bool(self.metadata.area_cm2)
 
-    def tracking(self, as_frame: bool = True):
+    def tracking(self, as_frame: bool = True, electrode: str = "we"):
         """The per-step table: a pandas DataFrame (or a dict of numpy arrays).
 
         Units are in the column names: area-specific ``_ohm_cm2`` / ``_F_cm2``
         (NaN without an electrode area) and, where stored, the absolute twins
         ``_ohm`` / ``_F``. :meth:`quantity` picks the one that holds values.
+        ``electrode="ce"``: the counter electrode's table.
         """
-        return _table(self.record.tracking, as_frame)
+        return _table(self.electrode(electrode).record.tracking, as_frame)
 
-    def quantity(self, stem: str) -> Quantity | None:
+    def quantity(self, stem: str, electrode: str = "we") -> Quantity | None:
         """A tracked quantity (``R_int``, ``R_b``, ``C_int``...) in ohm cm2 / F/cm2, or in
         ohm / F when the area is unknown; None if the table has neither."""
-        return pick_quantity(self.record.tracking, stem)
+        return pick_quantity(self.electrode(electrode).record.tracking, stem)
 
-    def fit_parameters(self, as_frame: bool = True):
+    def fit_parameters(self, as_frame: bool = True, electrode: str = "we"):
         """Circuit parameters per step as fitted (absolute: ohm, F, H), with standard errors.
 
         Columns: ``time_s``, then per parameter ``<name>_<unit>`` and
@@ -327,6 +393,8 @@ class ExperimentResults:
         dimensionless exponent has no unit: ``CPE1_1``, ``CPE1_1_stderr``), ``chi2``
         and ``fit_ok``.
         """
+        if electrode != "we":
+            return self.electrode(electrode).fit_parameters(as_frame)
         stage = self.stage("fit")
         if stage is None:
             return None
@@ -354,17 +422,17 @@ class ExperimentResults:
             + f"; stages {stages or 'none'}; tracking {len(self.record.tracking)} columns>"
         )
 
-    def drt_map(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def drt_map(self, electrode: str = "we") -> tuple[np.ndarray, np.ndarray] | None:
         """(tau in s, gamma in ohm per unit ln tau with one row per step)."""
-        stage = self.stage("drt")
+        stage = self.stage("drt", electrode)
         if stage is None:
             return None
         return stage.grid["tau_s"], stage.sweeps["gamma_ohm"]
 
-    def points(self, stage: str, column: str, step: int) -> np.ndarray:
+    def points(self, stage: str, column: str, step: int, electrode: str = "we") -> np.ndarray:
         """A per-point result (e.g. ``fit``/``z_fit_real_ohm``) of one step."""
         offsets = np.concatenate([[0], np.cumsum([spectrum.n_points for spectrum in self.spectra])])
-        values = self.record.stages[stage].points[column]
+        values = self.electrode(electrode).record.stages[stage].points[column]
         return values[offsets[step] : offsets[step + 1]]
 
     def to_xarray(self):

@@ -933,11 +933,15 @@ def _tail_block(settings: SimulationSettings, n_cycles: int) -> list[str]:
     ]
 
 
-def _geis_block(settings: SimulationSettings, n_sweeps: int) -> list[str]:
+def _geis_block(
+    settings: SimulationSettings, n_sweeps: int, current_mA: float | None = None
+) -> list[str]:
+    """The GEIS settings block; ``current_mA`` (signed, negative: plating) overrides Is."""
+    setpoint_mA = settings.current_mA if current_mA is None else current_mA
     # Is in a unit where 3 decimals are exact enough (0.2355 mA -> 235.500 µA).
-    current, current_unit = _with_unit(settings.current_mA, _CURRENT_UNITS_MA)
+    current, current_unit = _with_unit(setpoint_mA, _CURRENT_UNITS_MA)
     amplitude, amplitude_unit = _with_unit(
-        settings.current_mA * settings.ac_amplitude_fraction, _CURRENT_UNITS_MA
+        abs(setpoint_mA) * settings.ac_amplitude_fraction, _CURRENT_UNITS_MA
     )
     return [
         _setting("Mode", "Single sine"),

@@ -18,6 +18,7 @@ import numpy as np
 from geis_pipeline._arrays import readonly
 
 __all__ = [
+    "ELECTRODES",
     "FLAG_INCOMPLETE",
     "DCRecord",
     "Experiment",
@@ -26,9 +27,14 @@ __all__ = [
     "SkippedFile",
     "SkippedSweep",
     "Spectrum",
+    "counter_electrode",
     "screen_sweeps",
     "sweep_defect",
 ]
+
+#: The electrodes a spectrum can belong to: the working electrode (``we``, the default
+#: everywhere a single answer is shown) and, in a 3-electrode cell, the counter (``ce``).
+ELECTRODES = ("we", "ce")
 
 #: Flag set on a sweep that stopped before reaching the last frequency of the
 #: file's full sweeps (fewer points than the longest sweep of its file).
@@ -69,6 +75,12 @@ class Spectrum:
         on a named line), or "". A defective sweep keeps its values as read
         (so ``z`` may hold NaN or inf) for :func:`screen_sweeps` to report and
         leave out; the numeric stages never see it.
+    z_ce
+        The counter electrode's impedance at the same frequencies (a 3-electrode
+        file's ``Re(Zce)``/``-Im(Zce)``), ohm, complex128; None when not recorded
+        (or not finite throughout).
+    potential_ce_V
+        Mean DC counter-electrode potential (``<Ece>/V``) during the sweep, V.
     """
 
     freq: np.ndarray
@@ -82,6 +94,8 @@ class Spectrum:
     sweep_index: int = 0
     flags: frozenset[str] = frozenset()
     defect: str = ""
+    z_ce: np.ndarray | None = None
+    potential_ce_V: float = math.nan
 
     def __post_init__(self) -> None:
         freq = np.asarray(self.freq, dtype=np.float64)
@@ -100,6 +114,14 @@ class Spectrum:
         object.__setattr__(self, "point_time_s", readonly(point_time))
         object.__setattr__(self, "flags", frozenset(self.flags))
         object.__setattr__(self, "time_s", float(self.time_s))
+        if self.z_ce is not None:
+            z_ce = np.asarray(self.z_ce, dtype=np.complex128)
+            if z_ce.shape != freq.shape:
+                raise ValueError("z_ce must have the shape of freq")
+            # A counter spectrum that is not finite throughout (or all zero: EC-Lab's
+            # columns of a 2-electrode set-up) is no counter spectrum.
+            usable = bool(np.all(np.isfinite(z_ce)) and np.any(z_ce != 0))
+            object.__setattr__(self, "z_ce", readonly(z_ce) if usable else None)
 
     @property
     def n_points(self) -> int:
@@ -118,6 +140,31 @@ class Spectrum:
     def incomplete(self) -> bool:
         """True when the sweep stopped early."""
         return FLAG_INCOMPLETE in self.flags
+
+    @property
+    def has_counter(self) -> bool:
+        """Whether the sweep holds the counter electrode's spectrum."""
+        return self.z_ce is not None
+
+    def counter_view(self) -> Spectrum:
+        """The counter electrode's sweep as if it were a working electrode.
+
+        Z is ``z_ce``, the potential ``<Ece>``, and the current and charge are
+        negated: the counter carries the opposite current (it plates while the
+        working electrode strips), so labels and DC-AC gaps come out right for it.
+        """
+        if self.z_ce is None:
+            raise ValueError("the sweep has no counter-electrode spectrum")
+        copy = object.__new__(Spectrum)
+        for name in self.__dataclass_fields__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "z", self.z_ce)
+        object.__setattr__(copy, "z_ce", None)
+        object.__setattr__(copy, "potential_V", self.potential_ce_V)
+        object.__setattr__(copy, "potential_ce_V", math.nan)
+        object.__setattr__(copy, "current_mA", -self.current_mA)
+        object.__setattr__(copy, "charge_mAh", -self.charge_mAh)
+        return copy
 
     def shifted(self, offset_s: float) -> Spectrum:
         """Return a copy with every time moved by ``offset_s`` seconds.
@@ -155,14 +202,22 @@ class DCRecord:
         files count it from the start of each technique; the bundled
         simulator carries it across linked techniques). Tracking integrates
         the current itself where it needs the total.
+    potential_ce_V
+        Counter-electrode potential (``<Ece>/V``), V; NaN where not recorded
+        (None when constructed: all NaN).
     """
 
     time_s: np.ndarray
     potential_V: np.ndarray
     current_mA: np.ndarray
     charge_mAh: np.ndarray
+    potential_ce_V: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.potential_ce_V is None:
+            object.__setattr__(
+                self, "potential_ce_V", np.full(np.shape(self.time_s), np.nan, dtype=np.float64)
+            )
         arrays = [np.asarray(getattr(self, name), dtype=np.float64) for name in _DC_FIELDS]
         if any(values.ndim != 1 for values in arrays):
             raise ValueError("DC record columns must be 1-D")
@@ -197,10 +252,22 @@ class DCRecord:
 
     def shifted(self, offset_s: float) -> DCRecord:
         """Return a copy with time moved by ``offset_s`` seconds."""
-        return DCRecord(self.time_s + offset_s, self.potential_V, self.current_mA, self.charge_mAh)
+        return DCRecord(
+            self.time_s + offset_s,
+            self.potential_V,
+            self.current_mA,
+            self.charge_mAh,
+            self.potential_ce_V,
+        )
+
+    def counter_view(self) -> DCRecord:
+        """The record as the counter electrode sees it (its potential, the opposite current)."""
+        return DCRecord(
+            self.time_s, self.potential_ce_V, -self.current_mA, -self.charge_mAh, self.potential_V
+        )
 
 
-_DC_FIELDS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+_DC_FIELDS = ("time_s", "potential_V", "current_mA", "charge_mAh", "potential_ce_V")
 
 
 @dataclass(frozen=True)
@@ -403,6 +470,38 @@ class Experiment:
     def flagged(self) -> tuple[Spectrum, ...]:
         """Sweeps carrying any quality flag."""
         return tuple(spectrum for spectrum in self.spectra if spectrum.flags)
+
+    @property
+    def has_counter(self) -> bool:
+        """Whether every sweep holds the counter electrode's spectrum (a 3-electrode cell)."""
+        return bool(self.spectra) and all(spectrum.has_counter for spectrum in self.spectra)
+
+
+def counter_electrode(experiment: Experiment) -> Experiment:
+    """The counter electrode of a 3-electrode experiment, as an experiment of its own.
+
+    Every sweep is :meth:`Spectrum.counter_view` (Z = Zce, E = Ece, current and
+    charge negated), the DC record :meth:`DCRecord.counter_view` and the current
+    setpoints are negated, so that every stage treats the counter like a working
+    electrode: its ``strip`` segments are where it is stripped.
+
+    Raises
+    ------
+    ValueError
+        A sweep has no counter spectrum (see :attr:`Experiment.has_counter`).
+    """
+    metadata = experiment.metadata
+    setpoint = metadata.current_setpoint_mA
+    return dataclasses.replace(
+        experiment,
+        spectra=tuple(spectrum.counter_view() for spectrum in experiment.spectra),
+        dc_record=experiment.dc_record.counter_view(),
+        metadata=dataclasses.replace(
+            metadata,
+            current_setpoint_mA=None if setpoint is None else -setpoint,
+            setpoints_mA=tuple(-value for value in metadata.setpoints_mA),
+        ),
+    )
 
 
 def screen_sweeps(experiment: Experiment) -> Experiment:

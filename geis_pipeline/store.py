@@ -1,6 +1,6 @@
 """The HDF5 result store: the only module that imports h5py.
 
-Layout (``layout_version`` 1; every name carries its unit)::
+Layout (``layout_version`` 2; every name carries its unit)::
 
     /                               attrs: format, layout_version, package_version,
                                            created, config_toml
@@ -24,6 +24,17 @@ Layout (``layout_version`` 1; every name carries its unit)::
             grid/<column>           shared axes (e.g. drt/grid/tau_s)
         tracking/<column>           (n_sweeps,) one value per time step
         summary                     attrs: experiment-level results
+        <table>/<column>            segments, cycles, drt_events: one row per segment,
+                                    DC cycle, DRT peak event (layout 2)
+        ce/                         a 3-electrode cell's counter electrode (layout 2):
+                                    kk/, fit/, drt/, tracking/, summary, <table>/ as above,
+                                    computed from raw/z_ce_*; the working electrode's
+                                    results stay where they are
+
+    Layout 2 adds, beside ce/ and the tables: raw/z_ce_real_ohm, raw/z_ce_imag_ohm
+    (n_points; NaN where a sweep has no counter spectrum), raw/potential_ce_V
+    (n_sweeps) and raw/dc/potential_ce_V, each only when the files recorded them.
+    Files of layout 1 (none of these) read as experiments without a counter electrode.
 
 Text is UTF-8; file names that are not (undecodable bytes, kept by Python as
 surrogate escapes) are stored as their raw bytes and read back the same.
@@ -69,6 +80,7 @@ from geis_pipeline.spectrum import (
 __all__ = [
     "FORMAT",
     "LAYOUT_VERSION",
+    "ElectrodeResults",
     "ExperimentRecord",
     "InputFile",
     "StageData",
@@ -77,8 +89,12 @@ __all__ = [
 ]
 
 FORMAT = "geis-pipeline results"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 STAGES = ("kk", "fit", "drt")
+#: Per-experiment tables beside tracking/ (layout 2): name -> column -> one value per row.
+TABLES = ("segments", "cycles", "drt_events")
+#: The group of the counter electrode's results (layout 2).
+COUNTER = "ce"
 _STRING = h5py.string_dtype()
 
 
@@ -123,8 +139,26 @@ class StageData:
 
 
 @dataclass(frozen=True)
+class ElectrodeResults:
+    """The results of one more electrode of an experiment (the counter, ``ce/``).
+
+    Same meaning as the fields of :class:`ExperimentRecord`; the raw data are the
+    experiment's (``raw/z_ce_*``).
+    """
+
+    stages: Mapping[str, StageData] = field(default_factory=dict)
+    tracking: Mapping[str, np.ndarray] = field(default_factory=dict)
+    summary: Mapping[str, object] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ExperimentRecord:
-    """Everything stored for one experiment."""
+    """Everything stored for one experiment.
+
+    ``stages``, ``tracking``, ``summary`` and ``tables`` (see :data:`TABLES`) are
+    the working electrode's; ``electrodes`` holds the others' (``ce``).
+    """
 
     name: str
     experiment: Experiment
@@ -132,6 +166,8 @@ class ExperimentRecord:
     stages: Mapping[str, StageData] = field(default_factory=dict)
     tracking: Mapping[str, np.ndarray] = field(default_factory=dict)
     summary: Mapping[str, object] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+    electrodes: Mapping[str, ElectrodeResults] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -292,10 +328,46 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
     for name, values in per_sweep.items():
         _dataset(raw, name, np.asarray(values), compress)
     _dataset(raw, "sources", np.array(sources, dtype=object), compress)
+    if any(spectrum.has_counter for spectrum in spectra):
+        z_ce = _concat(
+            [
+                spectrum.z_ce if spectrum.z_ce is not None else np.full(spectrum.n_points, np.nan)
+                for spectrum in spectra
+            ],
+            np.complex128,
+        )
+        _dataset(raw, "z_ce_real_ohm", z_ce.real, compress)
+        _dataset(raw, "z_ce_imag_ohm", z_ce.imag, compress)
+    potential_ce = np.array([spectrum.potential_ce_V for spectrum in spectra], dtype=np.float64)
+    if np.isfinite(potential_ce).any():
+        _dataset(raw, "potential_ce_V", potential_ce, compress)
     dc = raw.create_group("dc")
     for name in ("time_s", "potential_V", "current_mA", "charge_mAh"):
         _dataset(dc, name, getattr(experiment.dc_record, name), compress)
-    for stage_name, stage in record.stages.items():
+    if np.isfinite(experiment.dc_record.potential_ce_V).any():
+        _dataset(dc, "potential_ce_V", experiment.dc_record.potential_ce_V, compress)
+    _write_results(group, record.stages, record.tracking, record.summary, record.tables, compress)
+    for electrode, results in record.electrodes.items():
+        _write_results(
+            group.create_group(electrode),
+            results.stages,
+            results.tracking,
+            results.summary,
+            results.tables,
+            compress,
+        )
+
+
+def _write_results(
+    group: h5py.Group,
+    stages: Mapping[str, StageData],
+    tracking_columns: Mapping[str, np.ndarray],
+    summary: Mapping[str, object],
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    compress: bool,
+) -> None:
+    """One electrode's stages, tracking table, summary and tables into ``group``."""
+    for stage_name, stage in stages.items():
         stage_group = group.create_group(stage_name)
         stage_group.attrs["config_hash"] = stage.config_hash
         _write_attrs(stage_group, stage.attrs)
@@ -307,9 +379,13 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
                 for name, values in columns.items():
                     _dataset(subgroup, name, values, compress)
     tracking = group.create_group("tracking", track_order=True)  # columns keep their order
-    for name, values in record.tracking.items():
+    for name, values in tracking_columns.items():
         _dataset(tracking, name, values, compress)
-    _write_attrs(group.create_group("summary"), record.summary)
+    _write_attrs(group.create_group("summary"), summary)
+    for table_name, columns in tables.items():
+        table = group.create_group(table_name, track_order=True)
+        for name, values in columns.items():
+            _dataset(table, name, values, compress)
 
 
 def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -404,27 +480,57 @@ def _check_experiment(name: str, group: object, path: Path) -> None:
         fail("raw/source_index points past raw/sources")
     if not isinstance(raw.get("dc"), h5py.Group):
         fail("missing group raw/dc/")
-    dc_sizes = {dataset(raw["dc"], key, "raw/dc").shape for key in _DC_COLUMNS}
+    dc_keys = _DC_COLUMNS + (("potential_ce_V",) if "potential_ce_V" in raw["dc"] else ())
+    dc_sizes = {dataset(raw["dc"], key, "raw/dc").shape for key in dc_keys}
     if len(dc_sizes) != 1:
         fail("raw/dc columns differ in length")
+    for key in ("z_ce_real_ohm", "z_ce_imag_ohm"):
+        if key in raw and dataset(raw, key, "raw").shape != (n_points,):
+            fail(f"raw/{key} must hold {n_points} points (raw/offsets)")
+    if "potential_ce_V" in raw and dataset(raw, "potential_ce_V", "raw").shape != (n_sweeps,):
+        fail(f"raw/potential_ce_V must hold {n_sweeps} sweeps (raw/offsets)")
+    _check_results(group, "", n_sweeps, fail)
+    counter = group.get(COUNTER)
+    if counter is not None:
+        if not isinstance(counter, h5py.Group):
+            fail(f"{COUNTER}/ is not a group")
+        for key in ("tracking", "summary"):
+            if not isinstance(counter.get(key), h5py.Group):
+                fail(f"missing group {COUNTER}/{key}/")
+        if "z_ce_real_ohm" not in raw:
+            fail(f"{COUNTER}/ holds results but raw/ has no z_ce_real_ohm")
+        _check_results(counter, f"{COUNTER}/", n_sweeps, fail)
+
+
+def _check_results(group: h5py.Group, where: str, n_sweeps: int, fail) -> None:
+    """The stages (and the fit's parameter table) of one electrode's group."""
     for stage_name in STAGES:
         stage = group.get(stage_name)
         if stage is None:
             continue
         if not isinstance(stage, h5py.Group) or "config_hash" not in stage.attrs:
-            fail(f"{stage_name}/ lacks its config_hash attribute")
+            fail(f"{where}{stage_name}/ lacks its config_hash attribute")
         rows = {item.shape[:1] for item in stage.values() if isinstance(item, h5py.Dataset)}
         if len(rows) > 1 or (rows and rows.pop()[0] > n_sweeps):
-            fail(f"{stage_name}/ columns must have one row per processed sweep")
+            fail(f"{where}{stage_name}/ columns must have one row per processed sweep")
+    for name in TABLES:
+        table = group.get(name)
+        if table is None:
+            continue
+        if not isinstance(table, h5py.Group):
+            fail(f"{where}{name}/ is not a group")
+        rows = {item.shape[:1] for item in table.values() if isinstance(item, h5py.Dataset)}
+        if len(rows) > 1:
+            fail(f"{where}{name}/ columns differ in length")
     fit = group.get("fit")
     if isinstance(fit, h5py.Group) and "parameters" in fit:
         if "parameter_names" not in fit.attrs:
-            fail("fit/ lacks its parameter_names attribute")
+            fail(f"{where}fit/ lacks its parameter_names attribute")
         parameters = fit["parameters"]
         if parameters.ndim != 2:
-            fail("fit/parameters must be 2-D (sweep, parameter)")
+            fail(f"{where}fit/parameters must be 2-D (sweep, parameter)")
         if "stderr" not in fit or fit["stderr"].shape != parameters.shape:
-            fail("fit/stderr must match fit/parameters")
+            fail(f"{where}fit/stderr must match fit/parameters")
 
 
 def _check_file(handle: h5py.File, path: Path) -> dict[str, object]:
@@ -479,6 +585,13 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     point_time = raw["point_time_s"][()]
     sources = [_text(value) for value in raw["sources"][()]]
     columns = {key: raw[key][()] for key in _RAW_SWEEP_COLUMNS}
+    # Layout 2: a 3-electrode cell's counter electrode (absent: none recorded).
+    z_ce = (
+        raw["z_ce_real_ohm"][()] + 1j * raw["z_ce_imag_ohm"][()] if "z_ce_real_ohm" in raw else None
+    )
+    potential_ce = (
+        raw["potential_ce_V"][()] if "potential_ce_V" in raw else np.full(offsets.size - 1, np.nan)
+    )
     spectra = tuple(
         Spectrum(
             freq=freq[start:stop],
@@ -491,6 +604,8 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
             source=sources[int(columns["source_index"][index])],
             sweep_index=int(columns["sweep_index"][index]),
             flags=frozenset({FLAG_INCOMPLETE}) if columns["incomplete"][index] else frozenset(),
+            z_ce=None if z_ce is None else z_ce[start:stop],
+            potential_ce_V=float(potential_ce[index]),
         )
         for index, (start, stop) in enumerate(itertools.pairwise(offsets))
     )
@@ -511,9 +626,41 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     )
     experiment = Experiment(
         spectra=spectra,
-        dc_record=DCRecord(*(dc[key][()] for key in _DC_COLUMNS)),
+        dc_record=DCRecord(
+            *(dc[key][()] for key in _DC_COLUMNS),
+            dc["potential_ce_V"][()] if "potential_ce_V" in dc else None,
+        ),
         metadata=metadata,
     )
+    stages, tracking, summary, tables = _read_results(group)
+    electrodes = {}
+    if isinstance(group.get(COUNTER), h5py.Group):
+        electrodes[COUNTER] = ElectrodeResults(*_read_results(group[COUNTER]))
+    inputs = tuple(InputFile(**item) for item in attrs.get("inputs", ()))
+    skipped = tuple(
+        SkippedFile(str(file), str(reason)) for file, reason in attrs.get("skipped", ())
+    )
+    # Files of layout version 1 before skipped_sweeps existed simply have none.
+    skipped_sweeps = tuple(
+        SkippedSweep(str(file), int(index), float(time_s), str(reason))
+        for file, index, time_s, reason in attrs.get("skipped_sweeps", ())
+    )
+    if skipped or skipped_sweeps:
+        experiment = replace(experiment, skipped=skipped, skipped_sweeps=skipped_sweeps)
+    return ExperimentRecord(
+        name=name,
+        experiment=experiment,
+        inputs=inputs,
+        stages=stages,
+        tracking=tracking,
+        summary=summary,
+        tables=tables,
+        electrodes=electrodes,
+    )
+
+
+def _read_results(group: h5py.Group) -> tuple[dict, dict, dict, dict]:
+    """An electrode's (stages, tracking, summary, tables) from its group."""
     stages = {}
     for stage_name in STAGES:
         if stage_name not in group:
@@ -535,22 +682,14 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
             grid={key: _values(value) for key, value in stage_group.get("grid", {}).items()},
             attrs=stage_attrs,
         )
-    inputs = tuple(InputFile(**item) for item in attrs.get("inputs", ()))
-    skipped = tuple(
-        SkippedFile(str(file), str(reason)) for file, reason in attrs.get("skipped", ())
-    )
-    # Files of layout version 1 before skipped_sweeps existed simply have none.
-    skipped_sweeps = tuple(
-        SkippedSweep(str(file), int(index), float(time_s), str(reason))
-        for file, index, time_s, reason in attrs.get("skipped_sweeps", ())
-    )
-    if skipped or skipped_sweeps:
-        experiment = replace(experiment, skipped=skipped, skipped_sweeps=skipped_sweeps)
-    return ExperimentRecord(
-        name=name,
-        experiment=experiment,
-        inputs=inputs,
-        stages=stages,
-        tracking={key: _values(value) for key, value in group["tracking"].items()},
-        summary=_read_attrs(group["summary"].attrs),
+    tables = {
+        name: {key: _values(value) for key, value in group[name].items()}
+        for name in TABLES
+        if isinstance(group.get(name), h5py.Group)
+    }
+    return (
+        stages,
+        {key: _values(value) for key, value in group["tracking"].items()},
+        _read_attrs(group["summary"].attrs),
+        tables,
     )

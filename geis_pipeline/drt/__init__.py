@@ -31,6 +31,7 @@ from geis_pipeline.drt.peaks import (
     PeakTrack,
     ProcessTrack,
     track_peaks,
+    window_events,
 )
 from geis_pipeline.drt.regularization import LAMBDA_METHODS
 
@@ -51,4 +52,5 @@ __all__ = [
     "invert_drt",
     "invert_drt_batch",
     "track_peaks",
+    "window_events",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "detect_peaks",
     "track_peaks",
     "validate_windows",
+    "window_events",
 ]
 
 #: Typical Li | LLZO windows (DOMAIN.md), s: grain boundary and interface.
@@ -384,3 +385,42 @@ def track_peaks(
     }
     ok.flags.writeable = False
     return PeakTrack(windows=windows, processes=processes, ok=ok, events=tuple(events))
+
+
+def window_events(
+    n_peaks: Mapping[str, np.ndarray], ok: np.ndarray | None = None
+) -> tuple[PeakEvent, ...]:
+    """The appear / vanish / split / merge events of whole experiment's peak counts.
+
+    :func:`track_peaks` runs on chunks of sweeps; this finds the same window
+    transitions from the stored per-step counts over the whole experiment
+    (across chunk boundaries too).
+
+    Parameters
+    ----------
+    n_peaks
+        Process -> major peaks in its window per step (:attr:`ProcessTrack.n_peaks`).
+    ok
+        Whether each step's inversion succeeded (failed steps are skipped: a
+        transition is counted against the previous usable step).
+
+    Returns
+    -------
+    tuple of PeakEvent
+        In step order, then process order; ``taus`` empty (the counts do not hold them).
+    """
+    names = list(n_peaks)
+    if not names:
+        return ()
+    counts = np.array([np.asarray(n_peaks[name], dtype=np.int64) for name in names])
+    usable = np.ones(counts.shape[1], bool) if ok is None else np.asarray(ok, dtype=bool)
+    events = []
+    previous = None
+    for step in np.flatnonzero(usable):
+        if previous is not None:
+            for row, name in enumerate(names):
+                kind = _window_transition(int(counts[row, previous]), int(counts[row, step]))
+                if kind is not None:
+                    events.append(PeakEvent(int(step), kind, name))
+        previous = step
+    return tuple(events)

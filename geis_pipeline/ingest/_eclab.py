@@ -33,6 +33,10 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "charge_mAh": ("(Q-Qo)/mA.h",),
     "charge_C": ("(Q-Qo)/C",),
     "step": ("Ns",),
+    # A 3-electrode cell's counter electrode (kept when the file has it).
+    "re_ce": ("Re(Zce)/Ohm",),
+    "minus_im_ce": ("-Im(Zce)/Ohm",),
+    "potential_ce": ("<Ece>/V", "Ece/V", "<Ece/V>"),
 }
 
 # Technique titles as EC-Lab writes them on the 4th header line -> short names.
@@ -103,6 +107,7 @@ def build_eclab_file(
         raise IngestError("no 'time/s' column", file=path, column="time/s")
     nan_column = np.full(n_rows, np.nan)
     potential = columns.get("potential", nan_column)
+    potential_ce = columns.get("potential_ce", nan_column)
     current = columns.get("current", nan_column)
     if "charge_mAh" in columns:
         charge = columns["charge_mAh"]
@@ -122,6 +127,10 @@ def build_eclab_file(
             raise table.error(f"negative frequency {freq[row]!r}", path, row, names.get("freq"))
         rows = np.flatnonzero(freq > 0)
         z, defects = _impedance(table, rows, path, names)
+        z_ce = None
+        if "re_ce" in columns and "minus_im_ce" in columns:
+            # Not required finite: a sweep whose counter values are not is kept without them.
+            z_ce = columns["re_ce"][rows] - 1j * columns["minus_im_ce"][rows]
         spectra = spectra_from_rows(
             freq[rows],
             z,
@@ -133,12 +142,14 @@ def build_eclab_file(
             row_number=rows,
             step=columns["step"][rows] if "step" in columns else None,
             defects=defects,
+            z_ce=z_ce,
+            potential_ce_V=potential_ce[rows],
         )
     return InstrumentFile(
         path=str(path),
         format=file_format,
         spectra=spectra,
-        dc_record=DCRecord(time, potential, current, charge),
+        dc_record=DCRecord(time, potential, current, charge, potential_ce),
         start_time=start_time,
         area_cm2=area_cm2,
         current_setpoint_mA=current_setpoint_mA,

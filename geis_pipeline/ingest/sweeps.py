@@ -117,6 +117,8 @@ def spectra_from_rows(
     step: np.ndarray | None = None,
     last_incomplete: bool = False,
     defects: RowDefects | None = None,
+    z_ce: np.ndarray | None = None,
+    potential_ce_V: np.ndarray | None = None,
 ) -> tuple[Spectrum, ...]:
     """Split validated impedance rows into sweeps and build their spectra.
 
@@ -144,6 +146,9 @@ def spectra_from_rows(
         Rows with a non-finite impedance: each sweep holding one is built as
         read with :attr:`Spectrum.defect` naming the first such line, so it is
         skipped and reported while the file's other sweeps are analysed.
+    z_ce, potential_ce_V
+        A 3-electrode file's counter-electrode impedance (ohm, per row) and
+        potential (V, averaged per sweep); None: not recorded.
 
     Returns
     -------
@@ -168,6 +173,7 @@ def spectra_from_rows(
         first = np.flatnonzero(np.r_[True, np.diff(sweep_of) != 0])  # first bad row per sweep
         for index, position in zip(sweep_of[first], defects.positions[first], strict=True):
             defect[index] = defects.describe(int(position))
+    mean_potential_ce = _sweep_means(nan_rows if potential_ce_V is None else potential_ce_V, starts)
     return tuple(
         Spectrum(
             freq=freq[sweep],
@@ -181,6 +187,8 @@ def spectra_from_rows(
             sweep_index=index,
             flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
             defect=defect[index],
+            z_ce=None if z_ce is None else z_ce[sweep],
+            potential_ce_V=float(mean_potential_ce[index]),
         )
         for index, (sweep, incomplete) in enumerate(zip(sweeps, short, strict=True))
     )

@@ -8,9 +8,11 @@ import math
 import numpy as np
 
 from geis_pipeline.config import Config
+from geis_pipeline.drt import window_events
 from geis_pipeline.fit import REASONS, ROLE_QUANTITIES
 from geis_pipeline.kind import spectra_labels
 from geis_pipeline.pipeline.chunks import _fit_options
+from geis_pipeline.segments import cycle_table, segment_table
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
 from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
@@ -113,8 +115,27 @@ def _total_resistance(circuit, parameters: np.ndarray) -> np.ndarray:
     return np.asarray(parameters, dtype=float)[:, columns].sum(axis=1)
 
 
+def _interfaces(experiment: Experiment, config: Config, electrode: str) -> int:
+    """Interfaces in one spectrum: ``track.interfaces`` for a 2-electrode cell, 1 for each
+    electrode of a 3-electrode cell (measured against the reference, each spectrum holds
+    one interface)."""
+    if electrode != "we" or experiment.has_counter:
+        if config.track.interfaces != 1:
+            log.info(
+                "3-electrode cell: each electrode's spectrum holds one interface "
+                "(track.interfaces = %d applies to 2-electrode cells only)",
+                config.track.interfaces,
+            )
+        return 1
+    return config.track.interfaces
+
+
 def _tracking(
-    experiment: Experiment, stages: dict[str, StageData], config: Config, name: str | None = None
+    experiment: Experiment,
+    stages: dict[str, StageData],
+    config: Config,
+    name: str | None = None,
+    electrode: str = "we",
 ) -> tuple[dict, dict]:
     fit = stages.get("fit")
     n_done = int(fit.attrs["n_done"]) if fit is not None else 0
@@ -154,7 +175,7 @@ def _tracking(
         potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
         area_cm2=experiment.metadata.area_cm2,
-        interfaces=config.track.interfaces,
+        interfaces=(interfaces := _interfaces(experiment, config, electrode)),
         # A reference step not processed yet (a publish while running): no contact loss yet.
         reference_step=_reference_step(config, n_done),
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
@@ -182,6 +203,8 @@ def _tracking(
             if (reasons := _reasons(fit.sweeps, n_done)) is not None
         },
         "reference_step": result.reference_step,
+        "electrode": electrode,
+        "interfaces": interfaces,
     }
     summary |= summarize_tracking(
         columns,
@@ -391,8 +414,10 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
 
 
 def assemble_record(
-    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps, *, electrode: str = "we"
 ) -> ExperimentRecord:
+    """One electrode's stored results from its chunks (``electrode``: ``we`` or ``ce``, whose
+    ``experiment`` is :func:`~geis_pipeline.spectrum.counter_electrode`'s view)."""
     stages = {}
     for stage, by_start in chunk_outputs.items():
         # Only the contiguous run of finished chunks from the first sweep is published.
@@ -405,5 +430,72 @@ def assemble_record(
             if not chunk["sweeps"]:
                 break
         stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
-    tracking, summary = _tracking(experiment, stages, config, name)
-    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary)
+    tracking, summary = _tracking(experiment, stages, config, name, electrode)
+    tables = _tables(experiment, tracking, summary, config) if tracking else {}
+    events = _drt_events(stages.get("drt"), tracking, config)
+    if events is not None:
+        tables["drt_events"] = events
+    return ExperimentRecord(name, experiment, inputs, stages, tracking, summary, tables)
+
+
+def _drt_events(drt: StageData | None, tracking: dict, config: Config) -> dict | None:
+    """The DRT peak events table (None: the DRT stage stored no peak counts)."""
+    if drt is None or not tracking:
+        return None
+    n_done = len(tracking["time_s"])
+    counts = {process: drt.sweeps.get(f"{process}_n_peaks") for process in config.drt.windows}
+    if not counts or any(
+        values is None or np.shape(values)[0] < n_done for values in counts.values()
+    ):
+        return None
+    events = window_events(
+        {process: values[:n_done] for process, values in counts.items()},
+        np.asarray(drt.sweeps["ok"][:n_done], dtype=bool),
+    )
+    steps = np.array([event.step for event in events], dtype=np.int64)
+    return {
+        "step": steps,
+        "time_s": np.asarray(tracking["time_s"], dtype=np.float64)[steps],
+        "process": np.array([event.process for event in events], dtype=object),
+        "kind": np.array([event.kind for event in events], dtype=object),
+        "n_peaks_before": np.array(
+            [counts[e.process][_previous_ok(drt, e.step)] for e in events], dtype=np.int64
+        ),
+        "n_peaks": np.array([counts[e.process][e.step] for e in events], dtype=np.int64),
+    }
+
+
+def _previous_ok(drt: StageData, step: int) -> int:
+    ok = np.flatnonzero(np.asarray(drt.sweeps["ok"][:step], dtype=bool))
+    return int(ok[-1]) if ok.size else step
+
+
+def _tables(experiment: Experiment, tracking: dict, summary: dict, config: Config) -> dict:
+    """The segment table, and the cycle table when the DC record has cycles."""
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    # Charges are per cm2: without an area the DC record cannot give them (NaN).
+    density = dc.current_mA / area if area and len(dc) else None
+    section = config.track
+    tables = {
+        "segments": segment_table(
+            tracking,
+            int(summary.get("reference_step", -1)),
+            dc_time_s=dc.time_s if density is not None else None,
+            dc_current_density_mA_cm2=density,
+            ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+            relaxation_model=section.relaxation_model,
+        ).columns
+    }
+    if density is not None:
+        cycles = cycle_table(
+            dc.time_s,
+            density,
+            dc.potential_V,
+            ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+            ocv_V=float(summary.get("E_ocv_V", 0.0)),
+            tracking=tracking,
+        )
+        if len(cycles):
+            tables["cycles"] = cycles.columns
+    return tables

@@ -236,6 +236,8 @@ def _run_drt(pairs, masks, config: Config, lam, tau_range) -> dict[str, dict[str
         sweeps[f"{process}_tau_s"] = np.asarray(process_track.tau, dtype=np.float64)
         sweeps[f"{process}_R_ohm"] = np.asarray(process_track.R, dtype=np.float64)
         sweeps[f"{process}_R_window_ohm"] = np.asarray(process_track.R_window, dtype=np.float64)
+        # Peak counts per window: the experiment's split / appear / vanish events come from them.
+        sweeps[f"{process}_n_peaks"] = np.asarray(process_track.n_peaks, dtype=np.int64)
     return {
         "sweeps": sweeps,
         "points": {

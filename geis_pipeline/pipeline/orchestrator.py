@@ -42,10 +42,18 @@ from geis_pipeline.spectrum import (
     SkippedFile,
     SkippedSweep,
     Spectrum,
+    counter_electrode,
     screen_sweeps,
     sort_spectra,
 )
-from geis_pipeline.store import ExperimentRecord, InputFile, read_store, write_store
+from geis_pipeline.store import (
+    COUNTER,
+    ElectrodeResults,
+    ExperimentRecord,
+    InputFile,
+    read_store,
+    write_store,
+)
 from geis_pipeline.summary import ExperimentSummary, summarize
 
 __all__ = ["PUBLISH_SPACING", "ExperimentReport", "RunReport", "RunState", "reprocess", "run"]
@@ -75,6 +83,8 @@ class ExperimentReport:
     skipped_sweeps: tuple[SkippedSweep, ...] = ()
     #: What failed, stage by stage, with the reasons (as ``geis-pipeline info`` shows it).
     quality: Quality | None = None
+    #: The counter electrode of a 3-electrode cell (its own KK, fit, DRT and tracking).
+    counter: ExperimentReport | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,7 @@ def _keep_stored_sweeps(experiment: Experiment, previous: ExperimentRecord | Non
     )
 
 
-_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh")
+_DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh", "potential_ce_V")
 
 
 def _screened(name: str, experiment: Experiment, config: Config, where: Path) -> Experiment:
@@ -324,7 +334,46 @@ class RunState:
         return time.monotonic() - self.last_publish > wait
 
 
-def _process_experiment(
+def _put(state: RunState, name: str, electrode: str, record: ExperimentRecord) -> None:
+    """Place an electrode's assembled results in the run's records.
+
+    The working electrode's record keeps the other electrodes' results already
+    there (a rerun's stored counter results stay until they are recomputed).
+    """
+    current = state.records.get(name)
+    if electrode == "we":
+        n_sweeps = len(record.experiment.spectra)
+        kept = {
+            key: results
+            for key, results in (current.electrodes.items() if current is not None else ())
+            if all(np.shape(values)[0] <= n_sweeps for values in results.tracking.values())
+            and record.experiment.has_counter
+        }
+        state.records[name] = replace(record, electrodes=kept)
+        return
+    results = ElectrodeResults(record.stages, record.tracking, record.summary, record.tables)
+    state.records[name] = replace(current, electrodes={**current.electrodes, electrode: results})
+
+
+def _counter_record(previous: ExperimentRecord | None) -> ExperimentRecord | None:
+    """The stored counter-electrode results as a record of the counter's own experiment."""
+    if previous is None or COUNTER not in previous.electrodes:
+        return None
+    if not previous.experiment.has_counter:
+        return None
+    stored = previous.electrodes[COUNTER]
+    return ExperimentRecord(
+        previous.name,
+        counter_electrode(previous.experiment),
+        previous.inputs,
+        stored.stages,
+        stored.tracking,
+        stored.summary,
+        stored.tables,
+    )
+
+
+def _process_electrodes(
     name: str,
     experiment: Experiment,
     previous: ExperimentRecord | None,
@@ -332,7 +381,43 @@ def _process_experiment(
     parts: ChunkStore,
     progress: ProgressCallback | None,
 ) -> ExperimentReport:
-    config = state.config
+    """The working electrode, then (a 3-electrode cell) the counter through every stage."""
+    report = _process_experiment(name, experiment, previous, state, parts, progress)
+    if not experiment.has_counter:
+        if any(spectrum.has_counter for spectrum in experiment.spectra):
+            log.warning(
+                "%s: only some sweeps hold a counter-electrode spectrum: the counter "
+                "electrode is not processed",
+                name,
+            )
+        return report
+    log.info("%s: 3-electrode cell: processing the counter electrode", name)
+    counter = _process_experiment(
+        name,
+        counter_electrode(experiment),
+        _counter_record(previous),
+        state,
+        parts,
+        progress,
+        electrode=COUNTER,
+        config=state.config.for_counter(),
+    )
+    return replace(report, counter=counter)
+
+
+def _process_experiment(
+    name: str,
+    experiment: Experiment,
+    previous: ExperimentRecord | None,
+    state: RunState,
+    parts: ChunkStore,
+    progress: ProgressCallback | None,
+    electrode: str = "we",
+    config: Config | None = None,
+) -> ExperimentReport:
+    config = config or state.config
+    # Saved chunks of the counter electrode live beside the working electrode's.
+    part_name = name if electrode == "we" else f"{name}/{electrode}"
     hashes = stage_hashes(config)
     n_sweeps = len(experiment.spectra)
     enabled = [stage for stage in STAGES if stage == "fit" or getattr(config, stage).enabled]
@@ -378,7 +463,7 @@ def _process_experiment(
                 reused.add(stage)
                 continue
             n_points = sum(item.size for item in freq)
-            saved = parts.load(name, stage, hashes[stage], keys[start], n_points)
+            saved = parts.load(part_name, stage, hashes[stage], keys[start], n_points)
             if saved is not None:
                 chunk_outputs[stage][start] = saved
                 reused.add(stage)
@@ -400,7 +485,7 @@ def _process_experiment(
             drt_lam = _experiment_lambda(experiment, config, tau_range)
         tasks.append(
             ChunkTask(
-                name,
+                part_name,
                 start,
                 stop,
                 freq,
@@ -418,7 +503,7 @@ def _process_experiment(
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
     log.info(
         "%s: %d sweeps; %d chunk(s) of up to %d to compute (stages %s), %d sweeps reused (%s)",
-        name,
+        part_name,
         n_sweeps,
         len(tasks),
         chunk_size,
@@ -427,18 +512,18 @@ def _process_experiment(
         ", ".join(sorted(reused)) or "none",
     )
     if progress is not None:
-        progress(done_sweeps, n_sweeps, name)
+        progress(done_sweeps, n_sweeps, part_name)
     with Executor(config).submit(tasks) as finished:
         state.start()  # the workers compute meanwhile
         inputs = state.inputs[name]
         for number, (task, output) in enumerate(finished, 1):
             for stage, stage_output in output.items():
-                parts.save(name, stage, hashes[stage], keys[task.start], stage_output)
+                parts.save(part_name, stage, hashes[stage], keys[task.start], stage_output)
                 chunk_outputs[stage][task.start] = stage_output
             done_sweeps += task.stop - task.start
             log.debug(
                 "%s: sweeps %d-%d done (%s); %d of %d",
-                name,
+                part_name,
                 task.start,
                 task.stop - 1,
                 ", ".join(output),
@@ -446,19 +531,26 @@ def _process_experiment(
                 n_sweeps,
             )
             if progress is not None:
-                progress(done_sweeps, n_sweeps, name)
+                progress(done_sweeps, n_sweeps, part_name)
             if number < len(tasks) and state.publish_due():  # the last one is published anyway
-                state.records[name] = assemble_record(
-                    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
-                )
+                _put(
+                    state,
+                    name,
+                    electrode,
+                    assemble_record(
+                        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps,
+                        electrode=electrode,
+                    ),
+                )  # fmt: skip
                 state.publish()
-    state.records[name] = assemble_record(
-        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps
+    record = assemble_record(
+        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps, electrode=electrode
     )
-    checked = quality(state.records[name])
+    _put(state, name, electrode, record)
+    checked = quality(record)
     for label, text in checked.rows()[1:]:
-        log.info("%s: %s %s", name, label, text)
-    stages = state.records[name].stages
+        log.info("%s: %s %s", part_name, label, text)
+    stages = record.stages
     kk = stages.get("kk")
     fit = stages["fit"]
     drt = stages.get("drt")
@@ -475,7 +567,7 @@ def _process_experiment(
         n_sweeps_computed=sum(task.stop - task.start for task in tasks),
         skipped_files=tuple(item.path for item in experiment.skipped),
         ingest=summarize(experiment),
-        summary=dict(state.records[name].summary),
+        summary=dict(record.summary),
         skipped_sweeps=experiment.skipped_sweeps,
         quality=checked,
     )
@@ -606,7 +698,7 @@ def _run(
     state.on_start = publish_raw_data
     for number, (name, experiment) in enumerate(experiments, 1):
         reports.append(
-            _process_experiment(
+            _process_electrodes(
                 name, experiment, previous_records.get(name), state, parts, progress
             )
         )
@@ -656,7 +748,7 @@ def reprocess(
                 config.settings_of(name).area_cm2 or config.experiment.area_cm2,
             )
             experiment = _screened(name, experiment, config, source)
-            reports.append(_process_experiment(name, experiment, record, state, parts, progress))
+            reports.append(_process_electrodes(name, experiment, record, state, parts, progress))
         state.study = study(state.records, config)
         state.publish(final=True)
         parts.clear()

@@ -316,8 +316,10 @@ def test_real_geis_mpt_report_and_info(realdata: Path, tmp_path: Path, capsys, n
     if quality.n_fit_failed:
         reason, _ = quality.fit_reasons[0]
         assert reason.split(":")[0] in page
-    # the figures drew: every experiment figure is there
-    assert len(list((tmp_path / "report").glob("geis_*.png"))) == 10
+    # the figures drew: every experiment figure is there, and (geis.mpt is a 3-electrode
+    # file) the counter electrode's Nyquist plot and DRT map
+    assert len(list((tmp_path / "report").glob("geis_*.png"))) == 10 + 2
+    assert len(list((tmp_path / "report").glob("geis_*_ce.png"))) == 2
 
 
 def test_reprocess_with_the_area_fills_the_area_specific_columns(

@@ -100,3 +100,15 @@ def test_track_peaks_reports_splits_appearances_and_failures_instead_of_guessing
     assert len(track) == 6
     with pytest.raises(DRTError):
         track_peaks(steps, split_fraction=0.0)
+
+
+def test_window_events_span_the_whole_experiment_and_skip_failed_steps() -> None:
+    from geis_pipeline.drt import window_events
+
+    counts = {"int": np.array([1, 1, 2, 2, 0, 0, 1]), "gb": np.array([1, 1, 1, 1, 1, 0, 1])}
+    ok = np.array([True, True, True, True, True, False, True])
+    events = window_events(counts, ok)
+    found = [(event.step, event.process, event.kind) for event in events]
+    # Step 5 failed: step 6 is compared with step 4 (gb stays, int reappears).
+    assert found == [(2, "int", "split"), (4, "int", "vanish"), (6, "int", "appear")]
+    assert window_events({}) == ()

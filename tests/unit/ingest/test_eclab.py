@@ -211,3 +211,33 @@ def test_placeholder_area_of_an_mpr_is_no_area(realdata: Path, tmp_path: Path, c
     assert "--area-cm2" in message and "experiment.area_cm2" in message
     assert message in caplog.text
     assert gp.read_experiment(folder, area_cm2=0.2).metadata.warnings == ()
+
+
+def test_geis_counter_electrode_is_kept_from_mpt_and_mpr(realdata: Path) -> None:
+    path = realdata / "geis.mpt"
+    names, values = _raw_mpt_rows(path)
+    column = {name: index for index, name in enumerate(names)}
+    rows = values[values[:, column["freq/Hz"]] > 0]
+    spectra = gp.read_spectra(path)
+    assert all(spectrum.has_counter for spectrum in spectra)
+    z_ce = np.concatenate([spectrum.z_ce for spectrum in spectra])
+    np.testing.assert_array_equal(z_ce.real, rows[:, column["Re(Zce)/Ohm"]])
+    np.testing.assert_array_equal(z_ce.imag, -rows[:, column["-Im(Zce)/Ohm"]])
+    assert spectra[0].potential_ce_V == pytest.approx(rows[:41, column["<Ece>/V"]].mean())
+    # The whole cell is the sum of both electrodes (EC-Lab's Zwe-ce).
+    z = np.concatenate([spectrum.z for spectrum in spectra])
+    whole = rows[:, column["Re(Zwe-ce)/Ohm"]] - 1j * rows[:, column["-Im(Zwe-ce)/Ohm"]]
+    np.testing.assert_allclose(z + z_ce, whole, rtol=1e-5, atol=1e-4)
+    # The counter view: its own Z and potential, the opposite current.
+    view = spectra[0].counter_view()
+    np.testing.assert_array_equal(view.z, spectra[0].z_ce)
+    assert view.current_mA == -spectra[0].current_mA and view.potential_V < 0
+    record = gp.read_file(path).dc_record
+    assert np.isfinite(record.potential_ce_V).all()
+    from_mpr = gp.read_file(realdata / "geis.mpr")
+    for text_sweep, binary_sweep in zip(spectra, from_mpr.spectra, strict=True):
+        np.testing.assert_allclose(binary_sweep.z_ce, text_sweep.z_ce, rtol=1e-6)
+
+
+def test_two_electrode_files_have_no_counter(realdata: Path) -> None:
+    assert not any(spectrum.has_counter for spectrum in gp.read_spectra(realdata / "PEIS_SSB.mpr"))

@@ -220,3 +220,139 @@ def test_skipped_files_and_sweeps_round_trip_and_older_files_read(tmp_path: Path
     older = read_store(path)[0]["run"].experiment
     assert older.skipped == () and older.skipped_sweeps == ()
     assert len(older.spectra) == 2
+
+
+def _counter_experiment(n_sweeps: int = 3, n_points: int = 5) -> Experiment:
+    freq = np.logspace(5, 0, n_points)
+    spectra = tuple(
+        Spectrum(
+            freq=freq,
+            z=(100 + step) - 20j * np.ones(n_points),
+            time_s=10.0 * step,
+            point_time_s=10.0 * step + np.arange(n_points, dtype=float),
+            current_mA=0.3,
+            potential_V=0.05,
+            charge_mAh=0.0,
+            source="cell.mpt",
+            sweep_index=step,
+            z_ce=(150 - step) - 30j * np.ones(n_points),
+            potential_ce_V=-0.07,
+        )
+        for step in range(n_sweeps)
+    )
+    dc = DCRecord(np.arange(4.0), np.ones(4), np.full(4, 0.3), np.zeros(4), -np.ones(4))
+    metadata = ExperimentMetadata(0.5, 0.3, ("GEIS",), None, ("cell.mpt",), (0.3,))
+    return Experiment(spectra, dc, metadata)
+
+
+def test_counter_electrode_and_tables_round_trip(tmp_path: Path) -> None:
+    from geis_pipeline.store import ElectrodeResults
+
+    experiment = _counter_experiment()
+    n = len(experiment)
+    stage = StageData("h", sweeps={"ok": np.ones(n, bool)}, attrs={"n_done": n})
+    segments = {"label": np.array(["strip"], dtype=object), "start_s": np.array([0.0])}
+    record = ExperimentRecord(
+        "cell",
+        experiment,
+        stages={"kk": stage},
+        tracking={"time_s": experiment.time_s},
+        summary={"electrode": "we"},
+        tables={"segments": segments},
+        electrodes={
+            "ce": ElectrodeResults(
+                {"kk": stage},
+                {"R_int_ohm": np.arange(n, dtype=float)},
+                {"electrode": "ce"},
+                {"segments": segments},
+            )
+        },
+    )
+    path = tmp_path / "cell.h5"
+    write_store(path, [record], config_toml="", package_version="0")
+    back = read_store(path)[0]["cell"]
+    for original, restored in zip(experiment.spectra, back.experiment.spectra, strict=True):
+        np.testing.assert_array_equal(restored.z_ce, original.z_ce)
+        assert restored.potential_ce_V == original.potential_ce_V
+    np.testing.assert_array_equal(back.experiment.dc_record.potential_ce_V, -np.ones(4))
+    assert list(back.tables["segments"]["label"]) == ["strip"]
+    counter = back.electrodes["ce"]
+    assert counter.summary["electrode"] == "ce"
+    np.testing.assert_array_equal(counter.tracking["R_int_ohm"], np.arange(n))
+    assert list(counter.tables["segments"]["start_s"]) == [0.0]
+    results = gp.open_results(path)["cell"]
+    assert results.electrodes == ("we", "ce")
+    assert results.segments(electrode="ce").shape == (1, 2)
+    np.testing.assert_array_equal(results.electrode("ce").spectra[1].z, experiment.spectra[1].z_ce)
+
+
+def test_counter_results_without_counter_spectra_are_refused(tmp_path: Path) -> None:
+    from geis_pipeline.errors import StoreError
+    from geis_pipeline.store import ElectrodeResults
+
+    experiment = _counter_experiment()
+    plain = replace(
+        experiment,
+        spectra=tuple(replace(spectrum, z_ce=None) for spectrum in experiment.spectra),
+    )
+    record = ExperimentRecord(
+        "cell", plain, electrodes={"ce": ElectrodeResults({}, {"time_s": plain.time_s}, {})}
+    )
+    path = tmp_path / "bad.h5"
+    write_store(path, [record], config_toml="", package_version="0")
+    with pytest.raises(StoreError, match="z_ce"):
+        read_store(path)
+
+
+def test_layout_version_1_file_reads(tmp_path: Path) -> None:
+    """A file as layout 1 wrote it (built by hand): no counter electrode, no tables."""
+    path = tmp_path / "v1.h5"
+    freq = np.logspace(5, 0, 6)
+    with h5py.File(path, "w") as handle:
+        handle.attrs["format"] = "geis-pipeline results"
+        handle.attrs["layout_version"] = 1
+        handle.attrs["package_version"] = "0.1.0"
+        handle.attrs["config_toml"] = ""
+        group = handle.create_group("experiments").create_group("old")
+        group.attrs["area_cm2"] = 0.5
+        group.attrs["sources"] = '["a.mpt"]'
+        group.attrs["techniques"] = '["GEIS"]'
+        raw = group.create_group("raw")
+        raw["offsets"] = np.array([0, 6, 12], dtype=np.int64)
+        raw["freq_hz"] = np.concatenate([freq, freq])
+        raw["z_real_ohm"] = np.full(12, 100.0)
+        raw["z_imag_ohm"] = np.full(12, -10.0)
+        raw["point_time_s"] = np.arange(12.0)
+        for name, values in {
+            "time_s": [0.0, 6.0],
+            "current_mA": [0.1, 0.1],
+            "potential_V": [0.02, 0.03],
+            "charge_mAh": [0.0, 0.0],
+            "sweep_index": [0, 1],
+            "source_index": [0, 0],
+            "incomplete": [False, False],
+        }.items():
+            raw[name] = np.array(values)
+        raw.create_dataset(
+            "sources", data=np.array([b"a.mpt"], dtype=object), dtype=h5py.string_dtype()
+        )
+        dc = raw.create_group("dc")
+        for name in ("time_s", "potential_V", "current_mA", "charge_mAh"):
+            dc[name] = np.zeros(3)
+        fit = group.create_group("fit")
+        fit.attrs["config_hash"] = "x"
+        fit["ok"] = np.array([True, True])
+        group.create_group("tracking")["R_int_ohm_cm2"] = np.array([50.0, 60.0])
+        group.create_group("summary").attrs["t0_s"] = float("nan")
+    results = gp.open_results(path)["old"]
+    assert results.electrodes == ("we",)
+    assert not any(spectrum.has_counter for spectrum in results.spectra)
+    assert np.isnan(results.dc_record.potential_ce_V).all()
+    assert list(results.tracking().R_int_ohm_cm2) == [50.0, 60.0]
+    assert results.segments() is None and results.cycles() is None
+    with pytest.raises(gp.GeisPipelineError, match="electrode"):
+        results.tracking(electrode="ce")
+    # Rewritten, it is a file of the current layout with the same content.
+    records, _ = read_store(path)
+    write_store(tmp_path / "v2.h5", records, config_toml="", package_version="0")
+    assert read_store(tmp_path / "v2.h5")[1]["layout_version"] == LAYOUT_VERSION == 2
