@@ -49,13 +49,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import betainc
 
 from geis_pipeline._arrays import readonly
+from geis_pipeline._cache import GridCache, hashable
 from geis_pipeline.errors import ValidationError
 from geis_pipeline.spectrum import Experiment, Spectrum
 
@@ -129,6 +129,9 @@ class KKBasis:
     tau: tuple[np.ndarray, ...]
     design_real: tuple[np.ndarray, ...]
     design_imag: tuple[np.ndarray, ...]
+    # M -> per-point products of the design (the normal matrices' terms), made on
+    # first use and kept: they depend on the grid alone.
+    _point_products: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n_points(self) -> int:
@@ -446,6 +449,8 @@ def build_kk_basis(
 
 def _f_sf(statistic: np.ndarray, dof_num: np.ndarray, dof_den: np.ndarray) -> np.ndarray:
     """Survival function of the F distribution (vectorised; NaN-free for valid input)."""
+    from scipy.special import betainc  # on first use: a quick package import
+
     statistic = np.maximum(statistic, 0.0)
     x = dof_den / (dof_den + dof_num * statistic)
     return betainc(dof_den / 2.0, dof_num / 2.0, x)
@@ -470,7 +475,6 @@ class _Group:
         self.n_elements = np.zeros(n_spectra, dtype=np.int64)
         self.solution: list[np.ndarray] = [np.empty(0)] * n_spectra
         self.mu = np.ones(n_spectra)
-        self.products: dict[int, np.ndarray] = {}
         self.extended = np.zeros(n_spectra, dtype=bool)
         omega_sorted = 2.0 * np.pi * basis.freq[basis.order]
         # Longest τ allowed when the lowest kept point is index i (sorted): the
@@ -507,13 +511,15 @@ class _Group:
 
 
 def _products(group: _Group, n_elements: int) -> np.ndarray:
-    """:func:`_point_products` of M = n_elements, computed once per group."""
-    products = group.products.get(n_elements)
+    """:func:`_point_products` of M = n_elements, computed once per basis."""
+    cached = group.basis._point_products
+    products = cached.get(n_elements)
     if products is None:
         products = _point_products(
             group.basis.design_real[n_elements - 1], group.basis.design_imag[n_elements - 1]
         )
-        group.products[n_elements] = products
+        products.flags.writeable = False
+        cached[n_elements] = products
     return products
 
 
@@ -1112,10 +1118,15 @@ def check_kk(
         "tau_extension_decades": tau_extension_decades,
     }
     if basis is None:
-        basis = build_kk_basis(freq_cropped, **basis_options)
+        key = (freq_cropped.tobytes(), hashable(basis_options))
+        basis = _BASES.get(key, lambda: build_kk_basis(freq_cropped, **basis_options))
     else:
         _check_basis(basis, freq_cropped, basis_options)
     return _run(basis, [(freq, z, kept)], [z_cropped], options)[0]
+
+
+#: The bases of the last few grids and options :func:`check_kk` was called with.
+_BASES: GridCache[KKBasis] = GridCache(4)
 
 
 def _check_basis(basis: object, freq: np.ndarray, basis_options: dict[str, object]) -> None:

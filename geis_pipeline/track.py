@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 from geis_pipeline.kind import OCV, PLATE, STRIP, UNKNOWN, experiment_kind, segment_index
 from geis_pipeline.physics import BOLTZMANN_EV_K, FARADAY_C_MOL, stripped_thickness_um
@@ -693,6 +692,8 @@ def fit_relaxation(
 
         def function(x, a, b, c):
             return _stretched(x, a, b, c, 1.0)
+
+    from scipy.optimize import curve_fit  # on first use: a quick package import
 
     try:
         with warnings.catch_warnings():

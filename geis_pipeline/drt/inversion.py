@@ -53,23 +53,35 @@ use one :class:`DRTProblem` per thread or process.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import nnls
 
 from geis_pipeline._arrays import readonly
-from geis_pipeline.drt._block_qp import BlockDAQP
+from geis_pipeline._cache import GridCache, hashable
 from geis_pipeline.drt.basis import BASES, DRTBasis, build_basis, tau_grid
-from geis_pipeline.drt.peaks import DEFAULT_WINDOWS, DRTPeak, detect_peaks, validate_windows
+from geis_pipeline.drt.peaks import (
+    DEFAULT_WINDOWS,
+    DRTPeak,
+    assign_process,
+    detect_peaks,
+    validate_windows,
+)
+from geis_pipeline.drt.refine import Refined, refine_peaks, zarc_drt_width
 from geis_pipeline.drt.regularization import LAMBDA_METHODS, RidgeSystem, choose_lambda
 from geis_pipeline.errors import DRTError
+
+if TYPE_CHECKING:  # cvxpy (1.5 s to import) is imported by the first solve
+    import cvxpy as cp
+
+    from geis_pipeline.drt._block_qp import BlockDAQP
 
 __all__ = [
     "SOLVERS",
@@ -105,14 +117,21 @@ _INACCURATE = "optimal_inaccurate"
 _MIN_POINTS = 3
 
 
-# One instance: cvxpy keys its cache of the compiled problem data by the solver, so a
-# new instance per call would recompile the problem every time.
-_BLOCK_DAQP = BlockDAQP()
+@functools.cache
+def _block_daqp() -> BlockDAQP:
+    """The one BlockDAQP instance (made on first use, with the cvxpy import).
+
+    One instance: cvxpy keys its cache of the compiled problem data by the solver,
+    so a new instance per call would recompile the problem every time.
+    """
+    from geis_pipeline.drt._block_qp import BlockDAQP
+
+    return BlockDAQP()
 
 
 def _cvxpy_solver(name: str) -> str | BlockDAQP:
     """What ``Problem.solve`` takes for a solver name: DAQP goes block by block."""
-    return _BLOCK_DAQP if name == "DAQP" else name
+    return _block_daqp() if name == "DAQP" else name
 
 
 def _stacked_values(solutions: Sequence[cp.Variable]) -> np.ndarray | None:
@@ -197,6 +216,10 @@ class DRTOptions:
         A peak must stand out by this fraction of max γ.
     peak_oversample
         γ is sampled this many times more finely than the grid to find peaks.
+    refine
+        Refine each peak's R and τ (and R_inf, L) by fitting the spectrum with
+        one ZARC per peak started from the DRT (:mod:`geis_pipeline.drt.refine`):
+        a peak's R is then its whole process's, tails included.
     """
 
     basis: str = "gaussian"
@@ -218,6 +241,7 @@ class DRTOptions:
     windows: Mapping[str, tuple[float, float]] = field(default_factory=lambda: DEFAULT_WINDOWS)
     peak_prominence: float = 0.02
     peak_oversample: int = 10
+    refine: bool = True
 
     def __post_init__(self) -> None:
         if self.basis not in BASES:
@@ -239,8 +263,9 @@ class DRTOptions:
         object.__setattr__(self, "lam_bounds", _check_range("lam_bounds", self.lam_bounds))
         if self.derivative not in (1, 2) or isinstance(self.derivative, bool):
             raise DRTError(f"must be 1 or 2, got {self.derivative!r}", key="derivative")
-        if not isinstance(self.inductance, bool):
-            raise DRTError(f"must be True or False, got {self.inductance!r}", key="inductance")
+        for name in ("inductance", "refine"):
+            if not isinstance(getattr(self, name), bool):
+                raise DRTError(f"must be True or False, got {getattr(self, name)!r}", key=name)
         if isinstance(self.weights, str):
             if self.weights not in WEIGHTINGS:
                 raise DRTError(f"must be one of {WEIGHTINGS} or an array", key="weights")
@@ -277,6 +302,10 @@ class DRTOptions:
                 raise DRTError(f"unknown DRT option; known: {sorted(known)}", key=name)
         return cls(**options)
 
+    def key(self) -> tuple[object, ...]:
+        """Every option's value, hashable: equal keys build the same problem."""
+        return tuple(hashable(getattr(self, spec.name)) for spec in dataclasses.fields(self))
+
 
 @dataclass(frozen=True, eq=False)
 class DRTResult:
@@ -292,9 +321,10 @@ class DRTResult:
         γ(ln τ) on ``tau``, ohm (per unit of ln τ); ∫ γ d ln τ is the
         polarisation resistance. NaN if the inversion failed.
     R_inf
-        Series (high-frequency) resistance, ohm.
+        Series (high-frequency) resistance, ohm (refined with the peaks when
+        ``refined``).
     L
-        Series inductance, H (0 when not fitted).
+        Series inductance, H (0 when not fitted; refined when ``refined``).
     lam
         The λ used (dimensionless).
     z_fit
@@ -310,11 +340,15 @@ class DRTResult:
         True when the inversion succeeded (status ``optimal``, or also
         ``optimal_inaccurate`` with the ``accept_inaccurate`` option).
     peaks
-        Peaks of γ, ascending τ (empty if the inversion failed).
+        Peaks of γ, ascending τ (empty if the inversion failed); R and τ
+        from the ZARC refinement when ``refined``.
     R_pol
         Polarisation resistance ∫ γ d ln τ over the grid, ohm.
     solver
         The solver that produced the result.
+    refined
+        True when the peaks, R_inf and L come from the ZARC refinement (the
+        ``refine`` option, and the refined fit explained the data as well as γ).
     """
 
     freq: np.ndarray
@@ -331,6 +365,7 @@ class DRTResult:
     peaks: tuple[DRTPeak, ...]
     R_pol: float
     solver: str
+    refined: bool = False
 
     def __post_init__(self) -> None:
         for name in ("freq", "tau", "gamma", "z_fit", "residuals", "mask"):
@@ -361,6 +396,38 @@ class _Compiled:
     solutions: list[cp.Variable]
     hessians: list[cp.Parameter]
     linear: cp.Parameter
+
+
+def _refined_peaks(
+    peaks: tuple[DRTPeak, ...],
+    refined: Refined,
+    scale: float,
+    windows: Mapping[str, tuple[float, float]],
+    log_tau_fine: np.ndarray,
+    gamma_fine: np.ndarray,
+) -> tuple[DRTPeak, ...]:
+    """One peak per refined ZARC, ascending τ.
+
+    R, τ and α are the ZARC's, the width that of its exact DRT, the height γ
+    at its τ, and ``R_gamma`` the area of the nearest peak of γ.
+    """
+    peak_log_tau = np.log([peak.tau for peak in peaks])
+    updated = []
+    for resistance, tau, alpha in zip(refined.R, refined.tau, refined.alpha, strict=True):
+        log_tau = math.log(float(tau))
+        nearest = peaks[int(np.argmin(np.abs(peak_log_tau - log_tau)))]
+        updated.append(
+            DRTPeak(
+                tau=float(tau),
+                R=scale * float(resistance),
+                width=zarc_drt_width(float(alpha)),
+                height=float(np.interp(log_tau, log_tau_fine, gamma_fine)),
+                process=assign_process(float(tau), windows),
+                alpha=float(alpha),
+                R_gamma=nearest.R,
+            )
+        )
+    return tuple(sorted(updated, key=lambda peak: peak.tau))
 
 
 def _validate_spectrum(
@@ -526,6 +593,8 @@ class DRTProblem:
     def _compiled_problem(self, size: int, solver: str) -> _Compiled:
         key = (size, solver)
         if key not in self._compiled:
+            import cvxpy as cp
+
             n_columns = self.n_columns
             # One variable per spectrum (not column slices of one matrix variable: a
             # slice adds equality rows, and BlockDAQP needs a bounds-only problem).
@@ -553,6 +622,8 @@ class DRTProblem:
             target = np.concatenate([item.data, np.zeros(self._penalty.shape[0])])
             # Jacobi column scaling, as for the QP solvers: unit column norms.
             scale = 1.0 / np.maximum(np.linalg.norm(system, axis=0), 1e-300)
+            from scipy.optimize import nnls
+
             try:
                 scaled, _ = nnls(system * scale, target, maxiter=50 * system.shape[1])
             except RuntimeError:  # iteration limit: report, never return zeros
@@ -569,6 +640,8 @@ class DRTProblem:
         if options.solver == "NNLS":
             return self._solve_nnls(weighted, lams)
         compiled = self._compiled_problem(size, options.solver)
+        from cvxpy.error import SolverError
+
         n_columns = self.n_columns
         linear = np.zeros((n_columns, size))
         jacobi = np.ones((n_columns, size))
@@ -593,7 +666,7 @@ class DRTProblem:
                 compiled.problem.solve(solver=_cvxpy_solver(options.solver), **solver_options)
             status = str(compiled.problem.status)
             values = _stacked_values(compiled.solutions)
-        except cp.error.SolverError:
+        except SolverError:
             status, values = "solver_error", None
         accepted = {_OK, _INACCURATE} if options.accept_inaccurate else {_OK}
         if status not in accepted or values is None:
@@ -651,11 +724,23 @@ class DRTProblem:
         inductance = 0.0
         if self._inductance_column is not None:
             inductance = scale * float(solution[self._inductance_column]) / self._omega_max
+        r_inf = scale * float(solution[self._rinf_column])
+        peaks = detect_peaks(
+            self._log_tau_fine, gamma_fine, options.windows, options.peak_prominence
+        )
+        refined = None
+        if options.refine and peaks:
+            refined = self._refine(weighted, solution, peaks, r_inf / scale, inductance / scale)
+        if refined is not None:
+            r_inf, inductance = scale * refined.R_inf, scale * refined.L
+            peaks = _refined_peaks(
+                peaks, refined, scale, options.windows, self._log_tau_fine, gamma_fine
+            )
         return DRTResult(
             freq=freq,
             tau=self.tau,
             gamma=scale * (self._gamma_on_grid @ weights),
-            R_inf=scale * float(solution[self._rinf_column]),
+            R_inf=r_inf,
             L=inductance,
             lam=lam,
             z_fit=z_fit,
@@ -663,11 +748,37 @@ class DRTProblem:
             mask=mask,
             status=status,
             ok=True,
-            peaks=detect_peaks(
-                self._log_tau_fine, gamma_fine, options.windows, options.peak_prominence
-            ),
+            peaks=peaks,
             R_pol=float(np.trapezoid(gamma_fine, self._log_tau_fine)),
             solver=options.solver,
+            refined=refined is not None,
+        )
+
+    def _refine(
+        self,
+        weighted: _Weighted,
+        solution: np.ndarray,
+        peaks: tuple[DRTPeak, ...],
+        r_inf_scaled: float,
+        inductance_scaled: float,
+    ) -> Refined | None:
+        """The ZARC refinement of the peaks (:mod:`geis_pipeline.drt.refine`), or None."""
+        n_kept = int(weighted.mask.sum())
+        misfit = weighted.design @ solution - weighted.data
+        drt_rms = math.sqrt(float(misfit @ misfit) / (2 * n_kept))
+        options = self.options
+        return refine_peaks(
+            omega=2.0 * math.pi * self.freq,
+            z_scaled=weighted.z / weighted.scale,
+            weights=self._weights(weighted.z, weighted.mask, weighted.scale),
+            R=np.array([peak.R for peak in peaks]) / weighted.scale,
+            tau=np.array([peak.tau for peak in peaks]),
+            width=np.array([peak.width for peak in peaks]),
+            R_inf=r_inf_scaled,
+            L=inductance_scaled,
+            inductance=self._inductance_column is not None,
+            resolution_decades=options.rbf_width / options.points_per_decade,
+            drt_rms=drt_rms,
         )
 
     def _lam_for(self, weighted: _Weighted, lam: float | str | None) -> float:
@@ -846,7 +957,17 @@ def invert_drt(
     DRTError
         Invalid input (shapes, non-finite values) or options.
     """
-    return build_drt_problem(freq, **options).solve(z, mask)
+    parsed = DRTOptions.from_options(options)
+    grid = _validate_freq(freq)
+    key = (grid.tobytes(), parsed.key())
+    problem, lock = _PROBLEMS.get(key, lambda: (DRTProblem(grid, parsed), threading.Lock()))
+    with lock:  # a problem holds parameter values while it solves
+        return problem.solve(z, mask)
+
+
+#: The problems of the last few grids and options :func:`invert_drt` was called with
+#: (with their locks): a repeated call on a grid only writes parameter values.
+_PROBLEMS: GridCache[tuple[DRTProblem, threading.Lock]] = GridCache(4)
 
 
 def _as_pair(item: object) -> tuple[np.ndarray, np.ndarray]:

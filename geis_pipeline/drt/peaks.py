@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import find_peaks, peak_widths
 
 from geis_pipeline.errors import DRTError
 
@@ -56,13 +55,20 @@ class DRTPeak:
     tau
         Position (the maximum of γ), s.
     R
-        Resistance: area of γ over ln τ between the valleys around the peak, ohm.
+        Resistance, ohm: the area of γ over ln τ between the valleys around
+        the peak, or, when the DRT was refined (``alpha`` is a number), the R
+        of the ZARC fitted to the spectrum for this peak (tails included).
     width
         Full width at half maximum, decades of τ.
     height
         γ at the maximum, ohm.
     process
         Name of the τ window holding ``tau``, None if no window does.
+    alpha
+        Exponent of the ZARC the peak was refined to (NaN: not refined).
+    R_gamma
+        Area of γ between the valleys, ohm, when ``R`` is the refined value
+        (NaN: not refined, ``R`` is that area).
     """
 
     tau: float
@@ -70,6 +76,8 @@ class DRTPeak:
     width: float
     height: float
     process: str | None = None
+    alpha: float = math.nan
+    R_gamma: float = math.nan
 
 
 def validate_windows(windows: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
@@ -141,6 +149,8 @@ def detect_peaks(
     tuple of DRTPeak
         In ascending τ.
     """
+    from scipy.signal import find_peaks, peak_widths  # on first use: a quick package import
+
     top = float(np.max(gamma)) if gamma.size else 0.0
     if not top > 0:
         return ()

@@ -23,8 +23,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
-from scipy.optimize import minimize_scalar, nnls
 
 from geis_pipeline.errors import DRTError
 
@@ -87,6 +85,8 @@ class _RidgePath:
         normal = design.T @ design
         jitter = 1e-12 * max(float(np.trace(normal)) / normal.shape[0], 1e-300)
         lower = np.linalg.cholesky(normal + jitter * np.eye(normal.shape[0]))
+        from scipy.linalg import lapack  # scipy on first use: import geis_pipeline stays quick
+
         lower_inverse, info = lapack.dtrtri(lower, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("singular ridge system")
@@ -129,6 +129,8 @@ def _gcv(path: _RidgePath, log_lam: float) -> float:
 
 def _nnls_fit(design: np.ndarray, data: np.ndarray, penalty: np.ndarray, lam: float) -> np.ndarray:
     """argmin ||A x - b||² + λ ||D x||² subject to x >= 0 (every unknown is >= 0)."""
+    from scipy.optimize import nnls
+
     stacked = np.vstack([design, math.sqrt(lam) * penalty])
     target = np.concatenate([data, np.zeros(penalty.shape[0])])
     return nnls(stacked, target, maxiter=50 * design.shape[1])[0]
@@ -224,6 +226,8 @@ def choose_lambda(
     best = int(np.argmin(values))
     # Refine between the neighbours of the best grid point.
     left, right = log_lams[max(best - 1, 0)], log_lams[min(best + 1, log_lams.size - 1)]
+    from scipy.optimize import minimize_scalar
+
     refined = minimize_scalar(
         lambda log_lam: _gcv(path, log_lam),
         bounds=(left, right),

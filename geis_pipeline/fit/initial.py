@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
 
+from geis_pipeline._nnls import nnls
 from geis_pipeline.fit.circuit import Circuit
 
 __all__ = ["arc_decomposition", "initial_guesses"]

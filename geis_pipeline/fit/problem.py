@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dgesv
 
 from geis_pipeline.errors import FitError
 from geis_pipeline.fit._solver import Solution, levenberg_marquardt
@@ -251,17 +250,14 @@ def evaluate(
 
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:
-    """matrix^-1 by LU (LAPACK gesv, without numpy.linalg's per-call overhead).
+    """matrix^-1 by LU (LAPACK gesv through numpy: no scipy import for a fit).
 
     Raises
     ------
     numpy.linalg.LinAlgError
         The matrix is singular.
     """
-    _, _, inverse, info = dgesv(matrix, np.eye(matrix.shape[0]))
-    if info:
-        raise np.linalg.LinAlgError("singular matrix")
-    return inverse
+    return np.linalg.solve(matrix, np.eye(matrix.shape[0]))
 
 
 def _at_bounds(problem: _Problem, coordinates: np.ndarray) -> tuple[str, ...]:

@@ -50,17 +50,88 @@ def matched_peaks(result, arcs):
     return [result.peaks[int(np.argmin(np.abs(np.log10(taus / tau0))))] for _, tau0, _ in arcs]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("lam", [LAM, "lcurve"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("case", list(CASES))
-def test_peaks_match_the_zarcs(case: str, seed: int) -> None:
+def test_peaks_match_the_zarcs(case: str, seed: int, lam: float | str) -> None:
+    """Isolated arcs: refined R within 2 %, τ within 0.05 decade, R_inf within 2 % (issue 17)."""
     arcs = CASES[case]
-    result = invert_drt(FREQ, synthesise(arcs, seed), lam=LAM)
-    assert result.ok
-    for (R, tau0, _), peak in zip(arcs, matched_peaks(result, arcs), strict=True):
-        assert abs(math.log10(peak.tau / tau0)) < 0.1, "peak position within 0.1 decade"
-        assert peak.R == pytest.approx(R, rel=0.05), "peak area within 5 % of R"
+    result = invert_drt(FREQ, synthesise(arcs, seed), lam=lam)
+    assert result.ok and result.refined
+    assert len(result.peaks) == len(arcs), "one peak per process, no ringing"
+    for (R, tau0, alpha), peak in zip(arcs, matched_peaks(result, arcs), strict=True):
+        assert abs(math.log10(peak.tau / tau0)) < 0.05, "peak position within 0.05 decade"
+        assert peak.R == pytest.approx(R, rel=0.02), "peak R within 2 %"
+        assert peak.alpha == pytest.approx(alpha, abs=0.03)
     assert result.R_inf == pytest.approx(R_INF, rel=0.02)
-    assert len(result.peaks) <= len(arcs) + 3, "no forest of spurious peaks"
+
+
+# Overlapping arcs (one peak of γ, or a peak and a shoulder, at λ = LAM), and a small
+# arc near the top frequency beside a large R_inf.
+OVERLAPPING = {
+    "equal, 1 decade apart": [(100.0, 1e-4, 0.9), (100.0, 1e-3, 0.9)],
+    "2:1, 1.5 decades apart": [(100.0, 1e-4, 0.85), (50.0, 3e-3, 0.9)],
+}
+
+
+@pytest.mark.parametrize("lam", [LAM, "lcurve"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("case", list(OVERLAPPING))
+def test_overlapping_peaks_are_told_apart(case: str, seed: int, lam: float | str) -> None:
+    arcs = OVERLAPPING[case]
+    result = invert_drt(FREQ, synthesise(arcs, seed), lam=lam)
+    assert result.refined
+    peaks = matched_peaks(result, arcs)
+    assert len({id(peak) for peak in peaks}) == len(arcs), "each arc its own peak"
+    for (R, tau0, _), peak in zip(arcs, peaks, strict=True):
+        assert abs(math.log10(peak.tau / tau0)) < 0.05
+        assert peak.R == pytest.approx(R, rel=0.05), "overlapping peak R within 5 %"
+    assert result.R_inf == pytest.approx(R_INF, rel=0.02)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_small_arc_beside_a_large_r_inf_keeps_its_resistance(seed: int) -> None:
+    """20 Ω at 1.6 MHz beside R_inf = 100 Ω: the γ areas gave it a third too much or little.
+
+    Its R is measured over barely a decade above its apex, at 0.5 % noise on
+    |Z| ≈ 120 Ω: R scatters by ~2 % (the circuit fit of the true model scatters
+    alike), so 6 % here; R_inf and the large arc stay within 2 %.
+    """
+    arcs = [(20.0, 1e-7, 0.9), (200.0, 1e-3, 0.85)]
+    result = invert_drt(FREQ, synthesise(arcs, seed), lam=LAM)
+    small, large = matched_peaks(result, arcs)
+    assert small.R == pytest.approx(20.0, rel=0.06)
+    assert small.R_gamma != pytest.approx(small.R, rel=1e-6), "refined, not γ's area"
+    assert large.R == pytest.approx(200.0, rel=0.02)
+    assert result.R_inf == pytest.approx(R_INF, rel=0.02)
+
+
+def test_without_refinement_the_areas_of_gamma_are_reported() -> None:
+    arcs = CASES["two"]
+    plain = invert_drt(FREQ, synthesise(arcs, 0), lam=LAM, refine=False)
+    assert not plain.refined
+    assert all(math.isnan(peak.alpha) and math.isnan(peak.R_gamma) for peak in plain.peaks)
+    refined = invert_drt(FREQ, synthesise(arcs, 0), lam=LAM)
+    pairs = zip(matched_peaks(plain, arcs), matched_peaks(refined, arcs), strict=True)
+    for plain_peak, peak in pairs:
+        assert peak.R_gamma == plain_peak.R
+
+
+@pytest.mark.parametrize("lam", [1e-4, "lcurve"])
+def test_bounded_diffusion_gives_its_exact_discrete_drt(lam: float | str) -> None:
+    """Finite-length diffusion, R tanh(√(jωτ_d))/√(jωτ_d): its DRT is a series of lines
+    R_k = 8R/((2k-1)²π²) at τ_k = 4τ_d/((2k-1)²π²); the refined peaks find the first
+    (81 % of R) and together hold R."""
+    omega = 2 * np.pi * FREQ
+    root = np.sqrt(1j * omega * 10.0)
+    z = R_INF + 300.0 * np.tanh(root) / root
+    result = invert_drt(FREQ, z, lam=lam)
+    assert result.refined
+    first = max(result.peaks, key=lambda peak: peak.tau)
+    assert first.R == pytest.approx(8 * 300.0 / math.pi**2, rel=0.02)
+    assert abs(math.log10(first.tau / (40.0 / math.pi**2))) < 0.05
+    assert sum(peak.R for peak in result.peaks) == pytest.approx(300.0, rel=0.02)
+    assert result.R_inf == pytest.approx(R_INF, rel=0.02)
 
 
 def test_gamma_follows_the_exact_zarc_drt() -> None:
@@ -152,7 +223,9 @@ def test_interface_peak_tracks_the_simulated_truth(operando) -> None:
     complete = ~truth.incomplete
     error = interface.R[complete] / truth.R_int_ohm[complete] - 1
     assert np.all(np.isfinite(error))
-    assert np.max(np.abs(error)) < 0.05
+    # The refined peaks (issue 17: the areas of γ were 4-6 % off, median).
+    assert np.median(np.abs(error)) < 0.01
+    assert np.max(np.abs(error)) < 0.03
     assert np.max(np.abs(np.log10(interface.tau[complete] / truth.tau_int_s[complete]))) < 0.15
     assert not [event for event in track.events if event.process == "int"]
     # The cut sweep shares the τ grid; its interface arc is barely measured.

@@ -141,6 +141,26 @@ def test_reused_problem_equals_a_fresh_one(problem) -> None:
     assert reused.R_inf == pytest.approx(fresh.R_inf, rel=1e-4)
 
 
+def test_repeated_invert_drt_reuses_a_bounded_cache_with_the_same_result() -> None:
+    """invert_drt keeps the compiled problems of the last few grids and options."""
+    from geis_pipeline.drt import inversion
+
+    inversion._PROBLEMS.clear()
+    spectra = [spectrum(seed, R_int=100.0 * (seed + 1)) for seed in range(3)]
+    cached = [invert_drt(FREQ, z, lam=LAM) for z in spectra]
+    assert len(inversion._PROBLEMS) == 1
+    for z, result in zip(spectra, cached, strict=True):
+        fresh = build_drt_problem(FREQ, lam=LAM).solve(z)
+        assert_same_gamma(result.gamma, fresh.gamma)
+        assert result.R_inf == pytest.approx(fresh.R_inf, rel=1e-4)
+        for peak, fresh_peak in zip(result.peaks, fresh.peaks, strict=True):
+            assert peak.R == pytest.approx(fresh_peak.R, rel=1e-4)
+    invert_drt(FREQ, spectra[0], lam=LAM, derivative=2)  # other options: another problem
+    for top in np.geomspace(1.0, 2.0, inversion._PROBLEMS.size):  # more grids than it holds
+        invert_drt(FREQ * top, spectra[0], lam=LAM)
+    assert len(inversion._PROBLEMS) == inversion._PROBLEMS.size
+
+
 def test_batched_solve_equals_single_solves(problem) -> None:
     spectra = [spectrum(seed, R_int=100.0 * (seed + 1)) for seed in range(6)]
     batched = problem.solve_many(spectra)

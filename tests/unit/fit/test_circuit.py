@@ -161,3 +161,49 @@ def test_log_jacobian_rows_are_p_times_dz_dp() -> None:
     np.testing.assert_allclose(z_rows, z, rtol=1e-13)
     np.testing.assert_allclose(rows, (jacobian * chain).T, rtol=1e-12, atol=1e-300)
     assert not parse_circuit("R0-p(R1-p(R2,C2),CPE1)")._flat  # nested: the tree
+
+
+def _impedance_py_names(text: str) -> tuple[str, ...] | None:
+    """impedance.py's parameter names for a string; None if it rejects it."""
+    from impedance.models.circuits import CustomCircuit
+    from impedance.models.circuits.fitting import calculateCircuitLength
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            length = calculateCircuitLength(text.replace(" ", ""))
+            reference = CustomCircuit(text, initial_guess=[1.0] * length)
+            return tuple(reference.get_param_names()[0])
+    except Exception:  # impedance.py rejects with ValueError, TypeError or AssertionError
+        return None
+
+
+_TOKENS = ["R", "C", "L", "CPE", "W", "Zarc", "Q", "_", "0", "1", "2", "-", ",", "p(", ")", "a"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=12))
+def test_strings_read_as_impedance_py_reads_them(tokens) -> None:
+    """Our parser (no impedance.py import) accepts only what impedance.py accepts, named alike."""
+    text = "".join(tokens)
+    try:
+        ours = parse_circuit(text).parameter_names
+    except FitError:
+        return  # stricter is allowed (duplicate names, unbalanced or one-branch p(...))
+    assert ours == _impedance_py_names(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["L0-p(R1,CPE1)-p(R2,CPE2)", "R_0-p(R_1,CPE_1)-CPE", "R0-p(R1-p(R2,C2),CPE1)-Zarc3"],
+)
+def test_names_match_impedance_py(text: str) -> None:
+    assert parse_circuit(text).parameter_names == _impedance_py_names(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("R-C1", "needs a number"), ("CPE1_2", "unexpected '_'")]
+)
+def test_names_impedance_py_would_misread(text: str, message: str) -> None:
+    with pytest.raises(FitError, match=message):
+        parse_circuit(text)

@@ -193,6 +193,27 @@ def test_given_basis_gives_the_same_result() -> None:
     assert reused.n_elements == built.n_elements and reused.mu == built.mu
 
 
+def test_repeated_calls_reuse_a_bounded_cache_and_give_the_same_result() -> None:
+    """check_kk keeps the bases of the last few grids: the same numbers as a fresh build."""
+    from geis_pipeline import kk
+
+    kk._BASES.clear()
+    spectra = [with_noise(CIRCUITS["two arcs"](FREQ), 0.005, seed) for seed in range(3)]
+    first = [check_kk(FREQ, z) for z in spectra]
+    assert len(kk._BASES) == 1
+    again = [check_kk(FREQ, z) for z in spectra]
+    for z, cached, repeated in zip(spectra, first, again, strict=True):
+        fresh = check_kk(FREQ, z, basis=build_kk_basis(FREQ))
+        for result in (cached, repeated):
+            np.testing.assert_allclose(result.z_fit, fresh.z_fit, rtol=1e-12)
+            assert result.n_elements == fresh.n_elements and result.ok == fresh.ok
+    for top in np.geomspace(1e6, 2e6, 2 * kk._BASES.size):  # more grids than it holds
+        check_kk(FREQ * top / 1e6, spectra[0])
+    assert len(kk._BASES) == kk._BASES.size
+    check_kk(FREQ, spectra[0], max_elements=20)  # other options: another entry
+    assert len(kk._BASES) == kk._BASES.size
+
+
 def test_batch_equals_one_by_one_including_incomplete_sweeps() -> None:
     simulated = simulate_experiment(SimulationSettings(seed=4, n_sweeps=40, n_relaxation=3))
     spectra = list(zip(simulated.freq, simulated.z, strict=True))

@@ -1,0 +1,367 @@
+"""Peak resistances that add up: the DRT's peaks refined by a fit of analytic ZARCs.
+
+A Tikhonov-regularised γ is smoothed: each peak is broader and lower than
+the true distribution, its tails spill into the neighbouring peaks' share
+and into R_inf (a peak near the highest frequencies beside a large R_inf
+loses a third of its area), and areas between valleys miss the part of a
+tail beyond the valley. So the areas of γ are not the processes'
+resistances. The peaks do say how many processes there are and where: this
+module fits the spectrum with
+
+    Z(ω) = R_inf + jωL + Σ_k R_k / (1 + (jωτ_k)^α_k)
+
+started from the peaks (R_k = the peak's area, τ_k its position, α_k from
+its width), with the DRT's own weights, by bounded Levenberg-Marquardt (the
+fit package's solver, analytic Jacobian; ~1 ms). Each process's R is then
+what its whole distribution holds, tails included; R_inf and L are fitted
+beside the highest-frequency peak instead of trading area with it.
+
+A refined fit is used only when it explains the data about as well as the
+regularised inversion (weighted residual RMS at most ``_ACCEPT`` times the
+DRT's): a process that is not ZARC-like (a Gerischer or diffusion shape,
+two processes under one peak) keeps its areas of γ, and the result says so
+(:attr:`~geis_pipeline.drt.DRTResult.refined`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from geis_pipeline.fit._solver import levenberg_marquardt
+
+__all__ = ["Refined", "refine_peaks", "zarc_drt_width"]
+
+#: The refined fit's weighted residual RMS may exceed the regularised one by this factor.
+_ACCEPT = 1.5
+_ALPHA_BOUNDS = (0.3, 1.0)
+#: How far (decades) a refined τ may move from its peak.
+_TAU_RANGE_DECADES = 1.0
+#: Smallest and largest R of a term, relative to max |Z|.
+_R_BOUNDS = (1e-9, 10.0)
+_LN10 = math.log(10.0)
+#: At most this many ZARCs (the largest peaks of γ), and this many splits of one in two.
+_MAX_TERMS = 8
+_MAX_SPLITS = 2
+#: Steps of a fit in the model search (compared, not final: a split that has not
+#: converged by then is not the better model) and of the chosen model's polish.
+_SEARCH_ITERATIONS = 20
+_FINAL_ITERATIONS = 60
+#: A split puts the two halves this far (decades) either side of the term.
+_SPLIT_DECADES = 0.5
+#: Fits stop when a step lowers the cost by less than this fraction (search, final).
+_SEARCH_TOLERANCE = 1e-6
+_FINAL_TOLERANCE = 1e-8
+#: Smallest share of the peaks' area a peak needs to start a term.
+_MIN_SHARE = 0.01
+#: Terms closer than this (decades) are tried as one.
+_MERGE_DECADES = 1.0
+#: A term's τ stays within the measured range, 1/ω_max .. 1/ω_min, widened by this (decades).
+_MARGIN_DECADES = 0.5
+
+
+@dataclass(frozen=True)
+class Refined:
+    """The ZARC fit of one spectrum (scaled units: ohm / max |Z|).
+
+    Attributes
+    ----------
+    R, tau, alpha
+        Per peak: resistance (scaled), time constant (s), exponent.
+    R_inf, L
+        Series resistance (scaled) and inductance (scaled ohm s).
+    rms
+        Weighted residual RMS of the fit.
+    """
+
+    R: np.ndarray
+    tau: np.ndarray
+    alpha: np.ndarray
+    R_inf: float
+    L: float
+    rms: float
+
+
+def zarc_drt_width(alpha: float | np.ndarray) -> float | np.ndarray:
+    """Full width at half maximum of a ZARC's exact DRT, decades of τ (0 for α = 1).
+
+    γ ∝ sin((1-α)π) / (cosh(α x) - cos((1-α)π)) falls to half its maximum
+    where cosh(α x) = 2 - cos((1-α)π).
+    """
+    cosine = np.cos((1.0 - np.asarray(alpha)) * math.pi)
+    width = 2.0 * np.arccosh(2.0 - cosine) / np.asarray(alpha) / _LN10
+    return float(width) if np.ndim(width) == 0 else width
+
+
+def _alpha_table() -> tuple[np.ndarray, np.ndarray]:
+    """FWHM (decades) of the exact ZARC DRT for α on a grid, increasing with 1 - α."""
+    alpha = np.linspace(0.99, 0.3, 70)
+    return zarc_drt_width(alpha), alpha  # type: ignore[return-value]
+
+
+_WIDTHS, _ALPHAS = _alpha_table()
+
+
+def _alpha_from_width(width_decades: float, resolution_decades: float) -> float:
+    """Start α: the ZARC whose DRT is as wide as the peak less the inversion's own spread."""
+    intrinsic = math.sqrt(max(width_decades**2 - resolution_decades**2, 0.0))
+    alpha = float(np.interp(intrinsic, _WIDTHS, _ALPHAS))
+    return min(max(alpha, 0.5), 0.98)
+
+
+def refine_peaks(
+    omega: np.ndarray,
+    z_scaled: np.ndarray,
+    weights: np.ndarray,
+    R: np.ndarray,
+    tau: np.ndarray,
+    width: np.ndarray,
+    R_inf: float,
+    L: float,
+    inductance: bool,
+    resolution_decades: float,
+    drt_rms: float,
+) -> Refined | None:
+    """Fit R_inf + jωL + ZARCs started from the peaks; None if the fit is not accepted.
+
+    Parameters
+    ----------
+    omega
+        Angular frequencies, rad/s.
+    z_scaled
+        Impedance / max |Z| of the kept points.
+    weights
+        Per-point weights (the DRT's; 0 for masked points).
+    R, tau, width
+        The peaks: area (scaled), position (s), FWHM (decades).
+    R_inf, L
+        The inversion's series resistance (scaled) and inductance (scaled ohm s).
+    inductance
+        Fit L (else it stays 0).
+    resolution_decades
+        FWHM of a single basis function (the narrowest peak the DRT draws).
+    drt_rms
+        Weighted residual RMS of the regularised inversion.
+    """
+    n_peaks = int(R.size)
+    if n_peaks == 0:
+        return None
+    kept = weights > 0
+    model = _Model(omega[kept], z_scaled[kept], weights[kept], inductance)
+    # Peaks inside the measured range (with a margin), the largest first, at most
+    # _MAX_TERMS (tiny ones are noise). Beyond it a ZARC is a resistor (above the top
+    # frequency: R_inf's share) or a capacitor (below the lowest): not identifiable.
+    model.log_tau_range = (
+        -math.log(float(omega.max())) - _MARGIN_DECADES * _LN10,
+        -math.log(float(omega[kept].min())) + _MARGIN_DECADES * _LN10,
+    )
+    inside = [
+        i
+        for i in np.argsort(-R)
+        if model.log_tau_range[0] <= math.log(float(tau[i])) <= model.log_tau_range[1]
+    ][:_MAX_TERMS]
+    if not inside:
+        return None
+    # Peaks holding under _MIN_SHARE of the in-range area are noise the search would
+    # drop one fit at a time.
+    total = float(sum(R[i] for i in inside))
+    inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
+    terms = [
+        (
+            math.log(min(max(float(R[i]), 2 * _R_BOUNDS[0]), _R_BOUNDS[1] / 2)),
+            math.log(float(tau[i])),
+            _alpha_from_width(float(width[i]), resolution_decades),
+        )
+        for i in inside
+    ]
+    series_start = [max(R_inf, 0.0)] + ([max(L, 0.0) * model.omega_max] if inductance else [])
+    state = model.fit(series_start, terms)
+    if state is None:
+        return None
+    # Backward: merge the two closest terms or drop the smallest while the information
+    # criterion does not rise (a regularised γ splits peaks and rings beside them).
+    while len(state.terms) > 1:
+        moves = [model.fit(state.series, _without_smallest(state.terms))]
+        merged = _merge_closest(state.terms)
+        if merged is not None:
+            moves.append(model.fit(state.series, merged))
+        best = min(
+            (move for move in moves if move is not None),
+            key=lambda move: move.criterion,
+            default=None,
+        )
+        if best is None or best.criterion > state.criterion:
+            break
+        state = best
+    # Forward: split the broadest term in two while that lowers the criterion (two
+    # processes under one peak of γ, a decade or so apart).
+    for _ in range(_MAX_SPLITS):
+        if len(state.terms) >= _MAX_TERMS:
+            break
+        broadest = int(np.argmin([term[2] for term in state.terms]))
+        log_r, log_tau, alpha = state.terms[broadest]
+        offset = _SPLIT_DECADES * _LN10
+        halves = [
+            (log_r - math.log(2.0), log_tau - offset, min(alpha + 0.1, 1.0)),
+            (log_r - math.log(2.0), log_tau + offset, min(alpha + 0.1, 1.0)),
+        ]
+        split = model.fit(
+            state.series,
+            state.terms[:broadest] + halves + state.terms[broadest + 1 :],
+        )
+        if split is None or split.criterion >= state.criterion:
+            break
+        state = split
+    model.tolerance = _FINAL_TOLERANCE
+    state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
+    rms = math.sqrt(state.cost / model.n_rows)
+    if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
+        return None
+    log_r, log_tau, alpha = (np.array(values) for values in zip(*state.terms, strict=True))
+    return Refined(
+        R=np.exp(log_r),
+        tau=np.exp(log_tau),
+        alpha=alpha,
+        R_inf=float(state.series[0]),
+        L=float(state.series[1] / model.omega_max) if inductance else 0.0,
+        rms=rms,
+    )
+
+
+def _without_smallest(
+    terms: list[tuple[float, float, float]],
+) -> list[tuple[float, float, float]]:
+    smallest = int(np.argmin([term[0] for term in terms]))
+    return terms[:smallest] + terms[smallest + 1 :]
+
+
+def _merge_closest(
+    terms: list[tuple[float, float, float]],
+) -> list[tuple[float, float, float]] | None:
+    """The two terms closest in τ (within _MERGE_DECADES) as one; None if none are."""
+    ordered = sorted(terms, key=lambda term: term[1])
+    gaps = [later[1] - earlier[1] for earlier, later in itertools.pairwise(ordered)]
+    if not gaps or min(gaps) > _MERGE_DECADES * _LN10:
+        return None
+    first = int(np.argmin(gaps))
+    (log_r1, log_tau1, alpha1), (log_r2, log_tau2, alpha2) = ordered[first : first + 2]
+    r1, r2 = math.exp(log_r1), math.exp(log_r2)
+    share = r1 / (r1 + r2)
+    one = (
+        math.log(r1 + r2),
+        share * log_tau1 + (1 - share) * log_tau2,
+        max(min(alpha1, alpha2) - 0.05, _ALPHA_BOUNDS[0]),
+    )
+    return [*ordered[:first], one, *ordered[first + 2 :]]
+
+
+@dataclass(frozen=True)
+class _State:
+    series: list[float]  # R_inf (and L ω_max), scaled
+    terms: list[tuple[float, float, float]]  # (ln R, ln τ, α) per ZARC
+    cost: float
+    criterion: float  # Bayesian information criterion of the fit
+
+
+class _Model:
+    """R_inf + jωL + Σ ZARC on the kept points, weighted residuals and Jacobian."""
+
+    def __init__(
+        self, omega: np.ndarray, z: np.ndarray, weights: np.ndarray, inductance: bool
+    ) -> None:
+        self.log_omega = np.log(omega)
+        self.j_omega = 1j * omega
+        self.omega_max = float(omega.max())
+        self.z = z
+        self.weights = weights
+        self.inductance = inductance
+        self.n_series = 2 if inductance else 1
+        self.n_rows = 2 * omega.size
+        self.log_tau_range = (-math.inf, math.inf)  # where a term's τ may go
+        # Relative cost decrease at which a fit stops: the model search compares
+        # criteria that differ by ln n per parameter, far above this; the chosen
+        # model is then polished to the solver's default (1e-8).
+        self.tolerance = _SEARCH_TOLERANCE
+
+    def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_series, w = self.n_series, self.weights
+        resistance = np.exp(x[n_series::3])
+        log_tau = x[n_series + 1 :: 3]
+        alpha = x[n_series + 2 :: 3]
+        log_jwt = (self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]) + 0.5j * math.pi
+        power = np.exp(alpha[:, np.newaxis] * log_jwt)
+        inverse = 1.0 / (1.0 + power)
+        terms = resistance[:, np.newaxis] * inverse
+        model = x[0] + terms.sum(axis=0)
+        rows = np.empty((x.size, w.size), dtype=np.complex128)
+        rows[0] = 1.0
+        if self.inductance:
+            model = model + self.j_omega * (x[1] / self.omega_max)
+            rows[1] = self.j_omega / self.omega_max
+        # dZ/d ln R = Z_k, dZ/d ln τ = -α R u/(1+u)², dZ/dα = -R u ln(jωτ)/(1+u)².
+        d_log_tau = -terms * power * inverse
+        rows[n_series::3] = terms
+        rows[n_series + 1 :: 3] = d_log_tau * alpha[:, np.newaxis]
+        rows[n_series + 2 :: 3] = d_log_tau * log_jwt
+        rows *= w
+        residual = w * (model - self.z)
+        return (
+            np.concatenate([residual.real, residual.imag]),
+            np.concatenate([rows.real, rows.imag], axis=1).T,
+        )
+
+    def fit(
+        self,
+        series: list[float],
+        terms: list[tuple[float, float, float]],
+        max_iterations: int = _SEARCH_ITERATIONS,
+    ) -> _State | None:
+        """Least squares from the given start; None with fewer data than unknowns."""
+        n_unknowns = self.n_series + 3 * len(terms)
+        if self.n_rows <= n_unknowns + 1:
+            return None
+        x0 = list(series) + [value for term in terms for value in term]
+        lower = [0.0] * self.n_series
+        upper = [math.inf] * self.n_series
+        low, high = self.log_tau_range
+        for _, log_tau, _ in terms:
+            # Around where the term started (it describes that peak, not another),
+            # inside the measured range.
+            lower += [
+                math.log(_R_BOUNDS[0]),
+                max(log_tau - _TAU_RANGE_DECADES * _LN10, low),
+                _ALPHA_BOUNDS[0],
+            ]
+            upper += [
+                math.log(_R_BOUNDS[1]),
+                min(log_tau + _TAU_RANGE_DECADES * _LN10, high),
+                _ALPHA_BOUNDS[1],
+            ]
+        solution = levenberg_marquardt(
+            self.evaluate,
+            np.array(x0),
+            np.array(lower),
+            np.array(upper),
+            max_iterations=max_iterations,
+            cost_tolerance=self.tolerance,
+            gain_tolerance=self.tolerance,
+        )
+        cost = float(solution.cost)
+        if not math.isfinite(cost):
+            return None
+        x = solution.x
+        fitted = [
+            tuple(float(value) for value in x[i : i + 3]) for i in range(self.n_series, x.size, 3)
+        ]
+        criterion = self.n_rows * math.log(max(cost, 1e-300) / self.n_rows) + n_unknowns * math.log(
+            self.n_rows
+        )
+        return _State(
+            series=[float(value) for value in x[: self.n_series]],
+            terms=fitted,  # type: ignore[arg-type]
+            cost=cost,
+            criterion=criterion,
+        )
