@@ -195,7 +195,8 @@ def _tracking(
         temperature_K=temperature,
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
-        potential_cutoff_V=section.potential_cutoff_V,
+        # One cutoff key: the sweeps' |E| reaching it also ends t0 (before R_int's threshold).
+        potential_cutoff_V=None if section.cutoff_V is None else abs(section.cutoff_V),
     )
     summary |= _study_metadata(settings, c0, result.E_ocv_V)
     shorted = np.flatnonzero(np.asarray(columns["short_circuit"], dtype=bool))
