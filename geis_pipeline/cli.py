@@ -393,6 +393,19 @@ def _physics_lines(summary: dict[str, object]) -> list[str]:
         lines.append(_line("depletion t0", f"none: {summary['t0_reason']}"))
     elif threshold is not None:
         lines.append(_line("depletion t0", f"not reached (R_int threshold {threshold:g} ohm cm2)"))
+    if summary.get("cutoff_reached"):
+        q_stderr = summary.get("q_cutoff_stderr_mAh_cm2", math.nan)
+        lines.append(
+            _line(
+                "voltage cutoff",
+                f"{summary['cutoff_V']:g} V after {summary['t_cutoff_s'] / 3600:.4g} h: "
+                f"{summary['q_cutoff_mAh_cm2']:.4g} +- {q_stderr:.2g}"
+                f" mAh/cm2 ({summary['stripped_cutoff_um']:.4g} um of Li), "
+                f"D_eff {summary['D_eff_cutoff_cm2_s']:.3g} cm2/s",
+            )
+        )
+    elif summary.get("cutoff_V") is not None:
+        lines.append(_line("voltage cutoff", f"{summary['cutoff_V']:g} V not reached"))
     if _finite(summary.get("relaxation_tau_s")):
         recovered = summary.get("relaxation_recovered_fraction")
         text = f"tau {summary['relaxation_tau_s']:.3g} s"

@@ -240,6 +240,11 @@ class TrackConfig:
         |cutoff_V| while stripping, when that comes before R_int's threshold
         (``t0_criterion`` = ``potential cutoff``). The former
         ``track.potential_cutoff_V`` is this key.
+    electrolyte_conductivity_S_cm, metal_hardness_MPa
+        Constriction resistance (krauskopf2019, eq. 1) of an experiment with a
+        force or a stack pressure and an area: the electrolyte's ionic
+        conductivity (their LLZO: 0.46 mS/cm) and the metal's Vickers hardness
+        (lithium: <= 5 MPa; they use 2-8 MPa).
 
     Per-experiment values (temperature, current density, c0, area, OCV,
     composition) go in ``[experiments.<folder name>]`` tables.
@@ -260,6 +265,8 @@ class TrackConfig:
     r_int_threshold_ohm: float | None = None
     ocv_V: float | None = None
     cutoff_V: float | None = None
+    electrolyte_conductivity_S_cm: float = 4.6e-4
+    metal_hardness_MPa: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -513,6 +520,8 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         "must be > 0 ohm",
     )
     require(track.cutoff_V is None or track.cutoff_V != 0, "track.cutoff_V", "must not be 0 V")
+    for key in ("electrolyte_conductivity_S_cm", "metal_hardness_MPa"):
+        require(getattr(track, key) > 0, f"track.{key}", "must be > 0")
     for name, settings in config.experiments.items():
         for key in ("c0_mol_cm3", "area_cm2", "stack_pressure_MPa", "force_N"):
             value = getattr(settings, key)
