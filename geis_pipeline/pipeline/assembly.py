@@ -438,11 +438,7 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             "current_density_mA_cm2": [float(value) for value in current[usable]],
             "t0_s": [float(value) for value in t0[usable]],
         }
-    compositions = {
-        name: str(summary["composition"])
-        for name, summary in summaries.items()
-        if summary.get("composition")
-    }
+    compositions = _sand_groups(summaries)
     if compositions:
         c0_by_composition = {
             compositions[name]: float(summaries[name].get("c0_mol_cm3", config.track.c0_mol_cm3))
@@ -490,6 +486,27 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             np.unique(np.abs(current[usable])).size,
         )
     return study
+
+
+def _sand_groups(summaries: dict) -> dict[str, str]:
+    """Experiment -> its Sand group: the composition, or ``<composition>@<T>K`` when
+    that composition was measured at several temperatures (D_eff depends on T)."""
+    temperatures: dict[str, set[float | None]] = {}
+    for summary in summaries.values():
+        if summary.get("composition"):
+            temperature = float(summary.get("temperature_K", math.nan))
+            temperatures.setdefault(str(summary["composition"]), set()).add(
+                round(temperature, 2) if math.isfinite(temperature) else None
+            )
+    groups = {}
+    for name, summary in summaries.items():
+        if not summary.get("composition"):
+            continue
+        composition = str(summary["composition"])
+        groups[name] = composition
+        if len(temperatures[composition]) > 1:
+            groups[name] = f"{composition}@{float(summary.get('temperature_K', math.nan)):g}K"
+    return groups
 
 
 def _diffusivity_arrhenius(summaries: dict, config: Config) -> dict[str, dict[str, object]]:

@@ -120,6 +120,10 @@ def test_arrhenius_of_d_eff_gives_krauskopf2020(temperatures) -> None:
     assert list(entry["D_eff_from"]) == ["t0"] * 3
     assert entry["E_A_eV"] == pytest.approx(E_A_D, abs=0.015)
     assert 0 < entry["E_A_stderr_eV"] < 0.02
+    # Sand's fit is per composition and temperature: one current each here, so none.
+    sand = results.study["sand"]
+    assert set(sand) == {f"Li@{CELSIUS + celsius:g}K" for celsius in (25, 50, 80)}
+    assert all("two currents" in group["reason"] for group in sand.values())
     assert entry["D_ref_cm2_s"] == pytest.approx(D_REF, rel=0.03)
     for celsius, printed in KRAUSKOPF2020_D:
         value = at(entry["D_ref_cm2_s"], entry["reference_temperature_K"], entry["E_A_eV"],
@@ -250,3 +254,59 @@ def test_nested_study_groups_export(temperatures) -> None:
     row = study_tables(results)["arrhenius"]
     nested = json.loads(row["D_eff"][0])
     assert nested["Li"]["n_experiments"] == 3
+
+
+def test_study_figures_and_report_page(temperatures, pressures, tmp_path, monkeypatch) -> None:
+    """Arrhenius (resistances and D_eff), pressure series and overlays; the report's study page."""
+    from geis_pipeline import plot_study
+    from geis_pipeline.report import write_report
+
+    results, _ = temperatures
+    fig = plot_study.arrhenius(results)
+    resistances, diffusivity = fig.axes
+    labels = [text.get_text() for text in resistances.get_legend().get_texts()]
+    r_int = next(label for label in labels if label.startswith("R_int"))
+    assert float(r_int.split("= ")[1].split()[0]) == pytest.approx(E_A_R_INT, abs=0.01)
+    assert diffusivity.get_yscale() == "log"
+    assert "Li: E$_A$ = 0.57" in diffusivity.get_legend().get_texts()[0].get_text()
+    normalised = plot_study.overlay(results, x="normalised", colour_by="current")
+    assert len(normalised.axes[0].lines) == 3
+    # Every experiment ends its depletion at q/q(t0) = 1: R_int crosses the threshold there.
+    for line in normalised.axes[0].lines:
+        x, y = line.get_data()
+        assert np.interp(THRESHOLD, y, x) == pytest.approx(1.0, abs=0.02)
+    pressure_fig = plot_study.pressure_series(pressures[0])
+    assert len(pressure_fig.axes) == 3
+    with pytest.raises(ValueError, match="pressure series"):
+        plot_study.pressure_series(results)
+
+    # The report's study page: every study figure of the pressure series' file, and the
+    # jobs it would draw for the temperature series.
+    from geis_pipeline.report import _study_jobs
+
+    stems = {job[0] for job in _study_jobs(results)}
+    assert {"study_arrhenius.png", "study_overlay_normalised.png"} <= stems
+    assert "study_pressure.png" not in stems
+    # The per-experiment figures are the report tests' (and take a minute here).
+    monkeypatch.setattr("geis_pipeline.report.EXPERIMENT_FIGURES", ())
+    index = write_report(pressures[0].path, tmp_path / "report")
+    page = index.read_text(encoding="utf-8")
+    assert "<h2>Study</h2>" in page and "R_int_pressure_exponent" in page
+    for stem in ("overlay_charge", "overlay_thickness", "overlay_normalised", "pressure"):
+        assert (tmp_path / "report" / f"study_{stem}.png").stat().st_size > 10_000, stem
+
+
+def test_read_experiment_of_a_dc_only_folder(tmp_path) -> None:
+    """Without allow_dc_only a DC-only folder is still "no impedance data" (read_experiment's
+    contract); with it, the GCPL/CP/OCV rows are the experiment's DC record."""
+    from geis_pipeline.errors import NoImpedanceDataError
+    from geis_pipeline.ingest import read_experiment
+
+    write_dc_experiment(tmp_path, SimulationSettings(n_relaxation=0), cutoff_V=1.0)
+    with pytest.raises(NoImpedanceDataError):
+        read_experiment(tmp_path)
+    experiment = read_experiment(tmp_path, allow_dc_only=True)
+    assert not experiment.spectra
+    assert experiment.metadata.techniques == ("OCV", "CP")
+    assert experiment.metadata.current_setpoint_mA == pytest.approx(0.3 * 0.785, rel=1e-3)
+    assert np.all(np.diff(experiment.dc_record.time_s) > 0)
