@@ -117,8 +117,11 @@ def summarize(experiment: Experiment) -> ExperimentSummary:
             )
         ),
         charge_max_mAh=float(finite_charges.max()) if finite_charges.size else math.nan,
-        kind=kind.kind,
-        kind_description=kind.description,
+        # No spectra but DC rows: a DC-only folder (GCPL/CP/OCV), as its run summary says.
+        kind=kind.kind if spectra or not len(experiment.dc_record) else "dc_only",
+        kind_description=kind.description
+        if spectra or not len(experiment.dc_record)
+        else "DC record only: no impedance spectra",
         warnings=tuple(metadata.warnings),
     )
 

@@ -237,6 +237,7 @@ def test_dc_only_folder_info_and_report(dc_only, tmp_path) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.stdout.count("voltage cutoff") == 2
+    assert done.stdout.count("DC record only") == 2
     from geis_pipeline.report import write_report
 
     index = write_report(results.path, tmp_path / "report")
