@@ -37,6 +37,8 @@ __all__ = [
     "load_config",
     "parse_config",
     "section_hash",
+    "toml_key",
+    "toml_value",
 ]
 
 
@@ -589,7 +591,7 @@ def config_to_toml(config: Config) -> str:
         value = getattr(config, section.name)
         if isinstance(value, Mapping):  # [experiments.<name>]: one table per experiment
             for name, table in value.items():
-                _table_lines(f"{section.name}.{_toml_key(name)}", table, lines)
+                _table_lines(f"{section.name}.{toml_key(name)}", table, lines)
             continue
         _table_lines(section.name, value, lines)
     return "\n".join(lines)
@@ -606,14 +608,14 @@ def _table_lines(path: str, table: Any, lines: list[str]) -> None:
         elif isinstance(value, Mapping) or dataclasses.is_dataclass(value):
             nested.append((item.name, value))
         else:
-            lines.append(f"{item.name} = {_toml_value(value)}")
+            lines.append(f"{item.name} = {toml_value(value)}")
     lines.append("")
     for name, value in nested:
         if dataclasses.is_dataclass(value):
             _table_lines(f"{path}.{name}", value, lines)
             continue
         lines.append(f"[{path}.{name}]")
-        lines.extend(f"{_toml_key(key)} = {_toml_value(item)}" for key, item in value.items())
+        lines.extend(f"{toml_key(key)} = {toml_value(item)}" for key, item in value.items())
         lines.append("")
 
 
@@ -639,11 +641,13 @@ def _toml_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it may be, else a quoted, escaped string."""
     return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A bool, int, float (exact ``repr``), str (escaped) or list of them as TOML."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -653,7 +657,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return _toml_string(value)
     if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 

@@ -301,10 +301,18 @@ def nyquist(
         else:  # the fit exists but is not trusted: thin and dashed
             ax.plot(z_fit.real, -z_fit.imag, "--", lw=0.7, color=colour, alpha=0.6,
                     label="_fit_not_ok")  # fmt: skip
-    # Scale to the kept points of the ok sweeps, else to the kept points of all.
+    # Scale to the kept points of the ok sweeps, else to the kept points of all but the
+    # runaways (with no ok fit to vouch for a large arc, one runaway sweep would shrink the
+    # others into a corner).
     real = imag = None
-    for reals, imags in ((good_real, good_imag), (kept_real, kept_imag), (all_real, all_imag)):
+    for tier, (reals, imags) in enumerate(
+        ((good_real, good_imag), (kept_real, kept_imag), (all_real, all_imag))
+    ):
         if reals and np.concatenate(reals).size:
+            if tier:
+                reals, imags, n_beyond = _without_runaways(reals, imags)
+                if n_beyond:
+                    notes.append(f"{n_beyond} not-ok sweep(s) reach beyond the axes")
             real, imag = np.concatenate(reals), np.concatenate(imags)
             break
     unit = _z_unit(experiment)
@@ -331,10 +339,34 @@ def nyquist(
     if n_failed:
         notes.append(f"hollow, dashed fit: {n_failed} sweep(s) whose fit is not ok")
     if notes:
-        ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top",
-                fontsize="x-small", color="0.3")  # fmt: skip
+        # Under the axes: inside, the notes would hide the high-frequency points.
+        ax.annotate("\n".join(notes), xy=(0.0, 0.0), xycoords="axes fraction",
+                    xytext=(0, -32), textcoords="offset points", va="top",
+                    fontsize="x-small", color="0.3", annotation_clip=False)  # fmt: skip
     _time_colourbar(fig, ax, norm, follow_box=True)
     return fig
+
+
+def _without_runaways(
+    reals: list[np.ndarray], imags: list[np.ndarray], factor: float = 3.0
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """The sweeps whose extent is at most ``factor`` x the median sweep's, and how many are not.
+
+    The extent is the largest ``|Z|`` of the sweep's points; all are kept when
+    fewer than three sweeps are finite (no median to speak of).
+    """
+    extent = np.array(
+        [
+            np.nanmax(np.hypot(r, i), initial=np.nan) if r.size else np.nan
+            for r, i in zip(reals, imags, strict=True)
+        ]
+    )
+    finite = np.isfinite(extent)
+    if finite.sum() < 3:
+        return reals, imags, 0
+    within = finite & (extent <= factor * np.median(extent[finite]))
+    kept = [index for index in range(len(reals)) if within[index]]
+    return [reals[i] for i in kept], [imags[i] for i in kept], int(finite.sum() - within.sum())
 
 
 def _nyquist_limits(real: np.ndarray, imag: np.ndarray):

@@ -69,7 +69,8 @@ class Figure:
 
 def _save(fig, path: Path) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
+    # Tight: notes drawn under an axes (what is cut, what is not ok) stay in the picture.
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
     data = buffer.getvalue()
     path.write_bytes(data)
     return data

@@ -64,6 +64,11 @@ class Spectrum:
         0-based index of the sweep within ``source``.
     flags
         Quality flags, e.g. :data:`FLAG_INCOMPLETE`.
+    defect
+        Why the sweep as read cannot be analysed (e.g. a non-finite impedance
+        on a named line), or "". A defective sweep keeps its values as read
+        (so ``z`` may hold NaN or inf) for :func:`screen_sweeps` to report and
+        leave out; the numeric stages never see it.
     """
 
     freq: np.ndarray
@@ -76,6 +81,7 @@ class Spectrum:
     source: str = ""
     sweep_index: int = 0
     flags: frozenset[str] = frozenset()
+    defect: str = ""
 
     def __post_init__(self) -> None:
         freq = np.asarray(self.freq, dtype=np.float64)
@@ -87,8 +93,8 @@ class Spectrum:
             raise ValueError("freq, z and point_time_s must have the same shape")
         if not np.all(np.isfinite(freq)) or np.any(freq <= 0):
             raise ValueError("frequencies must be finite and > 0")
-        if not np.all(np.isfinite(z)):
-            raise ValueError("impedance values must be finite")
+        if not self.defect and not np.all(np.isfinite(z)):
+            raise ValueError("impedance values must be finite (or the sweep must name its defect)")
         object.__setattr__(self, "freq", readonly(freq))
         object.__setattr__(self, "z", readonly(z))
         object.__setattr__(self, "point_time_s", readonly(point_time))
@@ -285,6 +291,8 @@ def sweep_defect(spectrum: Spectrum) -> str | None:
     read from a file (the DRT's tau grid spans the frequency range).
     """
     freq, z = spectrum.freq, spectrum.z
+    if spectrum.defect:
+        return spectrum.defect
     if freq.size < MIN_POINTS:
         return f"{freq.size} point(s), fewer than {MIN_POINTS}"
     low, high = PLAUSIBLE_FREQ_HZ
@@ -420,6 +428,7 @@ def screen_sweeps(experiment: Experiment) -> Experiment:
             & (modulus <= PLAUSIBLE_MODULUS_OHM[1])
         )
     suspect = (sizes < MIN_POINTS) | np.logical_or.reduceat(bad_point, starts)
+    suspect |= np.array([bool(spectrum.defect) for spectrum in spectra])
     # A strictly monotonic sweep repeats no frequency; any other is examined exactly.
     sweep_of_point = np.repeat(np.arange(sizes.size), sizes)
     within = sweep_of_point[1:] == sweep_of_point[:-1]  # steps inside one sweep

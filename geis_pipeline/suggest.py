@@ -1079,7 +1079,7 @@ def suggestion_toml(
         key carries a comment saying why.
     """
     from geis_pipeline import __version__
-    from geis_pipeline.config import DRTConfig, _toml_key, _toml_value
+    from geis_pipeline.config import DRTConfig, toml_key, toml_value
 
     chosen = candidate or result.best
     steps = ", ".join(str(step) for step in result.steps)
@@ -1102,7 +1102,7 @@ def suggestion_toml(
     if area_cm2 is not None:
         lines += [
             "[experiment]",
-            f"area_cm2 = {_toml_value(float(area_cm2))}  # given to suggest: the files state none",
+            f"area_cm2 = {toml_value(float(area_cm2))}  # given to suggest: the files state none",
             "",
         ]
     elif result.area_cm2 is None:
@@ -1114,7 +1114,7 @@ def suggestion_toml(
     if result.max_freq_hz is not None:
         lines += [
             "[kk]",
-            f"max_freq_hz = {_toml_value(float(result.max_freq_hz))}  # the points above are "
+            f"max_freq_hz = {toml_value(float(result.max_freq_hz))}  # the points above are "
             "not a passive cell's: Kramers-Kronig or the best fits miss them",
             "",
         ]
@@ -1125,19 +1125,19 @@ def suggestion_toml(
     if not default_circuit:
         arcs = ", ".join(role for role in chosen.arc_roles) or "no arcs"
         lines.append(
-            f"circuit = {_toml_value(chosen.circuit)}  # {chosen.n_processes} processes "
+            f"circuit = {toml_value(chosen.circuit)}  # {chosen.n_processes} processes "
             f"({arcs}); best of {len(result.candidates)} by BIC"
         )
     if chosen.noise_floor is not None:
         lines.append(
-            f"noise_floor = {_toml_value(chosen.noise_floor)}  # this circuit fits the sweeps "
+            f"noise_floor = {toml_value(chosen.noise_floor)}  # this circuit fits the sweeps "
             f"to {chosen.residual_rms:.2%} RMS, above the KK noise: accepted (delete to be "
             "strict)"
         )
     lines += ["", "[fit.roles]  # by each arc's Brug capacitance and time-constant order"]
     for element, role in chosen.roles.items():
         reason = _role_reason(fit, element, role, area)
-        lines.append(f"{_toml_key(element)} = {_toml_value(role)}  # {reason}")
+        lines.append(f"{toml_key(element)} = {toml_value(role)}  # {reason}")
     if default_circuit:
         lines += ["", "[fit.fixed]  # every exponent fitted free (the default fixes CPE2_1)"]
     for table, values, why in (
@@ -1147,14 +1147,14 @@ def suggestion_toml(
         if values:
             lines += ["", f"[fit.{table}]  # {why}: tells a second arc of one class apart"]
             lines.extend(
-                f"{_toml_key(role)} = {_toml_value(list(bounds))}"
+                f"{toml_key(role)} = {toml_value(list(bounds))}"
                 for role, bounds in values.items()
             )
     windows = _drt_windows(chosen, DRTConfig().windows)
     if windows:
         lines += ["", "[drt.windows]  # the arcs' time constants lie outside the default windows"]
         lines.extend(
-            f"{_toml_key(role)} = {_toml_value(list(bounds))}" for role, bounds in windows.items()
+            f"{toml_key(role)} = {toml_value(list(bounds))}" for role, bounds in windows.items()
         )
     return "\n".join(lines) + "\n"
 

@@ -14,9 +14,10 @@ Conventions
   ``ocv_current_density_mA_cm2`` counts as open circuit.
 * Segments: consecutive steps with the same label (``strip``, ``plate``,
   ``ocv``, ``bias``; ``unknown`` when the current is not recorded) are numbered
-  from 0. :func:`track` labels from the current density; the pipeline replaces
-  the labels with :func:`geis_pipeline.kind.step_labels` (technique, setpoint
-  and DC record with a tolerance) through :func:`apply_segments`.
+  from 0. :func:`track` takes the labels given (the pipeline passes
+  :func:`geis_pipeline.kind.spectra_labels`: technique, setpoint and DC record
+  with a tolerance, so they exist without an area too), else labels from the
+  current density.
 * Times are the sweep starts, s since the acquisition start. The depletion time
   t0 exists only for a stripping segment (:func:`summarize_tracking` says why
   otherwise) and is counted from its current onset, estimated from the passed
@@ -43,7 +44,6 @@ __all__ = [
     "RelaxationFit",
     "SandFit",
     "TrackResult",
-    "apply_segments",
     "arrhenius_fit",
     "depletion_time",
     "fit_relaxation",
@@ -112,6 +112,7 @@ def track(
     activation_energy_eV: float = 0.37,
     ocv_V: float | None = None,
     short_circuit_fraction: float = 0.5,
+    segment: np.ndarray | None = None,
 ) -> TrackResult:
     """Track the interface through an experiment.
 
@@ -159,6 +160,11 @@ def track(
         circuit), NaN at open circuit.
     freq_band_hz
         (n_steps, 2) lowest and highest frequency the fit used per step.
+    segment
+        Label per step (``strip``, ``plate``, ``ocv``, ``bias``, ``unknown``),
+        e.g. from :func:`geis_pipeline.kind.spectra_labels`; the DC-AC gap, the
+        OCV before the current and the short-circuit flag follow them. None:
+        :func:`segment_labels` of the current density (which needs the area).
     ocv_current_density_mA_cm2
         ``|i|`` at or below this is open circuit, mA/cm2.
     c_int_max_rel_stderr
@@ -274,9 +280,15 @@ def track(
     current = nan if current_mA is None else np.asarray(current_mA, dtype=np.float64)
     density = current / area
     columns["current_density_mA_cm2"] = density
-    labels, segment_index = segment_labels(density, ocv_current_density_mA_cm2)
+    if segment is None:
+        labels, segment_numbers = segment_labels(density, ocv_current_density_mA_cm2)
+    else:
+        labels = np.asarray(segment, dtype=object)
+        if labels.shape != (n_steps,):
+            raise ValueError(f"segment has {labels.size} labels for {n_steps} steps")
+        segment_numbers = segment_index(labels)
     columns["segment"] = labels
-    columns["segment_index"] = segment_index
+    columns["segment_index"] = segment_numbers
     loaded = (labels == STRIP) | (labels == PLATE)
     if total_resistance_ohm is None:
         # Every resistance the roles know; a role the circuit lacks counts 0.
@@ -346,9 +358,9 @@ def segment_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label each step ``strip`` (i > 0), ``plate`` (i < 0), ``ocv`` or ``unknown`` (NaN).
 
-    From the current density alone; the pipeline replaces these labels with
-    :func:`geis_pipeline.kind.step_labels` (technique, setpoint and DC record
-    with a tolerance) through :func:`apply_segments`.
+    From the current density alone; the pipeline gives :func:`track` the labels
+    of :func:`geis_pipeline.kind.spectra_labels` instead (technique, setpoint
+    and DC record with a tolerance).
 
     Returns
     -------
@@ -364,24 +376,6 @@ def segment_labels(
     labels[finite & ~open_circuit & (density < 0)] = PLATE
     labels[open_circuit] = OCV
     return labels, segment_index(labels)
-
-
-def apply_segments(columns: Mapping[str, np.ndarray], labels: np.ndarray) -> dict[str, np.ndarray]:
-    """A :func:`track` table with other segment labels (e.g. from :mod:`geis_pipeline.kind`).
-
-    Sets ``segment`` and ``segment_index`` and leaves the DC-AC gap columns
-    (``R_dcac_*``) only at galvanostatic steps (``strip``/``plate``): elsewhere
-    there is no imposed current to divide the potential by.
-    """
-    labels = np.asarray(labels, dtype=object)
-    table = dict(columns)
-    table["segment"] = labels
-    table["segment_index"] = segment_index(labels)
-    loaded = (labels == STRIP) | (labels == PLATE)
-    for name, values in columns.items():
-        if name.startswith("R_dcac"):
-            table[name] = np.where(loaded, np.asarray(values, dtype=np.float64), np.nan)
-    return table
 
 
 def normalise_temperature(

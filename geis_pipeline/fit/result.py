@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -110,20 +111,31 @@ class RoleValues:
     """
 
     role: str
-    elements: tuple[str, ...]
-    arc: int | None
-    R_ohm: float
-    R_stderr_ohm: float
-    C_F: float
-    C_stderr_F: float
-    tau_s: float
-    alpha: float
-    f_apex_hz: float
-    R_ohm_cm2: float
-    C_F_cm2: float
-    R_resolved: bool
-    C_resolved: bool
+    elements: tuple[str, ...] = ()
+    arc: int | None = None
+    R_ohm: float = math.nan
+    R_stderr_ohm: float = math.nan
+    C_F: float = math.nan
+    C_stderr_F: float = math.nan
+    tau_s: float = math.nan
+    alpha: float = math.nan
+    f_apex_hz: float = math.nan
+    R_ohm_cm2: float = math.nan
+    C_F_cm2: float = math.nan
+    R_resolved: bool = False
+    C_resolved: bool = False
     distance_decades: float = 0.0
+
+    @classmethod
+    def with_area(cls, role: str, area_cm2: float | None, **values) -> RoleValues:
+        """The values given (the rest NaN / unresolved) and their per-area twins."""
+        area = area_cm2 or math.nan
+        return cls(
+            role,
+            R_ohm_cm2=values.get("R_ohm", math.nan) * area,
+            C_F_cm2=values.get("C_F", math.nan) / area,
+            **values,
+        )
 
 
 @dataclass(frozen=True)

@@ -303,29 +303,18 @@ def _role_table(
     for role in arcs.declared_roles:
         index = identification.arc_of.get(role)
         if index is None:
-            table[role] = RoleValues(
-                role, (), None, nan, nan, nan, nan, nan, nan, nan, nan, nan, False, False, nan
-            )
+            table[role] = RoleValues(role, distance_decades=nan)
             continue
         r, _, a, c, t, f, r_stderr, c_stderr = numbers[index]
         r_resolved, c_resolved = resolution[index]
-        r_value = r if r_resolved else nan
-        r_error = r_stderr if r_resolved else nan
-        if not c_resolved:
-            c, c_stderr, t, a, f = nan, nan, nan, nan, nan
-        table[role] = RoleValues(
-            role=role,
+        arc = {"C_F": c, "C_stderr_F": c_stderr, "tau_s": t, "alpha": a, "f_apex_hz": f}
+        table[role] = RoleValues.with_area(
+            role,
+            area,
             elements=(arcs.resistors[index], arcs.capacitors[index]),
             arc=index,
-            R_ohm=r_value,
-            R_stderr_ohm=r_error,
-            C_F=c,
-            C_stderr_F=c_stderr,
-            tau_s=t,
-            alpha=a,
-            f_apex_hz=f,
-            R_ohm_cm2=r_value * area if area else nan,
-            C_F_cm2=c / area if area else nan,
+            **({"R_ohm": r, "R_stderr_ohm": r_stderr} if r_resolved else {}),
+            **(arc if c_resolved else {}),
             R_resolved=r_resolved,
             C_resolved=c_resolved,
             distance_decades=identification.distance_decades.get(role, nan),
@@ -335,28 +324,14 @@ def _role_table(
     for element, role in options.roles.items():
         if element in block_elements:
             continue
-        kind = options.circuit.element_kinds[element]
-        if kind == "R":
+        resolved, known = False, {}
+        if options.circuit.element_kinds[element] == "R":
             position = names.index(element)
             r, r_stderr = float(values[position]), float(stderr[position])
             resolved = math.isfinite(r_stderr) and r > _R_MIN_SIGMAS * r_stderr
-            r_value = r if resolved else nan
-        else:  # cable inductance, diffusion tail: no resistance of their own
-            r_value, r_stderr, resolved = nan, nan, False
-        table[role] = RoleValues(
-            role=role,
-            elements=(element,),
-            arc=None,
-            R_ohm=r_value,
-            R_stderr_ohm=r_stderr if resolved else nan,
-            C_F=nan,
-            C_stderr_F=nan,
-            tau_s=nan,
-            alpha=nan,
-            f_apex_hz=nan,
-            R_ohm_cm2=r_value * area if area else nan,
-            C_F_cm2=nan,
-            R_resolved=resolved,
-            C_resolved=False,
+            known = {"R_ohm": r, "R_stderr_ohm": r_stderr} if resolved else {}
+        # else: a cable inductance or a diffusion tail has no resistance of its own
+        table[role] = RoleValues.with_area(
+            role, area, elements=(element,), R_resolved=resolved, **known
         )
     return table

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
-from geis_pipeline.ingest._table import Table, require_finite
+from geis_pipeline.ingest._table import RowDefects, Table, nonfinite_rows, require_finite
 from geis_pipeline.ingest.sweeps import spectra_from_rows
 from geis_pipeline.spectrum import DCRecord, InstrumentFile, Spectrum
 
@@ -120,7 +121,7 @@ def build_eclab_file(
             row = int(negative[0])
             raise table.error(f"negative frequency {freq[row]!r}", path, row, names.get("freq"))
         rows = np.flatnonzero(freq > 0)
-        z = _impedance(table, rows, path, names)
+        z, defects = _impedance(table, rows, path, names)
         spectra = spectra_from_rows(
             freq[rows],
             z,
@@ -131,6 +132,7 @@ def build_eclab_file(
             charge_mAh=charge[rows],
             row_number=rows,
             step=columns["step"][rows] if "step" in columns else None,
+            defects=defects,
         )
     return InstrumentFile(
         path=str(path),
@@ -145,17 +147,21 @@ def build_eclab_file(
     )
 
 
-def _impedance(table: Table, rows: np.ndarray, path: Path, names: Mapping[str, str]) -> np.ndarray:
-    """Complex Z of the impedance rows, from Re/-Im or (Modulo Bat) from |Z| and phase."""
+def _impedance(
+    table: Table, rows: np.ndarray, path: Path, names: Mapping[str, str]
+) -> tuple[np.ndarray, RowDefects | None]:
+    """Complex Z of the impedance rows, from Re/-Im or (Modulo Bat) from |Z| and phase,
+    and the rows whose Z is not finite (their sweeps are skipped, not the file)."""
     columns = table.columns
     if "re" in columns and "minus_im" in columns:
-        require_finite(table, ["re", "minus_im"], path, rows, names)
         # EC-Lab writes -Im(Z): negate back to the true imaginary part.
-        return columns["re"][rows] - 1j * columns["minus_im"][rows]
+        z = complex_from_parts(columns["re"][rows], -columns["minus_im"][rows])
+        return z, nonfinite_rows(table, ["re", "minus_im"], path, rows, names)
     if "modulus" in columns and "phase" in columns:
-        require_finite(table, ["modulus", "phase"], path, rows, names)
         # Phase(Z)/deg is the phase of Z itself (negative for capacitive arcs).
-        return columns["modulus"][rows] * np.exp(1j * np.deg2rad(columns["phase"][rows]))
+        with np.errstate(invalid="ignore"):
+            z = columns["modulus"][rows] * np.exp(1j * np.deg2rad(columns["phase"][rows]))
+        return z, nonfinite_rows(table, ["modulus", "phase"], path, rows, names)
     raise IngestError(
         "impedance rows but neither Re(Z)/-Im(Z) nor |Z|/Phase(Z) columns",
         file=path,

@@ -28,9 +28,11 @@ from geis_pipeline.errors import IngestError
 
 __all__ = [
     "ColumnSpec",
+    "RowDefects",
     "Table",
     "check_no_nul",
     "find_column",
+    "nonfinite_rows",
     "parse_file_table",
     "parse_table",
     "read_head",
@@ -287,8 +289,63 @@ def require_finite(
         if bad.size:
             row = int(bad[0]) if rows is None else int(rows[bad[0]])
             raise table.error(
-                f"non-finite value {values[bad[0]]!r}", path, row, column_names.get(name, name)
+                f"non-finite value {float(values[bad[0]])!r}",
+                path,
+                row,
+                column_names.get(name, name),
             )
+
+
+@dataclass(frozen=True)
+class RowDefects:
+    """Rows holding a non-finite value, and how to name each for the user.
+
+    A non-finite impedance spoils one sweep, not the file: the reader passes
+    these on so the sweep is flagged and skipped with its line, and the rest
+    of the file is analysed.
+
+    Attributes
+    ----------
+    positions
+        Sorted positions (into the row selection the reader passes on) of the
+        rows with a non-finite value.
+    describe
+        Position -> message naming the file, line and column.
+    """
+
+    positions: np.ndarray
+    describe: Callable[[int], str]
+
+
+def nonfinite_rows(
+    table: Table,
+    names: Iterable[str],
+    path: Path,
+    rows: np.ndarray | None = None,
+    column_names: Mapping[str, str] | None = None,
+) -> RowDefects | None:
+    """The rows (of ``rows`` if given) where a named column is NaN or inf; None if none."""
+    column_names = column_names or {}
+    names = list(names)
+    bad = np.zeros(len(table) if rows is None else rows.size, dtype=bool)
+    for name in names:
+        values = table.columns[name] if rows is None else table.columns[name][rows]
+        bad |= ~np.isfinite(values)
+    if not bad.any():
+        return None
+
+    def describe(position: int) -> str:
+        row = position if rows is None else int(rows[position])
+        for name in names:
+            value = table.columns[name][row]
+            if not np.isfinite(value):
+                error = table.error(
+                    f"non-finite value {float(value)!r}", path, row, column_names.get(name, name)
+                )
+                return str(error)
+        return f"non-finite value in data row {row}"  # pragma: no cover - bad is exact
+
+    return RowDefects(np.flatnonzero(bad), describe)
 
 
 def find_column(header: Sequence[str], candidates: Iterable[str]) -> int | None:

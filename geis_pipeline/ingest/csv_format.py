@@ -72,8 +72,16 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
-from geis_pipeline.ingest._table import ColumnSpec, Table, parse_table, read_text, require_finite
+from geis_pipeline.ingest._table import (
+    ColumnSpec,
+    Table,
+    nonfinite_rows,
+    parse_table,
+    read_text,
+    require_finite,
+)
 from geis_pipeline.ingest.sweeps import spectra_from_rows
 from geis_pipeline.spectrum import InstrumentFile, Spectrum
 
@@ -177,7 +185,12 @@ def read_csv(path: Path) -> InstrumentFile:
     if len(table) == 0:
         raise IngestError("no data rows after the header", file=path, line=header_line_number)
     labels = {role: column.name for role, column in columns.items()}
-    require_finite(table, list(columns), path, column_names=labels)
+    impedance = [role for role in ("re", "im") if role in columns]
+    require_finite(
+        table, [role for role in columns if role not in impedance], path, column_names=labels
+    )
+    # A non-finite Z spoils its sweep only: flagged and skipped downstream.
+    defects = nonfinite_rows(table, impedance, path, column_names=labels)
     values = _convert(table, columns, path)
 
     freq = values["freq"]
@@ -187,7 +200,7 @@ def read_csv(path: Path) -> InstrumentFile:
         raise table.error(
             f"frequency must be > 0 Hz, got {freq[row]!r}", path, row, columns["freq"].name
         )
-    z = values["re"] + 1j * values["im"]
+    z = complex_from_parts(values["re"], values["im"])
     sweep_ids = values.get("sweep")
     if sweep_ids is not None:
         fractional = np.flatnonzero(sweep_ids != np.round(sweep_ids))
@@ -200,7 +213,9 @@ def read_csv(path: Path) -> InstrumentFile:
                 columns["sweep"].name,
             )
     time = values.get("time")
-    spectra = spectra_from_rows(freq, z, source=str(path), point_time_s=time, step=sweep_ids)
+    spectra = spectra_from_rows(
+        freq, z, source=str(path), point_time_s=time, step=sweep_ids, defects=defects
+    )
     return InstrumentFile(path=str(path), format="csv", spectra=spectra)
 
 
@@ -369,7 +384,7 @@ def _convert(table: Table, columns: Mapping[str, _Column], path: Path) -> dict[s
         if column.scale != 1.0:
             with np.errstate(over="ignore"):  # checked just below
                 converted = converted * column.scale
-            overflow = np.flatnonzero(~np.isfinite(converted))
+            overflow = np.flatnonzero(~np.isfinite(converted) & np.isfinite(table.columns[role]))
             if overflow.size:
                 raise table.error(
                     "value out of float range after unit conversion",

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
 from geis_pipeline.ingest._table import (
     ColumnSpec,
     Table,
     find_column,
+    nonfinite_rows,
     parse_table,
     read_text,
     require_finite,
@@ -91,14 +93,16 @@ def read_dta(path: Path) -> InstrumentFile:
         raise IngestError(
             f"the {_TABLE_NAME} table has no data rows", file=path, line=table_line + 1
         )
-    require_finite(table, [_FREQ, _ZREAL, _ZIMAG], path)
+    require_finite(table, [_FREQ], path)
+    # A non-finite Z spoils its sweep only: flagged and skipped downstream.
+    defects = nonfinite_rows(table, [_ZREAL, _ZIMAG], path)
     freq = columns[_FREQ]
     not_positive = np.flatnonzero(freq <= 0)
     if not_positive.size:
         row = int(not_positive[0])
         raise table.error(f"frequency must be > 0 Hz, got {freq[row]!r}", path, row, _FREQ)
     # Gamry's Zimag is already the signed imaginary part: no negation.
-    z = columns[_ZREAL] + 1j * columns[_ZIMAG]
+    z = complex_from_parts(columns[_ZREAL], columns[_ZIMAG])
     nan_column = np.full(n_rows, np.nan)
     if _TIME in columns:
         require_finite(table, [_TIME], path)
@@ -118,6 +122,7 @@ def read_dta(path: Path) -> InstrumentFile:
         current_mA=current,
         potential_V=potential,
         last_incomplete=aborted,
+        defects=defects,
     )
     if _TIME in columns:
         dc_record = DCRecord(time, potential, current, nan_column)

@@ -20,6 +20,7 @@ import itertools
 
 import numpy as np
 
+from geis_pipeline.ingest._table import RowDefects
 from geis_pipeline.spectrum import FLAG_INCOMPLETE, Spectrum
 
 __all__ = ["incomplete_sweeps", "spectra_from_rows", "split_sweeps"]
@@ -115,6 +116,7 @@ def spectra_from_rows(
     row_number: np.ndarray | None = None,
     step: np.ndarray | None = None,
     last_incomplete: bool = False,
+    defects: RowDefects | None = None,
 ) -> tuple[Spectrum, ...]:
     """Split validated impedance rows into sweeps and build their spectra.
 
@@ -123,7 +125,8 @@ def spectra_from_rows(
     Parameters
     ----------
     freq, z
-        Impedance rows only (freq > 0 Hz, finite Z in ohm), in file order.
+        Impedance rows only (freq > 0 Hz, Z in ohm), in file order. Z may be
+        non-finite only in the rows ``defects`` names.
     source
         The file, recorded in each spectrum.
     point_time_s
@@ -137,6 +140,10 @@ def spectra_from_rows(
     last_incomplete
         Flag the last sweep incomplete whatever its length (the file says the
         measurement was aborted).
+    defects
+        Rows with a non-finite impedance: each sweep holding one is built as
+        read with :attr:`Spectrum.defect` naming the first such line, so it is
+        skipped and reported while the file's other sweeps are analysed.
 
     Returns
     -------
@@ -155,6 +162,12 @@ def spectra_from_rows(
     starts = np.array([sweep.start for sweep in sweeps], dtype=np.intp)
     mean_current = _sweep_means(current, starts)
     mean_potential = _sweep_means(potential, starts)
+    defect = [""] * len(sweeps)
+    if defects is not None and defects.positions.size:
+        sweep_of = np.searchsorted(starts, defects.positions, side="right") - 1
+        first = np.flatnonzero(np.r_[True, np.diff(sweep_of) != 0])  # first bad row per sweep
+        for index, position in zip(sweep_of[first], defects.positions[first], strict=True):
+            defect[index] = defects.describe(int(position))
     return tuple(
         Spectrum(
             freq=freq[sweep],
@@ -167,6 +180,7 @@ def spectra_from_rows(
             source=source,
             sweep_index=index,
             flags=frozenset({FLAG_INCOMPLETE}) if incomplete else frozenset(),
+            defect=defect[index],
         )
         for index, (sweep, incomplete) in enumerate(zip(sweeps, short, strict=True))
     )

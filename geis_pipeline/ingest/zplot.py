@@ -20,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
-from geis_pipeline.ingest._table import ColumnSpec, parse_table, read_text, require_finite
+from geis_pipeline.ingest._table import (
+    ColumnSpec,
+    nonfinite_rows,
+    parse_table,
+    read_text,
+    require_finite,
+)
 from geis_pipeline.ingest.sweeps import spectra_from_rows
 from geis_pipeline.spectrum import InstrumentFile
 
@@ -79,16 +86,18 @@ def read_z(path: Path) -> InstrumentFile:
     )
     if len(table) == 0:
         raise IngestError("no data rows after the header", file=path, line=header_end)
-    require_finite(table, [spec.name for spec in specs], path)
+    require_finite(table, [_FREQ.name, _TIME.name], path)
+    # A non-finite Z spoils its sweep only: flagged and skipped downstream.
+    defects = nonfinite_rows(table, [_ZREAL.name, _ZIMAG.name], path)
     freq = table.columns[_FREQ.name]
     not_positive = np.flatnonzero(freq <= 0)
     if not_positive.size:
         row = int(not_positive[0])
         raise table.error(f"frequency must be > 0 Hz, got {freq[row]!r}", path, row, _FREQ.name)
     # Z'' is already the signed imaginary part: no negation.
-    z = table.columns[_ZREAL.name] + 1j * table.columns[_ZIMAG.name]
+    z = complex_from_parts(table.columns[_ZREAL.name], table.columns[_ZIMAG.name])
     time = table.columns[_TIME.name]
-    spectra = spectra_from_rows(freq, z, source=str(path), point_time_s=time)
+    spectra = spectra_from_rows(freq, z, source=str(path), point_time_s=time, defects=defects)
     settings = _settings(lines[:header_end])
     return InstrumentFile(
         path=str(path),

@@ -24,7 +24,6 @@ from geis_pipeline.study import (
 )
 from geis_pipeline.track import (
     GIVE_AREA,
-    apply_segments,
     arrhenius_fit,
     sand_fit,
     summarize_tracking,
@@ -147,6 +146,13 @@ def _tracking(
     drt_ready = (
         drt is not None and "int_R_ohm" in drt.sweeps and drt.sweeps["int_R_ohm"].size >= n_done
     )
+    # Segments from each file's technique, setpoint and DC record (with a tolerance),
+    # not from the sign of the current density (which needs the area).
+    labels = spectra_labels(
+        spectra,
+        experiment.metadata,
+        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
+    )
     result = track(
         np.array([spectrum.time_s for spectrum in spectra]),
         roles=_role_table(fit.sweeps, n_done),
@@ -171,15 +177,9 @@ def _tracking(
         reference_temperature_K=section.reference_temperature_K,
         activation_energy_eV=section.activation_energy_eV,
         ocv_V=_first(settings.ocv_V, section.ocv_V),
+        segment=labels,
     )
-    # Segments from each file's technique, setpoint and DC record (with a tolerance),
-    # not from the sign of the current density.
-    labels = spectra_labels(
-        spectra,
-        experiment.metadata,
-        ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
-    )
-    columns = apply_segments(result.columns, labels)
+    columns = dict(result.columns)
     summary = {
         "n_spectra": len(experiment.spectra),
         "n_processed": n_done,

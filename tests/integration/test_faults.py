@@ -251,6 +251,7 @@ def test_defective_sweeps_are_skipped_with_file_and_index(tmp_path: Path) -> Non
     sweeps[6][0][0] = 1e300
     sweeps[7][0][-1] = 1e-300
     sweeps[9][1][30] = 1e300
+    sweeps[11][1][8] = complex(np.nan, -1.0)
     # Index of each defective sweep in the file (the split makes sweep 3 two: 3 and 4).
     defects = {
         1: "fewer than",  # 5 points
@@ -259,7 +260,9 @@ def test_defective_sweeps_are_skipped_with_file_and_index(tmp_path: Path) -> Non
         7: "implausible frequency",  # 1e300 Hz
         8: "implausible frequency",  # 1e-300 Hz
         10: "implausible |Z|",  # 1e300 ohm
+        12: "non-finite value nan",  # NaN, named by its line: the file's other sweeps are kept
     }
+    nan_line = 2 + sum(len(freq) for freq, _ in sweeps[:11]) + 8  # header, then 1-based rows
     cell = tmp_path / "bad_sweeps"
     cell.mkdir()
     _csv(cell / "cell.csv", sweeps)
@@ -275,6 +278,7 @@ def test_defective_sweeps_are_skipped_with_file_and_index(tmp_path: Path) -> Non
     for item in skipped:
         assert item.source.endswith("cell.csv")
         assert defects[item.sweep_index] in item.reason
+    assert f"cell.csv:{nan_line}" in skipped[-1].reason
     good = [index for index in range(13) if index not in defects]
     assert [spectrum.sweep_index for spectrum in stored.spectra] == good
     assert stored.stage("fit").attrs["complete"]

@@ -121,6 +121,13 @@ def test_placeholder_area_is_no_area(placeholder_run: Path, tmp_path: Path, caps
     ok = experiment.ok_steps()
     expected = truth["R_int_ohm_cm2"] / 0.785  # the simulated cell's real area
     assert np.median(np.abs(r_int.values[ok] / expected[ok] - 1)) < 0.05
+    # The segments come from the DC record, not the (unknown) current density: the DC-AC gap
+    # exists in ohm. Truth: the simulator's R_DC-AC (20 ohm cm2 by default) over the real area.
+    strip = ok & (np.asarray(table["segment"]) == "strip")
+    assert strip.sum() > 10
+    assert np.isnan(table["R_dcac_ohm_cm2"]).all()
+    gap = np.median(table["R_dcac_ohm"][strip])
+    assert gap == pytest.approx(20.0 / 0.785, rel=0.15)
     summary = experiment.summary
     assert summary["experiment_kind"] == "galvanostatic strip"
     assert [segment["label"] for segment in summary["segments"]] == ["strip", "ocv"]

@@ -273,7 +273,6 @@ def _error(tmp_path: Path, text: str) -> gp.IngestError:
     [
         ("100,abc,-2", "Re(Z)/Ohm"),  # non-numeric
         ("100,,-2", "Re(Z)/Ohm"),  # empty cell
-        ("100,2,nan", "Im(Z)/Ohm"),  # NaN
         ("inf,2,-2", "freq/Hz"),  # inf
         ("0,2,-2", "freq/Hz"),  # frequency 0
         ("-100,2,-2", "freq/Hz"),  # negative frequency
@@ -283,6 +282,17 @@ def _error(tmp_path: Path, text: str) -> gp.IngestError:
 def test_bad_cell(tmp_path: Path, row: str, column: str) -> None:
     error = _error(tmp_path, f"# comment\nfreq/Hz,Re(Z)/Ohm,Im(Z)/Ohm\n1000,1,-1\n{row}\n10,3,-3\n")
     assert (error.line, error.column) == (4, column)
+
+
+@pytest.mark.parametrize("cell", ["nan", "inf", "-inf"])
+def test_non_finite_impedance_spoils_its_sweep_only(tmp_path: Path, cell: str) -> None:
+    text = f"sweep,freq/Hz,Re(Z)/Ohm,Im(Z)/Ohm\n0,100,1,-1\n0,10,2,{cell}\n1,100,1,-1\n1,10,2,-2\n"
+    path = _write(tmp_path, text)
+    spectra = read_csv(path).spectra
+    assert [bool(spectrum.defect) for spectrum in spectra] == [True, False]
+    assert f"{path}:3" in spectra[0].defect
+    assert "Im(Z)/Ohm" in spectra[0].defect
+    np.testing.assert_array_equal(spectra[1].z, [1 - 1j, 2 - 2j])
 
 
 def test_overflow_after_unit_conversion(tmp_path: Path) -> None:

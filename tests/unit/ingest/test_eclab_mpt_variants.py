@@ -92,12 +92,22 @@ def test_non_numeric_cell_names_line_and_column(tmp_path, snippet_lines, text) -
 
 
 @pytest.mark.parametrize("text", ["NaN", "inf", "-Inf"])
-def test_non_finite_impedance_names_line_and_column(tmp_path, snippet_lines, text) -> None:
+def test_non_finite_impedance_spoils_its_sweep_only(tmp_path, snippet_lines, text) -> None:
     row = 76 + 50
     lines = _replace_cell(snippet_lines, row, _cell_column(snippet_lines, "-Im(Z)/Ohm"), text)
-    with pytest.raises(gp.IngestError, match="non-finite") as caught:
-        gp.read_spectra(_write(tmp_path, lines))
-    assert (caught.value.line, caught.value.column) == (row + 1, "-Im(Z)/Ohm")
+    path = _write(tmp_path, lines)
+    clean = gp.read_spectra(_write(tmp_path, snippet_lines, name="clean.mpt"))
+    spectra = gp.read_spectra(path)
+    defective = [spectrum for spectrum in spectra if spectrum.defect]
+    assert len(defective) == 1
+    assert f"{path}:{row + 1}" in defective[0].defect
+    assert "-Im(Z)/Ohm" in defective[0].defect and "non-finite" in defective[0].defect
+    # The other sweeps are read exactly as from the unspoilt file.
+    others = [spectrum for spectrum in spectra if not spectrum.defect]
+    assert len(others) == len(clean) - 1
+    kept = [s for s in clean if s.sweep_index != defective[0].sweep_index]
+    for read, expected in zip(others, kept, strict=True):
+        np.testing.assert_array_equal(read.z, expected.z)
 
 
 def test_negative_frequency(tmp_path, snippet_lines) -> None:

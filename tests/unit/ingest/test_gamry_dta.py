@@ -276,7 +276,6 @@ def test_synthetic_baseline_reads(tmp_path: Path) -> None:
     ("row", "line", "column"),
     [
         ("\t1\t2.0\t100\tabc\t-0.2\t0.5\t1.4", 9, "Zreal"),  # non-numeric
-        ("\t1\t2.0\t100\t0.6\tnan\t0.5\t1.4", 9, "Zimag"),  # NaN
         ("\t1\t2.0\tinf\t0.6\t-0.2\t0.5\t1.4", 9, "Freq"),  # inf
         ("\t1\t2.0\t0\t0.6\t-0.2\t0.5\t1.4", 9, "Freq"),  # frequency 0
         ("\t1\t2.0\t-100\t0.6\t-0.2\t0.5\t1.4", 9, "Freq"),  # negative frequency
@@ -291,6 +290,14 @@ def test_bad_cell(tmp_path: Path, row: str, line: int, column: str) -> None:
     assert caught.value.line == line
     assert caught.value.column == column
     assert caught.value.file == str(tmp_path / "cell.DTA")
+
+
+def test_non_finite_impedance_names_its_line_in_the_sweep(tmp_path: Path) -> None:
+    path = _bad_file(tmp_path, [_ROWS[0], "\t1\t2.0\t100\t0.6\tnan\t0.5\t1.4", _ROWS[2]])
+    (spectrum,) = read_dta(path).spectra
+    assert f"{path}:9" in spectrum.defect
+    assert "Zimag" in spectrum.defect
+    assert gp.sweep_defect(spectrum) == spectrum.defect
 
 
 def test_no_zcurve_table(tmp_path: Path) -> None:

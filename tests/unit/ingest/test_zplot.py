@@ -157,7 +157,6 @@ def test_synthetic_baseline_reads(tmp_path: Path) -> None:
     ("row", "column"),
     [
         ("3.0E+04\t0.01\t0\t2.0\tabc\t-152.7\t0\t0\t3", "Z'(a)"),  # non-numeric
-        ("3.0E+04\t0.01\t0\t2.0\t203.1\tnan\t0\t0\t3", "Z''(b)"),  # NaN
         ("inf\t0.01\t0\t2.0\t203.1\t-152.7\t0\t0\t3", "Freq(Hz)"),  # inf
         ("0\t0.01\t0\t2.0\t203.1\t-152.7\t0\t0\t3", "Freq(Hz)"),  # frequency 0
         ("-3.0E+04\t0.01\t0\t2.0\t203.1\t-152.7\t0\t0\t3", "Freq(Hz)"),  # negative
@@ -171,6 +170,13 @@ def test_bad_cell(tmp_path: Path, row: str, column: str) -> None:
     assert caught.value.line == 7
     assert caught.value.column == column
     assert caught.value.file == str(tmp_path / "cell.z")
+
+
+def test_non_finite_impedance_names_its_line_in_the_sweep(tmp_path: Path) -> None:
+    row = "3.0E+04\t0.01\t0\t2.0\t203.1\tnan\t0\t0\t3"
+    (spectrum,) = read_z(_write(tmp_path, [*_HEADER, _ROWS[0], row, _ROWS[2]])).spectra
+    assert f"{tmp_path / 'cell.z'}:7" in spectrum.defect
+    assert "Z''(b)" in spectrum.defect
 
 
 def test_no_data_start_marker(tmp_path: Path) -> None:

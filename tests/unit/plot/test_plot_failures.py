@@ -123,6 +123,20 @@ def test_evolution_without_area_in_ohm_with_failed_steps_apart(no_warnings) -> N
     assert low <= 50.0
 
 
+def test_nyquist_without_ok_fits_leaves_out_the_runaways(no_warnings) -> None:
+    """No fit vouches for a large arc: sweeps beyond 3x the median extent are off the axes."""
+    experiment = _experiment_results()
+    experiment.stage("fit").sweeps["ok"][:] = False
+    steps = [0, 1, 2, 3, 4]  # R_int 100..190 ohm, and sweep 4: a runaway (x50)
+    fig = plot.nyquist(experiment, steps=steps)
+    ax = fig.axes[0]
+    assert ax.get_xlim()[1] < 2 * (R_INT[3] + 50.0)
+    assert any("1 not-ok sweep(s) reach beyond the axes" in text.get_text() for text in ax.texts)
+    # Without the runaway, every sweep is within the axes and no note says otherwise.
+    fig = plot.nyquist(experiment, steps=steps[:4])
+    assert not any("beyond the axes" in text.get_text() for text in fig.axes[0].texts)
+
+
 def test_linear_axis_when_the_span_is_small(no_warnings) -> None:
     experiment = _experiment_results(area_cm2=1.0)
     table = experiment.record.tracking

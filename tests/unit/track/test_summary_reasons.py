@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from geis_pipeline.track import apply_segments, sand_diffusivity, sand_fit_note, summarize_tracking
+from geis_pipeline.kind import segment_index
+from geis_pipeline.track import sand_diffusivity, sand_fit_note, summarize_tracking
 
 
 def _table(labels, r_int, *, area: bool = True, fit_ok=None) -> dict[str, np.ndarray]:
@@ -24,10 +25,10 @@ def _table(labels, r_int, *, area: bool = True, fit_ok=None) -> dict[str, np.nda
         "current_density_mA_cm2": density if area else np.full(n, np.nan),
         "charge_mAh_cm2": np.zeros(n) if area else np.full(n, np.nan),
         "fit_ok": np.ones(n, bool) if fit_ok is None else np.asarray(fit_ok, bool),
-        "R_dcac_ohm_cm2": np.full(n, 20.0),
-        "R_dcac_ohm": np.full(n, 40.0),
+        "segment": labels,
+        "segment_index": segment_index(labels),
     }
-    return apply_segments(table, labels)
+    return table
 
 
 def test_stripping_that_reaches_the_threshold() -> None:
@@ -73,13 +74,6 @@ def test_not_ok_fits_and_no_area() -> None:
     assert "--area-cm2" in summary["t0_reason"]
     # the relative relaxation and the kind still come from the absolute twins
     assert summary["experiment_kind"] == "galvanostatic strip"
-
-
-def test_apply_segments_masks_the_dc_ac_gap_off_current() -> None:
-    table = _table(["strip", "ocv", "bias", "plate"], [1.0] * 4)
-    assert list(table["segment_index"]) == [0, 1, 2, 3]
-    np.testing.assert_array_equal(table["R_dcac_ohm_cm2"], [20.0, np.nan, np.nan, 20.0])
-    np.testing.assert_array_equal(table["R_dcac_ohm"], [40.0, np.nan, np.nan, 40.0])
 
 
 def test_sand_fit_note() -> None:

@@ -130,6 +130,29 @@ def test_dcac_gap_subtracts_every_resistance_of_the_circuit() -> None:
     np.testing.assert_allclose(partial["R_dcac_ohm"], 300.0)
 
 
+def test_given_segments_give_the_dcac_gap_without_an_area() -> None:
+    """Labels from the DC record (kind.spectra_labels) need no area; the density's do."""
+    steps = 4
+    current = np.array([0.0, 0.1, 0.1, 0.0])  # mA: rest, strip, strip, a bias
+    potential = np.array([0.01, 0.06, 0.06, 0.2])  # V: (E - 0.01 V)/0.1 mA = 500 ohm
+    common = dict(
+        roles={"int": {"R_ohm": np.full(steps, 200.0)}},
+        fit_ok=np.ones(steps, dtype=bool),
+        potential_V=potential,
+        current_mA=current,
+        area_cm2=None,
+    )
+    labels = np.array(["ocv", "strip", "strip", "bias"], dtype=object)
+    columns = track(np.arange(steps, dtype=float), segment=labels, **common).columns
+    np.testing.assert_allclose(columns["R_dcac_ohm"], [np.nan, 300.0, 300.0, np.nan])
+    assert np.isnan(columns["R_dcac_ohm_cm2"]).all()
+    assert list(columns["segment_index"]) == [0, 1, 1, 2]
+    from_density = track(np.arange(steps, dtype=float), **common).columns
+    assert set(from_density["segment"]) == {"unknown"}  # no area: no density to label from
+    with pytest.raises(ValueError, match="3 labels for 4 steps"):
+        track(np.arange(steps, dtype=float), segment=labels[:3], **common)
+
+
 def test_every_drt_window_is_tracked() -> None:
     steps = 3
     r = np.array([10.0, 20.0, 40.0])
