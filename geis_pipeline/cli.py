@@ -491,7 +491,56 @@ def _info(arguments: argparse.Namespace) -> int:
                     f"{attrs.get('n_experiments')} experiments",
                 )
             )
+    for line in _study_lines(results.study):
+        print(line)
     return EXIT_OK
+
+
+def _study_lines(study: dict) -> list[str]:
+    """Sand per composition, the Arrhenius fits and the pressure series, one line each."""
+
+    def error(value: object) -> str:
+        return f" +- {value:.2g}" if _finite(value) else ""
+
+    lines = []
+    for composition, entry in sorted(dict(study.get("sand", {})).items()):
+        if isinstance(entry, dict) and _finite(entry.get("D_eff_cm2_s")):
+            lines.append(
+                _line(
+                    f"Sand {composition}",
+                    f"D_eff {entry['D_eff_cm2_s']:.3g}{error(entry.get('D_eff_stderr_cm2_s'))}"
+                    f" cm2/s from {entry.get('n_experiments')} experiments",
+                )
+            )
+    arrhenius = dict(study.get("arrhenius", {}))
+    if _finite(arrhenius.get("E_A_R_int_eV")):
+        lines.append(
+            _line(
+                "Arrhenius R_int",
+                f"E_A {arrhenius['E_A_R_int_eV']:.3g}"
+                f"{error(arrhenius.get('E_A_R_int_stderr_eV'))} eV",
+            )
+        )
+    for composition, entry in sorted(dict(arrhenius.get("D_eff", {})).items()):
+        if isinstance(entry, dict) and _finite(entry.get("E_A_eV")):
+            lines.append(
+                _line(
+                    f"Arrhenius D {composition}",
+                    f"E_A {entry['E_A_eV']:.3g}{error(entry.get('E_A_stderr_eV'))} eV, D_eff "
+                    f"{entry['D_ref_cm2_s']:.3g} cm2/s at {entry['reference_temperature_K']:g} K",
+                )
+            )
+    pressure = dict(study.get("pressure", {}))
+    if _finite(pressure.get("R_int_pressure_exponent")):
+        lines.append(
+            _line(
+                "pressure series",
+                f"R_int(0) ~ p^{pressure['R_int_pressure_exponent']:.3g}"
+                f"{error(pressure.get('R_int_pressure_exponent_stderr'))} over "
+                f"{pressure.get('n_experiments')} experiments",
+            )
+        )
+    return lines
 
 
 def _report(arguments: argparse.Namespace, results: Path, out_dir: Path) -> int:

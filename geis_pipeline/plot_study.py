@@ -102,6 +102,8 @@ def overlay(
     for name in results.experiments:
         run = results[name]
         table = run.tracking()
+        if "fit_ok" not in table:  # a DC-only experiment: nothing tracked
+            continue
         ok = table["fit_ok"].to_numpy(bool)
         if not ok.any():
             continue
@@ -138,7 +140,8 @@ def overlay(
     capacitance_ax.set_ylim(0, 1.1)
     for ax in (resistance_ax, capacitance_ax):
         ax.grid(alpha=0.3)
-    resistance_ax.legend(fontsize="small")
+    if resistance_ax.lines:
+        resistance_ax.legend(fontsize="small")
     return fig
 
 
@@ -297,7 +300,8 @@ def pressure_series(results, *, fig: Figure | None = None) -> Figure:
     resistance_ax.set_xscale("log")
     resistance_ax.set_yscale("log")
     resistance_ax.set_ylabel("R (Ω cm$^2$)")
-    resistance_ax.legend(fontsize="small")
+    if resistance_ax.lines:
+        resistance_ax.legend(fontsize="small")
     t0 = np.asarray(_list(series.get("t0_s")), dtype=float)
     time_ax.plot(pressure, t0 / 3600, "o-")
     time_ax.set_xscale("log")

@@ -1147,8 +1147,7 @@ def suggestion_toml(
         if values:
             lines += ["", f"[fit.{table}]  # {why}: tells a second arc of one class apart"]
             lines.extend(
-                f"{toml_key(role)} = {toml_value(list(bounds))}"
-                for role, bounds in values.items()
+                f"{toml_key(role)} = {toml_value(list(bounds))}" for role, bounds in values.items()
             )
     windows = _drt_windows(chosen, DRTConfig().windows)
     if windows:
