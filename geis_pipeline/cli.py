@@ -502,17 +502,29 @@ def _study_lines(study: dict) -> list[str]:
     def error(value: object) -> str:
         return f" +- {value:.2g}" if _finite(value) else ""
 
-    lines = []
-    for composition, entry in sorted(dict(study.get("sand", {})).items()):
-        if isinstance(entry, dict) and _finite(entry.get("D_eff_cm2_s")):
-            lines.append(
-                _line(
-                    f"Sand {composition}",
-                    f"D_eff {entry['D_eff_cm2_s']:.3g}{error(entry.get('D_eff_stderr_cm2_s'))}"
-                    f" cm2/s from {entry.get('n_experiments')} experiments",
-                )
-            )
+    def sand(entry: dict) -> str:
+        return (
+            f"D_eff {entry['D_eff_cm2_s']:.3g}{error(entry.get('D_eff_stderr_cm2_s'))} cm2/s "
+            f"from {entry.get('n_experiments')} experiments"
+        )
+
+    def diffusivity(entry: dict) -> str:
+        return (
+            f"E_A {entry['E_A_eV']:.3g}{error(entry.get('E_A_stderr_eV'))} eV, D_eff "
+            f"{entry['D_ref_cm2_s']:.3g} cm2/s at {entry['reference_temperature_K']:g} K"
+        )
+
     arrhenius = dict(study.get("arrhenius", {}))
+    groups = (
+        ("Sand", dict(study.get("sand", {})), "D_eff_cm2_s", sand),
+        ("Arrhenius D", dict(arrhenius.get("D_eff", {})), "E_A_eV", diffusivity),
+    )
+    lines = [
+        _line(f"{label} {composition}", text(entry))
+        for label, entries, key, text in groups
+        for composition, entry in sorted(entries.items())
+        if isinstance(entry, dict) and _finite(entry.get(key))
+    ]
     if _finite(arrhenius.get("E_A_R_int_eV")):
         lines.append(
             _line(
@@ -521,15 +533,6 @@ def _study_lines(study: dict) -> list[str]:
                 f"{error(arrhenius.get('E_A_R_int_stderr_eV'))} eV",
             )
         )
-    for composition, entry in sorted(dict(arrhenius.get("D_eff", {})).items()):
-        if isinstance(entry, dict) and _finite(entry.get("E_A_eV")):
-            lines.append(
-                _line(
-                    f"Arrhenius D {composition}",
-                    f"E_A {entry['E_A_eV']:.3g}{error(entry.get('E_A_stderr_eV'))} eV, D_eff "
-                    f"{entry['D_ref_cm2_s']:.3g} cm2/s at {entry['reference_temperature_K']:g} K",
-                )
-            )
     pressure = dict(study.get("pressure", {}))
     if _finite(pressure.get("R_int_pressure_exponent")):
         lines.append(
