@@ -397,6 +397,19 @@ def _physics_lines(summary: dict[str, object]) -> list[str]:
         lines.append(_line("depletion t0", f"none: {summary['t0_reason']}"))
     elif threshold is not None:
         lines.append(_line("depletion t0", f"not reached (R_int threshold {threshold:g} ohm cm2)"))
+    if summary.get("cutoff_reached"):
+        q_stderr = summary.get("q_cutoff_stderr_mAh_cm2", math.nan)
+        lines.append(
+            _line(
+                "voltage cutoff",
+                f"{summary['cutoff_V']:g} V after {summary['t_cutoff_s'] / 3600:.4g} h: "
+                f"{summary['q_cutoff_mAh_cm2']:.4g} +- {q_stderr:.2g}"
+                f" mAh/cm2 ({summary['stripped_cutoff_um']:.4g} um of Li), "
+                f"D_eff {summary['D_eff_cutoff_cm2_s']:.3g} cm2/s",
+            )
+        )
+    elif summary.get("cutoff_V") is not None:
+        lines.append(_line("voltage cutoff", f"{summary['cutoff_V']:g} V not reached"))
     if _finite(summary.get("relaxation_tau_s")):
         recovered = summary.get("relaxation_recovered_fraction")
         text = f"tau {summary['relaxation_tau_s']:.3g} s"
@@ -498,7 +511,59 @@ def _info(arguments: argparse.Namespace) -> int:
                     f"{attrs.get('n_experiments')} experiments",
                 )
             )
+    for line in _study_lines(results.study):
+        print(line)
     return EXIT_OK
+
+
+def _study_lines(study: dict) -> list[str]:
+    """Sand per composition, the Arrhenius fits and the pressure series, one line each."""
+
+    def error(value: object) -> str:
+        return f" +- {value:.2g}" if _finite(value) else ""
+
+    def sand(entry: dict) -> str:
+        return (
+            f"D_eff {entry['D_eff_cm2_s']:.3g}{error(entry.get('D_eff_stderr_cm2_s'))} cm2/s "
+            f"from {entry.get('n_experiments')} experiments"
+        )
+
+    def diffusivity(entry: dict) -> str:
+        return (
+            f"E_A {entry['E_A_eV']:.3g}{error(entry.get('E_A_stderr_eV'))} eV, D_eff "
+            f"{entry['D_ref_cm2_s']:.3g} cm2/s at {entry['reference_temperature_K']:g} K"
+        )
+
+    arrhenius = dict(study.get("arrhenius", {}))
+    groups = (
+        ("Sand", dict(study.get("sand", {})), "D_eff_cm2_s", sand),
+        ("Arrhenius D", dict(arrhenius.get("D_eff", {})), "E_A_eV", diffusivity),
+    )
+    lines = [
+        _line(f"{label} {composition}", text(entry))
+        for label, entries, key, text in groups
+        for composition, entry in sorted(entries.items())
+        if isinstance(entry, dict) and _finite(entry.get(key))
+    ]
+    if _finite(arrhenius.get("E_A_R_int_eV")):
+        lines.append(
+            _line(
+                "Arrhenius R_int",
+                f"E_A {arrhenius['E_A_R_int_eV']:.3g}"
+                f"{error(arrhenius.get('E_A_R_int_stderr_eV'))} eV",
+            )
+        )
+    pressure = dict(study.get("pressure", {}))
+    if _finite(pressure.get("R_int_pressure_exponent")):
+        lines.append(
+            _line(
+                "pressure series",
+                f"R_int(0) ~ p^{pressure['R_int_pressure_exponent']:.3g}"
+                f"{error(pressure.get('R_int_pressure_exponent_stderr'))} over "
+                f"{pressure.get('n_experiments')} experiments",
+            )
+        )
+    return lines
 
 
 def _report(arguments: argparse.Namespace, results: Path, out_dir: Path) -> int:

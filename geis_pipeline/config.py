@@ -207,10 +207,6 @@ class TrackConfig:
         Step the contact loss is relative to (default: first valid).
     r_int_threshold_ohm_cm2
         Depletion time t0: R_int (per interface) first exceeds this.
-    potential_cutoff_V
-        Depletion time t0 also where the working-electrode potential |E| first
-        reaches this while stripping (a voltage cutoff ended the stripping), V;
-        None: R_int only.
     temperature_K
         Measurement temperature: R_int is normalised to the reference
         temperature (per experiment: ``[experiments.<name>] temperature_K``).
@@ -240,8 +236,17 @@ class TrackConfig:
         experiment: ``[experiments.<name>] ocv_V``; default: the median E of the
         open-circuit steps before the current, else 0).
     cutoff_V
-        Voltage cutoff of the stripping: |E| first reaching it gives t_cutoff,
-        the capacity q_cutoff and Sand's D_eff from it (Mann 2024, Table 1).
+        Voltage cutoff of the stripping, V (None: none): the DC potential first
+        reaching it gives t_cutoff, the capacity q_cutoff and Sand's D_eff from
+        it (Mann 2024, Table 1); t0 is also where the sweeps' |E| reaches
+        |cutoff_V| while stripping, when that comes before R_int's threshold
+        (``t0_criterion`` = ``potential cutoff``). The former
+        ``track.potential_cutoff_V`` is this key.
+    electrolyte_conductivity_S_cm, metal_hardness_MPa
+        Constriction resistance (krauskopf2019, eq. 1) of an experiment with a
+        force or a stack pressure and an area: the electrolyte's ionic
+        conductivity (their LLZO: 0.46 mS/cm) and the metal's Vickers hardness
+        (lithium: <= 5 MPa; they use 2-8 MPa).
 
     Per-experiment values (temperature, current density, c0, area, OCV,
     composition) go in ``[experiments.<folder name>]`` tables.
@@ -250,7 +255,6 @@ class TrackConfig:
     interfaces: int = 1
     reference_step: int | None = None
     r_int_threshold_ohm_cm2: float = 10000.0
-    potential_cutoff_V: float | None = None
     temperature_K: float | None = None
     reference_temperature_K: float = 298.15
     activation_energy_eV: float = 0.37
@@ -263,6 +267,8 @@ class TrackConfig:
     r_int_threshold_ohm: float | None = None
     ocv_V: float | None = None
     cutoff_V: float | None = None
+    electrolyte_conductivity_S_cm: float = 4.6e-4
+    metal_hardness_MPa: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -362,6 +368,10 @@ def parse_config(text: str, source: str | Path | None = None) -> Config:
     return config
 
 
+#: Keys that were merged into another: an error naming the key to use.
+RENAMED_KEYS = {"track.potential_cutoff_V": "track.cutoff_V"}
+
+
 def _build(cls: type, values: Any, path: str, source: str | Path | None) -> Any:
     if not isinstance(values, Mapping):
         raise ConfigError(
@@ -372,6 +382,8 @@ def _build(cls: type, values: Any, path: str, source: str | Path | None) -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         key = f"{path}.{unknown[0]}" if path else unknown[0]
+        if key in RENAMED_KEYS:
+            raise ConfigError(f"renamed: use {RENAMED_KEYS[key]}", file=source, key=key)
         raise ConfigError(
             f"unknown key; valid keys here: {', '.join(fields)}", file=source, key=key
         )
@@ -489,11 +501,6 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         f"must be a step number >= 0 (0 = the first sweep), got {track.reference_step}",
     )
     require(track.r_int_threshold_ohm_cm2 > 0, "track.r_int_threshold_ohm_cm2", "must be > 0")
-    require(
-        track.potential_cutoff_V is None or track.potential_cutoff_V > 0,
-        "track.potential_cutoff_V",
-        f"must be > 0 V, got {track.potential_cutoff_V}",
-    )
     require(track.c0_mol_cm3 > 0, "track.c0_mol_cm3", "must be > 0 mol/cm3")
     require(
         0 < track.reference_temperature_K <= MAX_TEMPERATURE_K,
@@ -525,6 +532,8 @@ def _check_values(config: Config, source: str | Path | None) -> None:
         "must be > 0 ohm",
     )
     require(track.cutoff_V is None or track.cutoff_V != 0, "track.cutoff_V", "must not be 0 V")
+    for key in ("electrolyte_conductivity_S_cm", "metal_hardness_MPa"):
+        require(getattr(track, key) > 0, f"track.{key}", "must be > 0")
     for name, settings in config.experiments.items():
         for key in ("c0_mol_cm3", "area_cm2", "stack_pressure_MPa", "force_N"):
             value = getattr(settings, key)

@@ -74,6 +74,12 @@ class ExportResult:
 # -- the tables ----------------------------------------------------------------------------------
 
 
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def _one_row(values: Mapping[str, object]):
     """A mapping of scalars (and lists, as JSON text) as a one-row table."""
     import pandas
@@ -81,7 +87,8 @@ def _one_row(values: Mapping[str, object]):
     row = {}
     for key, value in values.items():
         if isinstance(value, list | tuple | dict):
-            value = json.dumps(value)
+            # Nested study groups (sand/<composition>) hold numpy scalars read from HDF5.
+            value = json.dumps(value, default=_plain)
         elif isinstance(value, np.generic):
             value = value.item()
         row[str(key)] = [value]

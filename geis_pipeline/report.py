@@ -239,6 +239,76 @@ def sand_note(results: Results) -> str:
     return sand_fit_note({experiment.name: experiment.summary for experiment in results})
 
 
+def _study_jobs(results: Results) -> list[tuple[str, str, None, Callable[[], object]]]:
+    """The study page's figures (a file with two or more experiments): overlays of the
+    experiments, Sand's plot per composition, the Arrhenius plot, the pressure series."""
+    from geis_pipeline import plot_study
+
+    summaries = [experiment.summary for experiment in results]
+    colour_by = "composition" if any(s.get("composition") for s in summaries) else "current"
+    jobs: list[tuple[str, str, None, Callable[[], object]]] = []
+    overlays = [("charge", "passed charge"), ("thickness", "stripped thickness")]
+    if any(s.get("t0_reached") for s in summaries):
+        overlays.append(("normalised", "capacity normalised to its value at t0, q/q(t0)"))
+    if any(experiment.spectra for experiment in results):
+        for x, label in overlays:
+            jobs.append(
+                (
+                    f"study_overlay_{x}.png",
+                    f"R_int and C_int/C_int(0) of every experiment versus {label}, "
+                    f"coloured by {colour_by}",
+                    None,
+                    lambda x=x: plot_study.overlay(results, x=x, colour_by=colour_by),
+                )
+            )
+    sand = results.study.get("sand", {})
+    if any(isinstance(entry, dict) for entry in dict(sand).values()):
+        jobs.append(
+            (
+                "study_sand_by_composition.png",
+                "Sand plot: t0^(-1/2) versus current density, one line per composition",
+                None,
+                lambda: plot_study.sand_by_composition(results),
+            )
+        )
+    if "temperature_K" in dict(results.study.get("arrhenius", {})):
+        jobs.append(
+            (
+                "study_arrhenius.png",
+                "Arrhenius plot: ln(T/R) of the resistances and D_eff of each composition "
+                "versus 1000/T",
+                None,
+                lambda: plot_study.arrhenius(results),
+            )
+        )
+    if "pressure" in results.study:
+        jobs.append(
+            (
+                "study_pressure.png",
+                "Pressure series: R_int(0) (with the constriction resistance), t0 and the "
+                "contact loss at t0 versus stack pressure",
+                None,
+                lambda: plot_study.pressure_series(results),
+            )
+        )
+    return jobs
+
+
+def _flat_study(study: dict, prefix: str = "") -> list[tuple[str, dict]]:
+    """Each study group with its own values, nested groups (``sand/Li``) after it."""
+    flat: list[tuple[str, dict]] = []
+    nested: list[tuple[str, dict]] = []
+    for name, attrs in study.items():
+        values = {k: v for k, v in dict(attrs).items() if not isinstance(v, dict)}
+        path = f"{prefix}{name}"
+        if values:
+            flat.append((path, values))
+        inner = {k: v for k, v in dict(attrs).items() if isinstance(v, dict)}
+        if inner:
+            nested += _flat_study(inner, f"{path}/")
+    return flat + nested
+
+
 def _figure_html(figure: Figure, png: bytes) -> str:
     encoded = base64.b64encode(png).decode("ascii")
     caption = html.escape(figure.caption)
@@ -314,7 +384,10 @@ def write_report(
                             lambda function=function, counter=counter: function(counter),
                         )
                     )
-    sand = plot.sand_data(results)
+    study_jobs = _study_jobs(results) if len(results.experiments) > 1 else []
+    jobs += study_jobs
+    drawn = {job[0] for job in study_jobs}
+    sand = None if "study_sand_by_composition.png" in drawn else plot.sand_data(results)
     if sand is not None:
         options = {
             k: sand[k] for k in ("D_eff_cm2_s", "c0_mol_cm3", "slope", "intercept") if k in sand
@@ -327,7 +400,7 @@ def write_report(
                 lambda: plot.sand(sand["current_density_mA_cm2"], sand["t0_s"], **options),
             )
         )
-    arrhenius = plot.arrhenius_data(results)
+    arrhenius = None if "study_arrhenius.png" in drawn else plot.arrhenius_data(results)
     if arrhenius is not None:
         jobs.append(
             (
@@ -399,9 +472,9 @@ def write_report(
         parts.append("<h2>Study</h2>")
         if note:
             parts.append(f"<p>No Sand plot: {html.escape(note)}.</p>")
-        for name, attrs in results.study.items():
+        for name, attrs in _flat_study(results.study):
             parts.append(f"<h3>{html.escape(str(name))}</h3>")
-            parts.append(_table(sorted(dict(attrs).items())))
+            parts.append(_table(sorted(attrs.items())))
         parts.extend(written.get(None, []))
     if problems:
         parts.append("<h2>Figures not drawn</h2><ul>")

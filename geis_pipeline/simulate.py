@@ -87,10 +87,11 @@ from geis_pipeline.elements import (
     zarc,
 )
 from geis_pipeline.errors import SimulationError
-from geis_pipeline.physics import FARADAY_C_MOL
+from geis_pipeline.physics import FARADAY_C_MOL, sand_diffusivity_from_capacity
 
 __all__ = [
     "ACQUISITION_START",
+    "DCOnlyTruth",
     "DCRows",
     "SimulatedExperiment",
     "SimulationSettings",
@@ -99,6 +100,7 @@ __all__ = [
     "frequency_grid",
     "sand_time_s",
     "simulate_experiment",
+    "write_dc_experiment",
     "write_experiment",
 ]
 
@@ -873,6 +875,7 @@ _TITLES = {
     "GEIS": "Galvano Electrochemical Impedance Spectroscopy",
     "PEIS": "Potentio Electrochemical Impedance Spectroscopy",
     "OCV": "Open Circuit Voltage",
+    "CP": "Chronopotentiometry",
 }
 # EC-Lab's code for the 1 mA current range, as in shared/realdata/geis.mpt.
 _I_RANGE_CODE = 12
@@ -1262,3 +1265,148 @@ def write_experiment(
     if progress is not None:
         progress(total, total)
     return dataclasses.replace(experiment, files=files)
+
+
+# --------------------------------------------------------------------------- DC only
+
+
+@dataclass(frozen=True)
+class DCOnlyTruth:
+    """The truth of a DC-only experiment (:func:`write_dc_experiment`).
+
+    Attributes
+    ----------
+    t_cutoff_s
+        When the noise-free potential reaches the cutoff, s since the current onset.
+    q_cutoff_mAh_cm2
+        Capacity stripped until then, mAh/cm2.
+    D_eff_cutoff_cm2_s
+        Sand's D_eff from that capacity (Mann 2024, Table 1).
+    onset_s
+        When the current starts, s since the acquisition start.
+    files
+        The files written.
+    """
+
+    t_cutoff_s: float
+    q_cutoff_mAh_cm2: float
+    D_eff_cutoff_cm2_s: float
+    onset_s: float
+    files: tuple[str, ...]
+
+
+def _dc_potential(time_s: np.ndarray, settings: SimulationSettings) -> np.ndarray:
+    """Noise-free potential under current, ``time_s`` since the onset."""
+    params = _circuit_truth(contact_fraction(time_s, settings), settings)
+    resistance = params["R_b_ohm_cm2"] + params["R_gb_ohm_cm2"] + params["R_int_ohm_cm2"]
+    return settings.ocv_V + settings.current_density_mA_cm2 * 1e-3 * (
+        resistance + settings.R_dcac_ohm_cm2
+    )
+
+
+def write_dc_experiment(
+    folder: Path | str,
+    settings: SimulationSettings | None = None,
+    *,
+    cutoff_V: float = 1.0,
+    interval_s: float = 10.0,
+    rest_s: float = 300.0,
+    name: str = "Li_LLZO_CP",
+) -> DCOnlyTruth:
+    """Write a DC-only experiment: an OCV rest, then chronopotentiometry to a voltage cutoff.
+
+    The same cell as :func:`simulate_experiment` (contact loss, DC-AC gap, OCV),
+    without impedance: ``{name}_01_OCV_C01.mpt`` (rows every ``interval_s`` for
+    ``rest_s``) and ``{name}_02_CP_C01.mpt`` (stripping at
+    ``settings.current_density_mA_cm2``, rows every ``interval_s``, stopped by
+    the instrument at the first row at or beyond ``cutoff_V``), with
+    ``truth.json``.
+
+    Returns
+    -------
+    DCOnlyTruth
+        The exact crossing of the noise-free potential and what follows from it.
+    """
+    settings = settings or SimulationSettings()
+    if not cutoff_V > float(_dc_potential(np.zeros(1), settings)[0]):
+        raise SimulationError(
+            f"the cutoff {cutoff_V} V is below the potential at the onset", key="cutoff_V"
+        )
+    if not cutoff_V < float(_dc_potential(np.array([settings.sand_time_s]), settings)[0]):
+        raise SimulationError(
+            f"the cutoff {cutoff_V} V is above the potential at full depletion", key="cutoff_V"
+        )
+    rng = np.random.default_rng(settings.seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fine = np.linspace(0.0, settings.sand_time_s, 200_001)
+    fine_potential = _dc_potential(fine, settings)
+    crossing = int(np.flatnonzero(fine_potential >= cutoff_V)[0])
+    t_cutoff = float(
+        np.interp(
+            cutoff_V, fine_potential[crossing - 1 : crossing + 1], fine[crossing - 1 : crossing + 1]
+        )
+    )
+    rest_time = np.arange(0.0, rest_s, interval_s)
+    rest = DCRows(
+        rest_time,
+        settings.ocv_V + settings.potential_noise_V * rng.standard_normal(rest_time.size),
+        np.zeros(rest_time.size),
+        np.zeros(rest_time.size),
+    )
+    strip_time = np.arange(0.0, t_cutoff + interval_s, interval_s)
+    strip_time = strip_time[: int(np.searchsorted(strip_time, t_cutoff)) + 1]
+    potential = _dc_potential(strip_time, settings) + settings.potential_noise_V * (
+        rng.standard_normal(strip_time.size)
+    )
+    current = np.full(strip_time.size, settings.current_mA)
+    strip = DCRows(rest_s + strip_time, potential, current, current * strip_time / 3600.0)
+    files = []
+    for technique, number, block, rows in (
+        ("OCV", 1, _ocv_block(settings), rest),
+        ("CP", 2, _cp_block(settings, cutoff_V, interval_s), strip),
+    ):
+        path = folder / f"{name}_{number:02d}_{technique}_C01.mpt"
+        header = _header(technique, path.stem, block, _OCV_COLUMNS, settings)
+        _write_mpt(path, header, _ocv_rows(rows))
+        files.append(str(path))
+    q = settings.current_density_mA_cm2 * t_cutoff / 3600.0
+    truth = DCOnlyTruth(
+        t_cutoff_s=t_cutoff,
+        q_cutoff_mAh_cm2=q,
+        D_eff_cutoff_cm2_s=sand_diffusivity_from_capacity(
+            q, settings.current_density_mA_cm2, settings.c0_mol_cm3
+        ),
+        onset_s=rest_s,
+        files=tuple(files),
+    )
+    summary = {
+        "generator": "geis_pipeline.simulate.write_dc_experiment",
+        "cutoff_V": cutoff_V,
+        **{key: _json_value(value) for key, value in dataclasses.asdict(truth).items()},
+        "settings": {
+            key: _json_value(value) for key, value in dataclasses.asdict(settings).items()
+        },
+    }
+    (folder / "truth.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return truth
+
+
+def _cp_block(settings: SimulationSettings, cutoff_V: float, interval_s: float) -> list[str]:
+    current, current_unit = _with_unit(settings.current_mA, _CURRENT_UNITS_MA)
+    return [
+        _setting("Is", current),
+        _setting("unit Is", current_unit),
+        _setting("vs.", "<None>"),
+        _setting("ts (h:m:s)", _hms(settings.sand_time_s)),
+        _setting("EM (V)", f"{cutoff_V:.3f}"),
+        _setting("dQM", "0.000"),
+        _setting("unit dQM", "mA.h"),
+        _setting("record", "<Ewe>"),
+        _setting("dEs (mV)", "0.00"),
+        _setting("dts (s)", f"{interval_s:.3f}"),
+        _setting("E range min (V)", "-10.000"),
+        _setting("E range max (V)", "10.000"),
+        _setting("I Range", "1 mA"),
+        _setting("Bandwidth", "5"),
+    ]

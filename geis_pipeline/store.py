@@ -240,7 +240,7 @@ def write_store(
 
 def _study_entry(group: h5py.Group) -> dict[str, object]:
     """A study group's attributes, with its sub-groups (``sand/<composition>``) nested."""
-    entry: dict[str, object] = dict(group.attrs)
+    entry: dict[str, object] = _read_attrs(group.attrs)
     for name, item in group.items():
         if isinstance(item, h5py.Group):
             entry[name] = _study_entry(item)

@@ -5,7 +5,12 @@ records): :func:`cutoff_end_point` finds when the stripping voltage reached a
 cutoff and the capacity passed until then (Mann 2024, Table 1, where Sand's
 D_eff comes from that capacity); :func:`sand_by_composition` fits Sand's
 t0^(-1/2) = slope i per composition (krauskopf2020: Li, Li0.95Mg0.05 and
-Li0.9Mg0.1 each at three currents, each with its own c0).
+Li0.9Mg0.1 each at three currents, each with its own c0);
+:func:`diffusivity_arrhenius` fits D_eff(T) of one composition (E_A and D_eff
+at any temperature, krauskopf2020 section 3); :func:`pressure_series` lists
+R_int(0), t0 and the contact loss against stack pressure (krauskopf2019) with
+the power law of R_int(0); :func:`constriction_column` is krauskopf2019's eq. 1
+for an experiment's force (or pressure times area).
 """
 
 from __future__ import annotations
@@ -17,15 +22,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geis_pipeline.physics import sand_diffusivity_from_capacity, stripped_thickness_um
+from geis_pipeline.physics import (
+    BOLTZMANN_EV_K,
+    arrhenius_extrapolate,
+    constriction_resistance_ohm,
+    sand_diffusivity_from_capacity,
+    stripped_thickness_um,
+)
 from geis_pipeline.track import sand_fit
 
 __all__ = [
     "CriticalCurrent",
     "CutoffEndPoint",
+    "DiffusivityArrhenius",
+    "constriction_column",
     "critical_current_density",
     "cutoff_end_point",
+    "diffusivity_arrhenius",
+    "pressure_series",
     "sand_by_composition",
+    "value_at_time",
 ]
 
 
@@ -45,6 +61,10 @@ class CutoffEndPoint:
         The lithium it strips, um.
     D_eff_cm2_s
         Sand's D_eff from the capacity, 4 i^2 t / (pi c0^2 F^2) with t = 3600 q / i.
+    t_cutoff_stderr_s, q_cutoff_stderr_mAh_cm2, stripped_stderr_um, D_eff_stderr_cm2_s
+        Their standard errors from where the crossing lies between the two DC
+        samples around it (uniform: interval / sqrt(12)); D_eff ~ t, so its
+        relative error is t's.
     """
 
     reached: bool
@@ -52,6 +72,10 @@ class CutoffEndPoint:
     q_cutoff_mAh_cm2: float
     stripped_um: float
     D_eff_cm2_s: float
+    t_cutoff_stderr_s: float = math.nan
+    q_cutoff_stderr_mAh_cm2: float = math.nan
+    stripped_stderr_um: float = math.nan
+    D_eff_stderr_cm2_s: float = math.nan
 
 
 def cutoff_end_point(
@@ -83,7 +107,8 @@ def cutoff_end_point(
     -------
     CutoffEndPoint
         The capacity is the integral of i dt from the onset (trapezoid), so it
-        needs no charge column.
+        needs no charge column. The crossing is interpolated linearly between
+        the last sample before the cutoff and the first at it.
     """
     time_s = np.asarray(time_s, dtype=np.float64)
     potential = np.asarray(potential_V, dtype=np.float64)
@@ -100,16 +125,32 @@ def cutoff_end_point(
     if not hits.size:
         return nan
     hit = int(hits[0])
-    window = (time_s >= start) & (np.arange(time_s.size) <= hit)
-    charge_mAs_cm2 = float(np.trapezoid(np.where(loaded, density, 0.0)[window], time_s[window]))
-    q = abs(charge_mAs_cm2) / 3600.0
-    i = float(np.median(np.abs(density[window & loaded])))
+    crossing, interval = float(time_s[hit]), math.nan
+    if hit > 0 and time_s[hit - 1] >= start and loaded[hit - 1]:
+        before, after = float(potential[hit - 1]), float(potential[hit])
+        interval = float(time_s[hit] - time_s[hit - 1])
+        if np.isfinite(before) and after != before:
+            share = min(max((cutoff_V - before) / (after - before), 0.0), 1.0)
+            crossing = float(time_s[hit - 1]) + share * interval
+    window = (time_s >= start) & (np.arange(time_s.size) < hit)
+    times = np.append(time_s[window], crossing)
+    densities = np.append(np.where(loaded, density, 0.0)[window], density[hit])
+    q = abs(float(np.trapezoid(densities, times))) / 3600.0
+    i = float(np.median(np.abs(density[(window | (np.arange(time_s.size) == hit)) & loaded])))
+    t_cutoff = crossing - start
+    t_stderr = interval / math.sqrt(12.0)
+    d_eff = sand_diffusivity_from_capacity(q, i, c0_mol_cm3)
+    relative = t_stderr / t_cutoff if t_cutoff > 0 else math.nan
     return CutoffEndPoint(
         reached=True,
-        t_cutoff_s=float(time_s[hit] - start),
+        t_cutoff_s=t_cutoff,
         q_cutoff_mAh_cm2=q,
         stripped_um=stripped_thickness_um(q),
-        D_eff_cm2_s=sand_diffusivity_from_capacity(q, i, c0_mol_cm3),
+        D_eff_cm2_s=d_eff,
+        t_cutoff_stderr_s=t_stderr,
+        q_cutoff_stderr_mAh_cm2=q * relative,
+        stripped_stderr_um=stripped_thickness_um(q) * relative,
+        D_eff_stderr_cm2_s=d_eff * relative,
     )
 
 
@@ -286,3 +327,195 @@ def critical_current_density(
             reason = f"overpotential {eta:.3g} V above the limit {max_overpotential_V:g} V"
             return CriticalCurrent(True, level, currents, resistances, reason)
     return CriticalCurrent(False, math.nan, currents, resistances, "every step stayed ohmic")
+
+
+@dataclass(frozen=True)
+class DiffusivityArrhenius:
+    """D_eff(T) = D_ref exp[-E_A/k_B (1/T - 1/T_ref)] fitted to one composition.
+
+    Attributes
+    ----------
+    E_A_eV, E_A_stderr_eV
+        Activation energy and its standard error, eV.
+    D_ref_cm2_s, D_ref_stderr_cm2_s
+        D_eff at the reference temperature and its standard error, cm2/s.
+    reference_temperature_K
+        T_ref, K.
+    n_points
+        Experiments in the fit.
+    """
+
+    E_A_eV: float
+    E_A_stderr_eV: float
+    D_ref_cm2_s: float
+    D_ref_stderr_cm2_s: float
+    reference_temperature_K: float
+    n_points: int
+
+    def at(self, temperature_K: float) -> float:
+        """D_eff at ``temperature_K`` (K), cm2/s."""
+        return arrhenius_extrapolate(
+            self.D_ref_cm2_s, self.reference_temperature_K, self.E_A_eV, temperature_K
+        )
+
+
+def diffusivity_arrhenius(
+    temperature_K: np.ndarray,
+    D_eff_cm2_s: np.ndarray,
+    *,
+    D_eff_stderr_cm2_s: np.ndarray | None = None,
+    reference_temperature_K: float = 298.15,
+) -> DiffusivityArrhenius:
+    """Fit ln D = ln D_ref - (E_A/k_B)(1/T - 1/T_ref) over experiments at two or more T.
+
+    Parameters
+    ----------
+    temperature_K, D_eff_cm2_s
+        Each experiment's temperature (K) and D_eff (cm2/s).
+    D_eff_stderr_cm2_s
+        Their standard errors: with all of them finite the fit is weighted by
+        them and its errors come from them; else the errors come from the
+        residuals (NaN with two points).
+    reference_temperature_K
+        Where D_ref is given, K.
+    """
+    t = np.asarray(temperature_K, dtype=np.float64)
+    d = np.asarray(D_eff_cm2_s, dtype=np.float64)
+    keep = np.isfinite(t) & (t > 0) & np.isfinite(d) & (d > 0)
+    n = int(np.sum(keep))
+    if n < 2 or np.unique(t[keep]).size < 2:
+        return DiffusivityArrhenius(
+            math.nan, math.nan, math.nan, math.nan, reference_temperature_K, n
+        )
+    x = 1 / t[keep] - 1 / reference_temperature_K
+    y = np.log(d[keep])
+    sigma = None
+    if D_eff_stderr_cm2_s is not None:
+        stderr = np.asarray(D_eff_stderr_cm2_s, dtype=np.float64)[keep]
+        if np.all(np.isfinite(stderr) & (stderr > 0)):
+            sigma = stderr / d[keep]  # of ln D
+    coefficients, covariance = _line_fit(x, y, sigma)
+    slope, intercept = coefficients
+    d_ref = float(math.exp(intercept))
+    return DiffusivityArrhenius(
+        E_A_eV=float(-slope * BOLTZMANN_EV_K),
+        E_A_stderr_eV=float(math.sqrt(covariance[0, 0]) * BOLTZMANN_EV_K),
+        D_ref_cm2_s=d_ref,
+        D_ref_stderr_cm2_s=float(d_ref * math.sqrt(covariance[1, 1])),
+        reference_temperature_K=float(reference_temperature_K),
+        n_points=n,
+    )
+
+
+def _line_fit(
+    x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """y = slope x + intercept: (slope, intercept) and their covariance.
+
+    With ``sigma`` (y's standard errors) the fit is weighted and the covariance
+    comes from them; else from the residuals (NaN with two points).
+    """
+    design = np.column_stack([x, np.ones(x.size)])
+    weights = np.ones(x.size) if sigma is None else 1 / sigma
+    coefficients, *_ = np.linalg.lstsq(design * weights[:, None], y * weights, rcond=None)
+    normal = np.linalg.inv((design * weights[:, None] ** 2).T @ design)
+    if sigma is not None:
+        return coefficients, normal
+    if x.size > 2:
+        residuals = y - design @ coefficients
+        return coefficients, normal * (residuals @ residuals) / (x.size - 2)
+    return coefficients, np.full((2, 2), np.nan)
+
+
+def value_at_time(time_s: np.ndarray, values: np.ndarray, valid: np.ndarray, at_s: float) -> float:
+    """``values`` (valid steps only) linearly interpolated at ``at_s``, NaN outside them."""
+    time_s = np.asarray(time_s, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    keep = np.asarray(valid, dtype=bool) & np.isfinite(values) & np.isfinite(time_s)
+    if not keep.any() or not math.isfinite(at_s):
+        return math.nan
+    t, v = time_s[keep], values[keep]
+    if at_s < t.min() or at_s > t.max():
+        return math.nan
+    return float(np.interp(at_s, t, v))
+
+
+def constriction_column(
+    *,
+    area_cm2: float | None,
+    force_N: float | None = None,
+    stack_pressure_MPa: float | None = None,
+    conductivity_S_cm: float,
+    hardness_MPa: float,
+) -> dict[str, float]:
+    """krauskopf2019 eq. 1 for one experiment: ``{}`` without a force (or pressure) and area.
+
+    The force is ``force_N``, else the stack pressure on the electrode area
+    (1 MPa on 1 cm2 = 100 N). Returns ``force_N``, ``R_constriction_ohm`` and
+    ``R_constriction_ohm_cm2`` (times the area, comparable with R_int).
+    """
+    if force_N is None and stack_pressure_MPa is not None and area_cm2:
+        force_N = stack_pressure_MPa * 100.0 * area_cm2
+    if force_N is None or not area_cm2:
+        return {}
+    resistance = constriction_resistance_ohm(force_N, conductivity_S_cm, hardness_MPa)
+    return {
+        "force_N": float(force_N),
+        "R_constriction_ohm": resistance,
+        "R_constriction_ohm_cm2": resistance * area_cm2,
+    }
+
+
+#: Per-experiment summary keys a pressure series lists (R_int(0), t0, contact loss at t0).
+PRESSURE_KEYS = (
+    "R_int_ref_ohm_cm2",
+    "t0_s",
+    "contact_loss_C_t0",
+    "contact_loss_R_t0",
+    "force_N",
+    "R_constriction_ohm_cm2",
+)
+
+
+def pressure_series(summaries: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    """R_int(0), t0 and the contact loss at t0 against stack pressure, by pressure.
+
+    Parameters
+    ----------
+    summaries
+        Experiment -> its summary (``stack_pressure_MPa`` and :data:`PRESSURE_KEYS`).
+
+    Returns
+    -------
+    dict
+        ``{}`` with fewer than two pressures; else ``experiments``,
+        ``stack_pressure_MPa`` and each key of :data:`PRESSURE_KEYS` as lists in
+        order of pressure, and the power law R_int(0) ~ p^n fitted in log-log
+        (``R_int_pressure_exponent`` with its stderr; constriction predicts -1/2).
+    """
+    named = [
+        (float(summary["stack_pressure_MPa"]), name)
+        for name, summary in summaries.items()
+        if summary.get("stack_pressure_MPa") is not None
+    ]
+    if len({pressure for pressure, _ in named}) < 2:
+        return {}
+    named.sort()
+    names = [name for _, name in named]
+    series: dict[str, object] = {
+        "experiments": names,
+        "stack_pressure_MPa": [pressure for pressure, _ in named],
+        "n_experiments": len(names),
+    }
+    for key in PRESSURE_KEYS:
+        series[key] = [float(summaries[name].get(key, math.nan)) for name in names]
+    pressure = np.array(series["stack_pressure_MPa"])
+    resistance = np.array(series["R_int_ref_ohm_cm2"])
+    keep = np.isfinite(resistance) & (resistance > 0)
+    exponent, stderr = math.nan, math.nan
+    if np.unique(pressure[keep]).size >= 2:
+        coefficients, covariance = _line_fit(np.log(pressure[keep]), np.log(resistance[keep]))
+        exponent, stderr = float(coefficients[0]), float(math.sqrt(covariance[0, 0]))
+    series["R_int_pressure_exponent"] = exponent
+    series["R_int_pressure_exponent_stderr"] = stderr
+    return series

@@ -104,11 +104,12 @@ def summarize(experiment: Experiment) -> ExperimentSummary:
         current_density_mA_cm2=metadata.current_density_mA_cm2,
         n_spectra=len(spectra),
         flag_counts=dict(Counter(flag for spectrum in spectra for flag in spectrum.flags)),
-        points_median=int(np.median(points)),
-        points_min=int(points.min()),
-        freq_max_hz=max(float(spectrum.freq.max()) for spectrum in spectra),
-        freq_min_hz=min(float(spectrum.freq.min()) for spectrum in spectra),
-        time_span_s=(spectra[0].time_s, spectra[-1].time_s),
+        # A DC-only folder has no spectra: no points, no band.
+        points_median=int(np.median(points)) if spectra else 0,
+        points_min=int(points.min()) if spectra else 0,
+        freq_max_hz=max((float(spectrum.freq.max()) for spectrum in spectra), default=math.nan),
+        freq_min_hz=min((float(spectrum.freq.min()) for spectrum in spectra), default=math.nan),
+        time_span_s=(spectra[0].time_s, spectra[-1].time_s) if spectra else (math.nan, math.nan),
         n_dc_rows=len(experiment.dc_record),
         potential_range_V=_finite_range(
             np.concatenate(
@@ -116,8 +117,11 @@ def summarize(experiment: Experiment) -> ExperimentSummary:
             )
         ),
         charge_max_mAh=float(finite_charges.max()) if finite_charges.size else math.nan,
-        kind=kind.kind,
-        kind_description=kind.description,
+        # No spectra but DC rows: a DC-only folder (GCPL/CP/OCV), as its run summary says.
+        kind=kind.kind if spectra or not len(experiment.dc_record) else "dc_only",
+        kind_description=kind.description
+        if spectra or not len(experiment.dc_record)
+        else "DC record only: no impedance spectra",
         warnings=tuple(metadata.warnings),
     )
 
@@ -151,19 +155,20 @@ def format_summary(summary: ExperimentSummary, title: str = "") -> str:
             else ""
         )
         rows.append(("DC setpoint", f"{summary.current_setpoint_mA:.4g} mA{density}"))
-    rows += [
-        ("spectra", f"{summary.n_spectra} (flagged: {flags or 'none'})"),
-        ("points/spectrum", f"{summary.points_median} (min {summary.points_min})"),
-        (
-            "frequency range",
-            f"{_si(summary.freq_max_hz, 'Hz')} .. {_si(summary.freq_min_hz, 'Hz')}",
-        ),
-        (
-            "sweep starts",
-            f"{summary.time_span_s[0] / 3600:.3f} .. {summary.time_span_s[1] / 3600:.3f} h",
-        ),
-        ("DC record", f"{summary.n_dc_rows} rows"),
-    ]
+    rows.append(("spectra", f"{summary.n_spectra} (flagged: {flags or 'none'})"))
+    if summary.n_spectra:  # a DC-only folder has no points, band or sweeps
+        rows += [
+            ("points/spectrum", f"{summary.points_median} (min {summary.points_min})"),
+            (
+                "frequency range",
+                f"{_si(summary.freq_max_hz, 'Hz')} .. {_si(summary.freq_min_hz, 'Hz')}",
+            ),
+            (
+                "sweep starts",
+                f"{summary.time_span_s[0] / 3600:.3f} .. {summary.time_span_s[1] / 3600:.3f} h",
+            ),
+        ]
+    rows.append(("DC record", f"{summary.n_dc_rows} rows"))
     low, high = summary.potential_range_V
     if math.isfinite(low):
         rows.append(("DC potential", f"{low:.4g} .. {high:.4g} V"))

@@ -152,6 +152,7 @@ def read_experiment(
     area_cm2: float | None = None,
     strict: bool = False,
     progress: ProgressCallback | None = None,
+    allow_dc_only: bool = False,
 ) -> Experiment:
     """Read every supported file of a folder into one time-ordered experiment.
 
@@ -176,6 +177,9 @@ def read_experiment(
         Raise on the first unreadable file instead of skipping it.
     progress
         Called as ``progress(done, total, filename)`` after each file.
+    allow_dc_only
+        A folder of DC files only (GCPL, CP, OCV: no impedance rows) gives an
+        experiment without spectra instead of an error.
 
     Returns
     -------
@@ -218,7 +222,8 @@ def read_experiment(
             skipped.append(SkippedFile(str(path), str(exc)))
         if progress is not None:
             progress(done, len(paths), path.name)
-    if not any(instrument_file.spectra for instrument_file in files):
+    dc_only = allow_dc_only and any(len(item.dc_record) for item in files)
+    if not any(instrument_file.spectra for instrument_file in files) and not dc_only:
         raise NoImpedanceDataError(
             f"no readable impedance data among {len(paths)} instrument file(s)"
             + (f"; skipped: {'; '.join(item.reason for item in skipped)}" if skipped else ""),

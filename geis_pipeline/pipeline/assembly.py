@@ -15,15 +15,24 @@ from geis_pipeline.pipeline.chunks import _fit_options
 from geis_pipeline.segments import cycle_table, segment_table
 from geis_pipeline.spectrum import Experiment
 from geis_pipeline.store import ExperimentRecord, StageData
-from geis_pipeline.study import critical_current_density, cutoff_end_point, sand_by_composition
+from geis_pipeline.study import (
+    constriction_column,
+    critical_current_density,
+    cutoff_end_point,
+    diffusivity_arrhenius,
+    pressure_series,
+    sand_by_composition,
+    value_at_time,
+)
 from geis_pipeline.track import (
+    GIVE_AREA,
     arrhenius_fit,
     sand_fit,
     summarize_tracking,
     track,
 )
 
-__all__ = ["assemble_record", "slice_stage", "study"]
+__all__ = ["assemble_record", "dc_only_summary", "slice_stage", "study"]
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +227,12 @@ def _tracking(
         temperature_K=temperature,
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         charge_mAh=np.array([spectrum.charge_mAh for spectrum in spectra]),
-        potential_cutoff_V=section.potential_cutoff_V,
+        # One cutoff key: the sweeps' |E| reaching it also ends t0 (before R_int's threshold).
+        potential_cutoff_V=None if section.cutoff_V is None else abs(section.cutoff_V),
     )
     summary |= _study_metadata(settings, c0, result.E_ocv_V)
+    summary |= _contact_loss_at_t0(columns, summary)
+    summary |= _constriction(area, settings, section)
     shorted = np.flatnonzero(np.asarray(columns["short_circuit"], dtype=bool))
     summary["short_circuit"] = bool(shorted.size)
     if shorted.size:
@@ -237,6 +249,87 @@ def _tracking(
         f"{summary['t0_s'] / 3600:.3g} h" if summary["t0_reached"] else summary["t0_reason"],
     )
     return columns, summary
+
+
+def _constriction(area: float | None, settings, section) -> dict[str, float]:
+    """krauskopf2019 eq. 1 for the experiment's force (or stack pressure) and area."""
+    return constriction_column(
+        area_cm2=area,
+        force_N=settings.force_N,
+        stack_pressure_MPa=settings.stack_pressure_MPa,
+        conductivity_S_cm=section.electrolyte_conductivity_S_cm,
+        hardness_MPa=section.metal_hardness_MPa,
+    )
+
+
+def _contact_loss_at_t0(columns: dict, summary: dict) -> dict[str, float]:
+    """The contact loss from C_int (reliable steps) and from R_int (ok fits) at t0."""
+    at = float(summary.get("current_onset_s", math.nan)) + float(summary.get("t0_s", math.nan))
+    time_s = np.asarray(columns["time_s"], dtype=float)
+    ok = np.asarray(columns.get("fit_ok", np.ones(time_s.size, bool)), dtype=bool)
+    reliable = ok & np.asarray(columns.get("C_int_reliable", ok), dtype=bool)
+    nan = np.full(time_s.size, np.nan)
+    return {
+        "contact_loss_C_t0": value_at_time(
+            time_s, columns.get("contact_loss_C", nan), reliable, at
+        ),
+        "contact_loss_R_t0": value_at_time(time_s, columns.get("contact_loss_R", nan), ok, at),
+    }
+
+
+def dc_only_summary(experiment: Experiment, config: Config, name: str) -> dict[str, object]:
+    """The summary of an experiment with no impedance spectra (only GCPL/CP/OCV files).
+
+    What its DC record gives: the stripping current density, the voltage cutoff's
+    t_cutoff, q_cutoff and Sand's D_eff from the capacity (``track.cutoff_V``), a
+    staircase's critical current density, the study metadata and the
+    constriction resistance; t0 from R_int needs spectra (``t0_reason`` says so).
+    """
+    section = config.track
+    settings = config.settings_of(name)
+    c0 = _first(settings.c0_mol_cm3, section.c0_mol_cm3)
+    area = experiment.metadata.area_cm2
+    dc = experiment.dc_record
+    density = dc.current_mA / area if area else np.full(dc.time_s.size, np.nan)
+    loaded = np.isfinite(density) & (np.abs(density) > section.ocv_current_density_mA_cm2)
+    current = _first(settings.current_density_mA_cm2, section.current_density_mA_cm2)
+    if current is None:
+        current = float(np.median(np.abs(density[loaded]))) if loaded.any() else math.nan
+    # E_ocv: as configured, else the median E of the rest before the current.
+    e_ocv = _first(settings.ocv_V, section.ocv_V)
+    if e_ocv is None:
+        before = ~loaded & (dc.time_s < (dc.time_s[loaded][0] if loaded.any() else -np.inf))
+        e_ocv = float(np.nanmedian(dc.potential_V[before])) if before.any() else 0.0
+    reason = "no impedance spectra (a DC-only folder): t0 from R_int needs them"
+    if not area:
+        reason += "; no electrode area: " + GIVE_AREA
+    temperature = _first(settings.temperature_K, section.temperature_K)
+    summary: dict[str, object] = {
+        "n_spectra": 0,
+        "n_processed": 0,
+        "experiment_kind": "dc_only",
+        "experiment_kind_description": (
+            f"DC record only ({', '.join(experiment.metadata.techniques) or 'technique unknown'}"
+            f", {dc.time_s.size} rows)"
+        ),
+        "t0_s": math.nan,
+        "t0_stderr_s": math.nan,
+        "t0_reached": False,
+        "t0_reason": reason,
+        "t0_criterion": "",
+        "current_density_mA_cm2": float(abs(current)),
+        "D_eff_cm2_s": math.nan,
+        "D_eff_reason": reason,
+        "short_circuit": False,
+    }
+    if temperature is not None:
+        summary["temperature_K"] = float(temperature)
+    summary |= _study_metadata(settings, c0, e_ocv)
+    summary |= _constriction(area, settings, section)
+    if section.cutoff_V is not None and area:
+        summary |= _cutoff(experiment, {}, section, c0)
+    summary |= _staircase(experiment, section, e_ocv)
+    return summary
 
 
 def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -316,6 +409,10 @@ def _cutoff(experiment: Experiment, columns: dict, section, c0: float) -> dict[s
         "q_cutoff_mAh_cm2": end.q_cutoff_mAh_cm2,
         "stripped_cutoff_um": end.stripped_um,
         "D_eff_cutoff_cm2_s": end.D_eff_cm2_s,
+        "t_cutoff_stderr_s": end.t_cutoff_stderr_s,
+        "q_cutoff_stderr_mAh_cm2": end.q_cutoff_stderr_mAh_cm2,
+        "stripped_cutoff_stderr_um": end.stripped_stderr_um,
+        "D_eff_cutoff_stderr_cm2_s": end.D_eff_stderr_cm2_s,
     }
 
 
@@ -364,11 +461,7 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             "current_density_mA_cm2": [float(value) for value in current[usable]],
             "t0_s": [float(value) for value in t0[usable]],
         }
-    compositions = {
-        name: str(summary["composition"])
-        for name, summary in summaries.items()
-        if summary.get("composition")
-    }
+    compositions = _sand_groups(summaries)
     if compositions:
         c0_by_composition = {
             compositions[name]: float(summaries[name].get("c0_mol_cm3", config.track.c0_mol_cm3))
@@ -399,6 +492,11 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
         arrhenius["R_ohm_cm2"] = arrhenius["R_int_ref_ohm_cm2"]
         arrhenius["E_A_eV"] = arrhenius["E_A_R_int_eV"]
         study["arrhenius"] = arrhenius
+        for composition, entry in _diffusivity_arrhenius(summaries, config).items():
+            study[f"arrhenius/D_eff/{composition}"] = entry
+    series = pressure_series(summaries)
+    if series:
+        study["pressure"] = series
     if "sand" in study:
         log.info(
             "study: Sand D_eff %.3g cm2/s from %d experiments",
@@ -411,6 +509,83 @@ def study(records: dict[str, ExperimentRecord], config: Config) -> dict[str, dic
             np.unique(np.abs(current[usable])).size,
         )
     return study
+
+
+def _sand_groups(summaries: dict) -> dict[str, str]:
+    """Experiment -> its Sand group: the composition, or ``<composition>@<T>K`` when
+    that composition was measured at several temperatures (D_eff depends on T)."""
+    temperatures: dict[str, set[float | None]] = {}
+    for summary in summaries.values():
+        if summary.get("composition"):
+            temperature = float(summary.get("temperature_K", math.nan))
+            temperatures.setdefault(str(summary["composition"]), set()).add(
+                round(temperature, 2) if math.isfinite(temperature) else None
+            )
+    groups = {}
+    for name, summary in summaries.items():
+        if not summary.get("composition"):
+            continue
+        composition = str(summary["composition"])
+        groups[name] = composition
+        if len(temperatures[composition]) > 1:
+            groups[name] = f"{composition}@{float(summary.get('temperature_K', math.nan)):g}K"
+    return groups
+
+
+def _diffusivity_arrhenius(summaries: dict, config: Config) -> dict[str, dict[str, object]]:
+    """E_A and D_eff(T_ref) of each composition whose experiments span two or more temperatures.
+
+    Each experiment's D_eff is Sand's from t0, else the one from the capacity to
+    the voltage cutoff; experiments without a composition form the group ``all``.
+    """
+    groups: dict[str, list[str]] = {}
+    for name, summary in summaries.items():
+        groups.setdefault(str(summary.get("composition") or "all"), []).append(name)
+    entries = {}
+    for composition, names in groups.items():
+        temperature, diffusivity, stderr, source, used = [], [], [], [], []
+        for name in names:
+            summary = summaries[name]
+            t = float(summary.get("temperature_K", math.nan))
+            for key, error, label in (
+                ("D_eff_cm2_s", None, "t0"),
+                ("D_eff_cutoff_cm2_s", "D_eff_cutoff_stderr_cm2_s", "cutoff"),
+            ):
+                d = float(summary.get(key, math.nan))
+                if math.isfinite(d) and d > 0 and math.isfinite(t):
+                    if error is None:  # D ~ t0: its relative error is t0's
+                        t0 = float(summary.get("t0_s", math.nan))
+                        e = d * float(summary.get("t0_stderr_s", math.nan)) / t0
+                    else:
+                        e = float(summary.get(error, math.nan))
+                    temperature.append(t)
+                    diffusivity.append(d)
+                    stderr.append(e)
+                    source.append(label)
+                    used.append(name)
+                    break
+        if len(set(temperature)) < 2:
+            continue
+        fitted = diffusivity_arrhenius(
+            np.array(temperature),
+            np.array(diffusivity),
+            D_eff_stderr_cm2_s=np.array(stderr),
+            reference_temperature_K=config.track.reference_temperature_K,
+        )
+        entries[composition] = {
+            "E_A_eV": fitted.E_A_eV,
+            "E_A_stderr_eV": fitted.E_A_stderr_eV,
+            "D_ref_cm2_s": fitted.D_ref_cm2_s,
+            "D_ref_stderr_cm2_s": fitted.D_ref_stderr_cm2_s,
+            "reference_temperature_K": fitted.reference_temperature_K,
+            "n_experiments": fitted.n_points,
+            "experiments": used,
+            "temperature_K": temperature,
+            "D_eff_cm2_s": diffusivity,
+            "D_eff_stderr_cm2_s": stderr,
+            "D_eff_from": source,
+        }
+    return entries
 
 
 def assemble_record(

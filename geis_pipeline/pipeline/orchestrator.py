@@ -24,7 +24,7 @@ from geis_pipeline.drt import build_drt_problem, experiment_lambda
 from geis_pipeline.errors import ConfigError, GeisPipelineError, NoImpedanceDataError
 from geis_pipeline.ingest import placeholder_warning, read_experiment
 from geis_pipeline.ingest._eclab import is_placeholder_area
-from geis_pipeline.pipeline.assembly import assemble_record, slice_stage, study
+from geis_pipeline.pipeline.assembly import assemble_record, dc_only_summary, slice_stage, study
 from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
 from geis_pipeline.pipeline.chunks import (
     STAGES,
@@ -188,6 +188,8 @@ _DC_KEYS = ("time_s", "potential_V", "current_mA", "charge_mAh", "potential_ce_V
 
 def _screened(name: str, experiment: Experiment, config: Config, where: Path) -> Experiment:
     """The experiment without its defective sweeps; checks the reference step fits it."""
+    if not experiment.spectra and len(experiment.dc_record):
+        return experiment  # a DC-only folder: its record is all there is
     screened = screen_sweeps(experiment)
     for item in screened.skipped_sweeps[len(experiment.skipped_sweeps) :]:
         log.warning("skipped sweep %d of %s: %s", item.sweep_index, item.source, item.reason)
@@ -382,6 +384,8 @@ def _process_electrodes(
     progress: ProgressCallback | None,
 ) -> ExperimentReport:
     """The working electrode, then (a 3-electrode cell) the counter through every stage."""
+    if not experiment.spectra:
+        return _process_dc_only(name, experiment, state)
     report = _process_experiment(name, experiment, previous, state, parts, progress)
     if not experiment.has_counter:
         if any(spectrum.has_counter for spectrum in experiment.spectra):
@@ -573,6 +577,35 @@ def _process_experiment(
     )
 
 
+def _process_dc_only(name: str, experiment: Experiment, state: RunState) -> ExperimentReport:
+    """An experiment without spectra: no stages, its summary from the DC record."""
+    summary = dc_only_summary(experiment, state.config, name)
+    state.start()  # publishes the raw data (and the inputs) as for any experiment
+    state.records[name] = ExperimentRecord(name, experiment, state.inputs[name], {}, {}, summary)
+    log.info(
+        "%s: DC record only (%d rows); cutoff %s",
+        name,
+        len(experiment.dc_record),
+        "reached" if summary.get("cutoff_reached") else "not reached or not set",
+    )
+    return ExperimentReport(
+        name=name,
+        n_spectra=0,
+        n_flagged=0,
+        n_kk_failed=0,
+        n_truncated=0,
+        n_fit_failed=0,
+        n_drt_failed=0,
+        stages_computed=(),
+        stages_reused=(),
+        n_sweeps_computed=0,
+        skipped_files=tuple(item.path for item in experiment.skipped),
+        ingest=summarize(experiment),
+        summary=dict(summary),
+        quality=quality(state.records[name]),
+    )
+
+
 def _experiment_name(folder: Path, taken: set[str]) -> str:
     # The name becomes an HDF5 group: valid UTF-8 (undecodable bytes become U+FFFD).
     name = folder.resolve().name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -638,7 +671,9 @@ def _read_folder(
     """The folder's experiment, keeping stored sweeps of files unreadable now."""
     area = config.settings_of(name).area_cm2 or config.experiment.area_cm2
     try:
-        experiment = read_experiment(folder, area_cm2=area, strict=config.experiment.strict)
+        experiment = read_experiment(
+            folder, area_cm2=area, strict=config.experiment.strict, allow_dc_only=True
+        )
     except GeisPipelineError as exc:
         if previous is None or config.experiment.strict:
             raise

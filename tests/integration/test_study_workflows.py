@@ -108,3 +108,14 @@ def test_study_figures(study) -> None:
     sand = plot_study.sand_by_composition(study)
     labels = [text.get_text() for text in sand.axes[0].get_legend().get_texts()]
     assert len(labels) == len(COMPOSITIONS) and all("D$_{eff}$" in label for label in labels)
+
+
+def test_report_has_the_per_composition_sand_plot(study) -> None:
+    """The study page draws Sand's plot per composition, not one line through both."""
+    from geis_pipeline.report import _study_jobs
+
+    jobs = {stem: draw for stem, _, _, draw in _study_jobs(study)}
+    assert "study_sand_by_composition.png" in jobs
+    labels = [text.get_text() for text in jobs["study_sand_by_composition.png"]().axes[0]
+              .get_legend().get_texts()]  # fmt: skip
+    assert len(labels) == len(COMPOSITIONS)

@@ -137,9 +137,12 @@ def test_a_custom_role_with_its_class_is_accepted() -> None:
     assert config.fit.role_classes == {"sei": (1e-7, 1e-5)}
 
 
-def test_potential_cutoff_is_optional_and_positive() -> None:
-    assert parse_config("").track.potential_cutoff_V is None
-    assert parse_config("[track]\npotential_cutoff_V = 5.0").track.potential_cutoff_V == 5.0
-    with pytest.raises(ConfigError, match="must be > 0 V") as caught:
-        parse_config("[track]\npotential_cutoff_V = -1.0", source="run.toml")
+def test_one_cutoff_key_and_the_old_one_names_it() -> None:
+    assert parse_config("").track.cutoff_V is None
+    assert parse_config("[track]\ncutoff_V = 5.0").track.cutoff_V == 5.0
+    with pytest.raises(ConfigError, match="must not be 0 V") as caught:
+        parse_config("[track]\ncutoff_V = 0.0", source="run.toml")
+    assert caught.value.key == "track.cutoff_V"
+    with pytest.raises(ConfigError, match=r"use track\.cutoff_V") as caught:
+        parse_config("[track]\npotential_cutoff_V = 5.0", source="run.toml")
     assert caught.value.key == "track.potential_cutoff_V"
