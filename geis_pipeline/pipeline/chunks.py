@@ -208,6 +208,7 @@ def _drt_options(config: Config, tau_range) -> dict[str, object]:
         "points_per_decade": float(section.points_per_decade),
         "derivative": section.derivative,
         "inductance": section.inductance,
+        "refine": section.refine,
         "solver": section.solver,
         "windows": dict(section.windows),
         "tau_range": tau_range,

@@ -146,3 +146,14 @@ def test_one_cutoff_key_and_the_old_one_names_it() -> None:
     with pytest.raises(ConfigError, match=r"use track\.cutoff_V") as caught:
         parse_config("[track]\npotential_cutoff_V = 5.0", source="run.toml")
     assert caught.value.key == "track.potential_cutoff_V"
+
+
+def test_drt_refine_reaches_the_stage_and_its_hash() -> None:
+    """Refined and unrefined DRT results differ: a stored stage of one is never reused."""
+    from geis_pipeline.pipeline.chunks import _drt_options, stage_hashes
+
+    refined, plain = parse_config(""), parse_config("[drt]\nrefine = false\n")
+    assert refined.drt.refine and not plain.drt.refine
+    assert _drt_options(plain, None)["refine"] is False
+    assert stage_hashes(refined)["drt"] != stage_hashes(plain)["drt"]
+    assert stage_hashes(refined)["fit"] == stage_hashes(plain)["fit"]
