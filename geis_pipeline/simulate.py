@@ -198,6 +198,10 @@ class SimulationSettings:
         Current hold before the first sweep and its row interval, s.
     n_sweeps
         Stripping sweeps; None: enough to cover ``stripping_span_t0`` · t0.
+    sweep_interval_s
+        Start-to-start interval of the stripping sweeps, s (at least one sweep's
+        duration; the current flows on between them, without DC rows); None:
+        back to back. Lets a slow protocol (50 uA/cm2: t0 of hours) have few sweeps.
     stripping_span_t0
         Stripping duration in units of Sand's time when ``n_sweeps`` is None.
     relaxation_interval_s, n_relaxation
@@ -251,6 +255,7 @@ class SimulationSettings:
     hold_s: float = 30.0
     hold_interval_s: float = 1.0
     n_sweeps: int | None = None
+    sweep_interval_s: float | None = None
     stripping_span_t0: float = 1.1
     relaxation_interval_s: float = 300.0
     n_relaxation: int = 12
@@ -271,7 +276,7 @@ class SimulationSettings:
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
-            if spec.name == "n_sweeps" and value is None:
+            if spec.name in ("n_sweeps", "sweep_interval_s") and value is None:
                 continue
             if spec.name in _INTEGER_FIELDS:
                 if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -303,6 +308,12 @@ class SimulationSettings:
             raise SimulationError(
                 f"must be >= incomplete_fraction_min = {self.incomplete_fraction_min!r}",
                 key="incomplete_fraction_max",
+            )
+        if self.sweep_interval_s is not None and self.sweep_interval_s < self.sweep_duration_s:
+            raise SimulationError(
+                f"must be at least one sweep's duration ({self.sweep_duration_s:.1f} s), "
+                f"got {self.sweep_interval_s!r}",
+                key="sweep_interval_s",
             )
         if self.n_relaxation > 0 and self.relaxation_interval_s <= self.sweep_duration_s:
             raise SimulationError(
@@ -342,7 +353,12 @@ class SimulationSettings:
         if self.n_sweeps is not None:
             return int(self.n_sweeps)
         span_s = self.stripping_span_t0 * self.sand_time_s - self.hold_s
-        return max(1, math.ceil(span_s / self.sweep_duration_s))
+        return max(1, math.ceil(span_s / self.stripping_interval_s))
+
+    @property
+    def stripping_interval_s(self) -> float:
+        """Start-to-start interval of the stripping sweeps, s."""
+        return self.sweep_duration_s if self.sweep_interval_s is None else self.sweep_interval_s
 
 
 def _positive(value: float) -> bool:
@@ -395,6 +411,7 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "hold_s": (_non_negative, _NON_NEGATIVE),
     "hold_interval_s": (_positive, _POSITIVE),
     "n_sweeps": (_positive, ">= 1"),
+    "sweep_interval_s": (_positive, _POSITIVE),
     "stripping_span_t0": (_positive, _POSITIVE),
     "relaxation_interval_s": (_positive, _POSITIVE),
     "n_relaxation": (_non_negative, _NON_NEGATIVE),
@@ -711,7 +728,7 @@ def simulate_experiment(settings: SimulationSettings | None = None) -> Simulated
     current_A_cm2 = settings.current_density_mA_cm2 * 1e-3
 
     n_stripping = settings.n_stripping
-    stripping_start = settings.hold_s + np.arange(n_stripping) * sweep_duration
+    stripping_start = settings.hold_s + np.arange(n_stripping) * settings.stripping_interval_s
     kept_share = rng.uniform(settings.incomplete_fraction_min, settings.incomplete_fraction_max)
     n_kept_last = int(np.clip(round(kept_share * n_freq), 1, n_freq))
     current_stop_s = float(

@@ -15,11 +15,12 @@ from geis_pipeline.config import parse_config
 from geis_pipeline.errors import ConfigError
 from geis_pipeline.pipeline import run
 from geis_pipeline.results import open_results
-from geis_pipeline.simulate import SimulationSettings, write_experiment
+from geis_pipeline.simulate import SimulationSettings, sand_time_s, write_experiment
 
 # composition -> (D_eff cm2/s, c0 mol/cm3, OCV V); krauskopf2020 Fig. 5, DOMAIN.md.
 COMPOSITIONS = {"Li": (0.8e-11, 0.0768, 0.0), "Li0.9Mg0.1": (2.3e-11, 0.0696, 0.025)}
-CURRENTS = (0.8, 1.2)  # mA/cm2: t0 of 4-20 min
+CURRENTS = (0.05, 0.1, 0.2)  # mA/cm2, as krauskopf2020: t0 of 2.4-38 h for Li
+SWEEPS_TO_T0 = 36  # sweeps spaced so that each experiment reaches 1.1 t0 in this many
 R_DCAC_TRUE = 20.0
 
 
@@ -34,7 +35,9 @@ def study(tmp_path_factory):
     for seed, (composition, (diffusivity, c0, ocv)) in enumerate(COMPOSITIONS.items()):
         for current in CURRENTS:
             name = _name(composition, current)
+            t0_s = sand_time_s(current, diffusivity, c0)
             settings = SimulationSettings(
+                sweep_interval_s=1.1 * t0_s / SWEEPS_TO_T0,
                 current_density_mA_cm2=current,
                 D_eff_cm2_s=diffusivity,
                 c0_mol_cm3=c0,
