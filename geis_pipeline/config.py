@@ -191,7 +191,7 @@ class DRTConfig:
     solver: Literal["DAQP", "CLARABEL", "OSQP", "SCS", "NNLS"] = "DAQP"
     inductance: bool = True
     # Peaks' R and tau from a ZARC fit of the spectrum started from gamma's peaks (areas
-    # that add up, tails included); false: gamma's own peak areas (~1.4x faster).
+    # that add up, tails included); false: gamma's own peak areas (a run ~4x faster).
     refine: bool = True
     windows: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {"gb": (1e-7, 1e-5), "int": (1e-5, 1e-1)}
