@@ -724,7 +724,7 @@ def drt_map(
                 label=f"{process} peak",
             )
         _draw_events(ax, experiment, times)
-        ax.legend(loc="upper left", fontsize="small", framealpha=0.6)
+        ax.legend(loc="lower left", fontsize="small", framealpha=0.6)  # event labels are on top
     ax.set_ylim(tau[0], tau[-1])
     ax.set_xlabel("time (h)")
     ax.set_ylabel("τ (s)")
@@ -737,29 +737,39 @@ def drt_map(
 
 #: At most this many peak events are labelled on a DRT map (the rest are counted in the legend).
 MAX_EVENT_LABELS = 12
+#: A label needs this share of the time axis free since the last one (closer labels overlap).
+EVENT_LABEL_GAP = 0.06
 
 
 def _draw_events(ax: Axes, experiment, times: np.ndarray) -> None:
-    """The stored DRT peak events as dotted vertical lines with their process and kind."""
+    """The stored DRT peak events as dotted vertical lines with their process and kind.
+
+    Events too close to the last labelled one are drawn unlabelled; the legend counts them
+    all by kind.
+    """
     events = experiment.drt_events(as_frame=False)
     if not events or not len(events["step"]):
         return
     steps = np.asarray(events["step"], dtype=int)
-    for number, (step, process, kind) in enumerate(
-        zip(steps, events["process"], events["kind"], strict=True)
-    ):
+    span = float(np.ptp(times)) or 1.0
+    labelled: list[float] = []
+    for step, process, kind in zip(steps, events["process"], events["kind"], strict=True):
         ax.axvline(times[step], color="white", lw=0.8, ls=":", alpha=0.8)
-        if number < MAX_EVENT_LABELS:
+        free = not labelled or times[step] - labelled[-1] >= EVENT_LABEL_GAP * span
+        if free and len(labelled) < MAX_EVENT_LABELS:
             ax.text(
                 times[step],
-                0.98 - 0.06 * (number % 4),
+                0.98 - 0.06 * (len(labelled) % 4),
                 f" {process} {kind}",
                 transform=ax.get_xaxis_transform(),
                 color="white",
                 fontsize="x-small",
                 va="top",
             )
-    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s)")
+            labelled.append(float(times[step]))
+    kinds, counts = np.unique(np.asarray(events["kind"], dtype=str), return_counts=True)
+    by_kind = ", ".join(f"{count} {kind}" for kind, count in zip(kinds, counts, strict=True))
+    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s): {by_kind}")
 
 
 def drt_curves(
