@@ -233,7 +233,7 @@ class TrackConfig:
         Fit t0^(-1/2) = slope i through the origin (else with an intercept).
     r_int_threshold_ohm
         The depletion threshold as an absolute resistance (krauskopf2020: 10 kOhm);
-        when set, ``r_int_threshold_ohm_cm2`` is not used.
+        give it instead of ``r_int_threshold_ohm_cm2`` (both in one file is an error).
     ocv_V
         Open-circuit voltage against the reference for the DC-AC gap, V (per
         experiment: ``[experiments.<name>] ocv_V``; default: the median E of the
@@ -366,6 +366,17 @@ def parse_config(text: str, source: str | Path | None = None) -> Config:
         if isinstance(fit, Mapping) and "circuit" in fit:
             # The default roles, fixed values and bounds name the default circuit's elements.
             document = {**document, name: {"roles": {}, "fixed": {}, "bounds": {}, **fit}}
+    track = document.get("track")
+    if isinstance(track, Mapping) and {"r_int_threshold_ohm", "r_int_threshold_ohm_cm2"} <= set(
+        track
+    ):
+        # One threshold only: per cm2 (the default) or absolute (krauskopf2020's 10 kOhm).
+        raise ConfigError(
+            "give one depletion threshold: r_int_threshold_ohm_cm2 (per cm2) or "
+            "r_int_threshold_ohm (absolute), not both",
+            file=source,
+            key="track.r_int_threshold_ohm",
+        )
     config = _build(Config, document, "", source)
     _check_values(config, source)
     return config
@@ -627,7 +638,10 @@ def _table_lines(path: str, table: Any, lines: list[str]) -> None:
     nested: list[tuple[str, Any]] = []
     for item in dataclasses.fields(table):
         value = getattr(table, item.name)
-        if value is None:
+        if item.name == "r_int_threshold_ohm_cm2" and table.r_int_threshold_ohm is not None:
+            # The absolute threshold replaces it: written together they would not read back.
+            lines.append(f"# {item.name} replaced by r_int_threshold_ohm")
+        elif value is None:
             lines.append(f"# {item.name} not set")
         elif isinstance(value, Mapping) or dataclasses.is_dataclass(value):
             nested.append((item.name, value))

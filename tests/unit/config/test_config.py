@@ -157,3 +157,17 @@ def test_drt_refine_reaches_the_stage_and_its_hash() -> None:
     assert _drt_options(plain, None)["refine"] is False
     assert stage_hashes(refined)["drt"] != stage_hashes(plain)["drt"]
     assert stage_hashes(refined)["fit"] == stage_hashes(plain)["fit"]
+
+
+def test_one_depletion_threshold_only() -> None:
+    """Per cm2 or absolute (issue 14: exactly one); both given is an error naming them."""
+    absolute = parse_config("[track]\nr_int_threshold_ohm = 10000.0\n")
+    assert absolute.track.r_int_threshold_ohm == 10000.0
+    with pytest.raises(ConfigError, match="not both") as caught:
+        parse_config("[track]\nr_int_threshold_ohm = 1e4\nr_int_threshold_ohm_cm2 = 5e3\n")
+    assert caught.value.key == "track.r_int_threshold_ohm"
+
+
+def test_absolute_threshold_reads_back() -> None:
+    config = parse_config("[track]\nr_int_threshold_ohm = 10000.0\n")
+    assert parse_config(config_to_toml(config)) == config
