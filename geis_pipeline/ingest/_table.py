@@ -282,18 +282,20 @@ def require_finite(
     IngestError
         Naming the line and column of the first non-finite value.
     """
-    column_names = column_names or {}
     for name in names:
         values = table.columns[name] if rows is None else table.columns[name][rows]
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             row = int(bad[0]) if rows is None else int(rows[bad[0]])
-            raise table.error(
-                f"non-finite value {float(values[bad[0]])!r}",
-                path,
-                row,
-                column_names.get(name, name),
-            )
+            raise _nonfinite_error(table, name, row, path, column_names)
+
+
+def _nonfinite_error(
+    table: Table, name: str, row: int, path: Path, column_names: Mapping[str, str] | None
+) -> IngestError:
+    """The error naming data row ``row``'s non-finite value in column ``name``."""
+    label = (column_names or {}).get(name, name)
+    return table.error(f"non-finite value {float(table.columns[name][row])!r}", path, row, label)
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,6 @@ def nonfinite_rows(
     column_names: Mapping[str, str] | None = None,
 ) -> RowDefects | None:
     """The rows (of ``rows`` if given) where a named column is NaN or inf; None if none."""
-    column_names = column_names or {}
     names = list(names)
     bad = np.zeros(len(table) if rows is None else rows.size, dtype=bool)
     for name in names:
@@ -337,12 +338,8 @@ def nonfinite_rows(
     def describe(position: int) -> str:
         row = position if rows is None else int(rows[position])
         for name in names:
-            value = table.columns[name][row]
-            if not np.isfinite(value):
-                error = table.error(
-                    f"non-finite value {float(value)!r}", path, row, column_names.get(name, name)
-                )
-                return str(error)
+            if not np.isfinite(table.columns[name][row]):
+                return str(_nonfinite_error(table, name, row, path, column_names))
         return f"non-finite value in data row {row}"  # pragma: no cover - bad is exact
 
     return RowDefects(np.flatnonzero(bad), describe)
