@@ -356,10 +356,7 @@ def _without_runaways(
     fewer than three sweeps are finite (no median to speak of).
     """
     extent = np.array(
-        [
-            np.nanmax(np.hypot(r, i), initial=np.nan) if r.size else np.nan
-            for r, i in zip(reals, imags, strict=True)
-        ]
+        [np.max(np.hypot(r, i)) if r.size else np.nan for r, i in zip(reals, imags, strict=True)]
     )
     finite = np.isfinite(extent)
     if finite.sum() < 3:
