@@ -44,12 +44,15 @@ __all__ = [
     "capacitance",
     "contact_loss",
     "decimate",
+    "decimate_series",
     "drt_curves",
     "drt_map",
     "evolution",
     "fit_residuals",
+    "key_steps",
     "kk_residuals",
     "nyquist",
+    "representative_steps",
     "robust_limits",
     "sand",
     "sand_data",
@@ -60,6 +63,9 @@ __all__ = [
 MAX_CURVES = 300
 #: At most this many time steps are drawn as rows of the DRT heat map.
 MAX_MAP_ROWS = 1500
+#: A time series of more steps than this is drawn decimated (:func:`decimate_series`): a
+#: figure is ~700 pixels wide, so ~1,000 buckets of consecutive steps keep what the eye sees.
+MAX_SERIES_POINTS = 3000
 #: Colour map for time.
 TIME_CMAP = "viridis"
 #: A resistance or capacitance axis is logarithmic when its values span more decades than this.
@@ -105,9 +111,105 @@ def decimate(n: int, max_count: int = MAX_CURVES) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, max_count)).astype(int))
 
 
+def decimate_series(
+    values, max_points: int = MAX_SERIES_POINTS, keep: Sequence[int] = ()
+) -> np.ndarray:
+    """Indices of the points of a time series worth drawing (all of them up to ``max_points``).
+
+    Beyond, the series is cut into ``max_points // 3`` buckets of consecutive steps and each
+    keeps its lowest and its highest finite value (the envelope: a spike stays visible) and its
+    first non-finite one (a gap in a line stays a gap), plus the first and the last step and
+    the ``keep`` steps (e.g. the depletion step). In one vectorised pass.
+    """
+    data = np.asarray(values, dtype=float).ravel()
+    n = data.size
+    if n <= max_points:
+        return np.arange(n)
+    n_buckets = max(1, max_points // 3)
+    size = -(-n // n_buckets)
+    padded = np.full(n_buckets * size, np.nan)
+    padded[:n] = data
+    padded = padded.reshape(n_buckets, size)
+    finite = np.isfinite(padded)
+    base = np.arange(n_buckets) * size
+    lowest = base + np.argmin(np.where(finite, padded, np.inf), axis=1)
+    highest = base + np.argmax(np.where(finite, padded, -np.inf), axis=1)
+    gap = base + np.argmax(~finite, axis=1)
+    has_finite = finite.any(axis=1)
+    chosen = [lowest[has_finite], highest[has_finite], gap[~finite.all(axis=1)], [0, n - 1]]
+    keep = np.asarray(keep, dtype=np.int64)
+    chosen.append(keep[(keep >= 0) & (keep < n)])
+    indices = np.unique(np.concatenate(chosen).astype(np.int64))
+    return indices[indices < n]
+
+
+def key_steps(experiment) -> np.ndarray:
+    """The steps a decimated figure must show: the first and last, the reference step and the
+    step at the depletion time t0 (when reached)."""
+    times = _times_h(experiment) * 3600.0
+    n = times.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    steps = [0, n - 1]
+    summary = experiment.summary
+    reference = summary.get("reference_step")
+    if isinstance(reference, int | np.integer) and 0 <= reference < n:
+        steps.append(int(reference))
+    t0 = summary.get("t0_s")
+    if summary.get("t0_reached") and isinstance(t0, float | np.floating) and np.isfinite(t0):
+        at = float(summary.get("current_onset_s", 0.0) or 0.0) + float(t0)
+        finite = np.isfinite(times)
+        if finite.any():
+            candidates = np.flatnonzero(finite)
+            steps.append(int(candidates[np.argmin(np.abs(times[candidates] - at))]))
+    return np.unique(np.asarray(steps, dtype=np.int64))
+
+
 def select_steps(n: int, count: int = 8) -> np.ndarray:
-    """``count`` evenly spaced steps out of ``n`` (for Nyquist and DRT curves)."""
+    """``count`` evenly spaced steps out of ``n`` (see :func:`representative_steps` for the
+    steps the Nyquist and DRT curves show by default)."""
     return decimate(n, max(1, count))
+
+
+def representative_steps(results, count: int = 8) -> np.ndarray:
+    """``count`` steps that show how the spectra evolve (the default of the Nyquist and DRT
+    curves): the :func:`key_steps` (first, last, reference, depletion t0), the steps where
+    the interface resistance (log R_int of the ok fits) first reaches evenly spaced levels
+    above its lowest value, up to its highest (99th percentile), topped up with evenly spaced
+    steps.
+
+    Evenly spaced steps alone miss a change that happens early: a stripping experiment whose
+    R_int rises within its first hour and then plateaus for a hundred would show the plateau
+    only.
+    """
+    experiment = _experiment(results)
+    n = len(experiment.spectra)
+    count = max(1, int(count))
+    if n <= count:
+        return np.arange(n)
+    chosen = set(key_steps(experiment).tolist())
+    quantity = experiment.quantity("R_int") if hasattr(experiment, "quantity") else None
+    if quantity is not None and len(quantity.values) == n:
+        values = np.asarray(quantity.values, dtype=float)
+        good = _step_ok(experiment) & np.isfinite(values) & (values > 0)
+        if good.sum() >= 2:
+            level = np.full(n, -np.inf)
+            level[good] = np.log(values[good])
+            reached = np.maximum.accumulate(level)  # the highest level reached so far
+            # The 99th percentile: one noisy step must not be the level no other reaches.
+            low, high = float(level[good].min()), float(np.percentile(level[good], 99))
+            # Up to the highest level (the largest arc): where the change ends.
+            targets = np.linspace(low, high, max(2, count - len(chosen) + 1))[1:]
+            for target in targets:
+                if len(chosen) >= count:
+                    break
+                chosen.add(int(np.searchsorted(reached, target, side="left")))
+    for step in decimate(n, count):
+        if len(chosen) >= count:
+            break
+        chosen.add(int(step))
+    steps = np.array(sorted(chosen), dtype=np.int64)
+    return steps[(steps >= 0) & (steps < n)][:count] if steps.size > count else steps
 
 
 def _offsets(experiment) -> np.ndarray:
@@ -241,7 +343,7 @@ def nyquist(
 ) -> Figure:
     """Nyquist plot (-Z'' vs Z', ohm cm2, equal aspect) of selected sweeps coloured by time.
 
-    ``steps`` defaults to ``count`` evenly spaced sweeps. Measured points are markers; the
+    ``steps`` defaults to ``count`` :func:`representative_steps`. Measured points are markers; the
     fitted curve of each (when the fit stage ran and succeeded) is a line in the same colour.
     Points the Kramers-Kronig check cut are drawn faint (label ``_kk_cut``; the kept ones are
     ``_measured``); a sweep whose fit is not ok has hollow markers and its fit dashed
@@ -250,8 +352,9 @@ def nyquist(
     experiment = _experiment(results)
     own_figure = ax is None
     fig, ax = _axes(ax, (6.4, 5.2))
-    n = len(experiment.spectra)
-    steps = select_steps(n, count) if steps is None else np.asarray(steps, dtype=int)
+    steps = (
+        representative_steps(experiment, count) if steps is None else np.asarray(steps, dtype=int)
+    )
     times = _times_h(experiment)
     norm = _time_norm(times[steps] if len(steps) else times)
     cmap = _cmap()
@@ -426,13 +529,24 @@ def bode_phase(results, *, max_curves: int = MAX_CURVES, ax: Axes | None = None)
 # -- tracking -----------------------------------------------------------------------------------
 
 
-def _series(ax: Axes, x: np.ndarray, y: np.ndarray, ok: np.ndarray, label: str, **style):
-    """Ok steps as a line with dots; not-ok steps as crosses of the same colour, not joined."""
+def _points(ax: Axes, x, y, fmt: str, keep: Sequence[int] = (), **style):
+    """``ax.plot(x, y, fmt)`` of a time series, decimated (:func:`decimate_series`)."""
+    x, y = np.asarray(x), np.asarray(y, dtype=float)
+    shown = decimate_series(y, keep=keep)
+    return ax.plot(x[shown], y[shown], *([fmt] if fmt else []), **style)[0]
+
+
+def _series(ax: Axes, x: np.ndarray, y: np.ndarray, ok: np.ndarray, label: str,
+            keep: Sequence[int] = (), **style):  # fmt: skip
+    """Ok steps as a line with dots; not-ok steps as crosses of the same colour, not joined.
+
+    Long series are decimated (:func:`decimate_series`), keeping the ``keep`` steps.
+    """
     good = np.where(ok, y, np.nan)
-    line = ax.plot(x, good, ".-", ms=3, lw=0.8, label=label, **style)[0]
+    line = _points(ax, x, good, ".-", keep=keep, ms=3, lw=0.8, label=label, **style)
     failed = ~ok & np.isfinite(y)
     if failed.any():
-        ax.plot(x[failed], y[failed], label=f"_{label} not ok",
+        _points(ax, np.asarray(x)[failed], np.asarray(y)[failed], "", label=f"_{label} not ok",
                 **(FAILED_STYLE | {"color": line.get_color()}))  # fmt: skip
     return line
 
@@ -486,16 +600,19 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     top, bottom = fig.subplots(2, 1, sharex=True)
     table = experiment.tracking(as_frame=False)
     values, label = _x_axis(experiment, x)
+    keep = key_steps(experiment)
     dc = experiment.dc_record
     if x == "time" and dc is not None and len(dc.time_s):
         keep = decimate(len(dc.time_s), 20_000)
         top.plot(dc.time_s[keep] / 3600.0, dc.potential_V[keep], "-", lw=0.8, label="DC record")
     potential = _column(table, "E_V")
     if potential is not None:
-        top.plot(values, potential, ".", ms=3, label="at each sweep")
+        _points(top, values, potential, ".", keep=keep, ms=3, label="at each sweep")
     counter = _counter(experiment)
     if counter is not None:
-        top.plot(values, counter.record.tracking["E_V"], ".", ms=3, label="counter E_ce")
+        _points(
+            top, values, counter.record.tracking["E_V"], ".", keep=keep, ms=3, label="counter E_ce"
+        )
     top.set_ylabel("E (V)")
     if top.lines:
         top.legend(loc="best", fontsize="small")
@@ -506,13 +623,21 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
         quantity = experiment.quantity(stem) if hasattr(experiment, "quantity") else None
         if quantity is None or not np.isfinite(quantity.values).any():
             continue
-        _series(bottom, values, quantity.values, ok, stem)
+        _series(bottom, values, quantity.values, ok, stem, keep=keep)
         drawn.append(quantity.values)
         unit = quantity.unit
     counter_r = counter.quantity("R_int") if counter is not None else None
     if counter_r is not None and np.isfinite(counter_r.values).any():
         counter_ok = _step_ok(counter)
-        _series(bottom, values, counter_r.values, counter_ok, "R_int counter", **COUNTER_STYLE)
+        _series(
+            bottom,
+            values,
+            counter_r.values,
+            counter_ok,
+            "R_int counter",
+            keep=keep,
+            **COUNTER_STYLE,
+        )
         drawn.append(np.where(counter_ok, counter_r.values, np.nan))
     if drawn:
         _failed_legend(bottom, ok)
@@ -557,10 +682,11 @@ def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
         reliable = np.asarray(
             experiment.tracking(as_frame=False).get("C_int_reliable", ok), dtype=bool
         )
-        line = _series(ax, values, c_int / c0, ok, f"C_int(0) = {c0:.3g} {unit}")
+        keep = key_steps(experiment)
+        line = _series(ax, values, c_int / c0, ok, f"C_int(0) = {c0:.3g} {unit}", keep=keep)
         doubtful = ok & ~reliable & np.isfinite(c_int)
         if doubtful.any():
-            ax.plot(values[doubtful], (c_int / c0)[doubtful], "o", ms=4, mfc="none",
+            _points(ax, values[doubtful], (c_int / c0)[doubtful], "o", ms=4, mfc="none",
                     color=line.get_color(), alpha=0.5, label="C_int not reliable")  # fmt: skip
         drawn = [c_int / c0]
         counter = _counter(experiment)
@@ -569,7 +695,8 @@ def capacitance(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
             counter_ok = _step_ok(counter)
             c_ce, c0_ce = counter_c
             _series(ax, values, c_ce / c0_ce, counter_ok,
-                    f"counter: C_int(0) = {c0_ce:.3g} {unit}", **COUNTER_STYLE)  # fmt: skip
+                    f"counter: C_int(0) = {c0_ce:.3g} {unit}", keep=keep,
+                    **COUNTER_STYLE)  # fmt: skip
             drawn.append(np.where(counter_ok, c_ce / c0_ce, np.nan))
         _failed_legend(ax, ok)
         _value_axis(ax, drawn, ok)
@@ -618,7 +745,7 @@ def contact_loss(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
                 loss = 1 - quantity / q0 if stem == "C_int" else 1 - q0 / quantity
         style = COUNTER_STYLE if source is counter else {}
         source_ok = _step_ok(source)
-        _series(ax, values, 100.0 * loss, source_ok, name, **style)
+        _series(ax, values, 100.0 * loss, source_ok, name, keep=key_steps(experiment), **style)
         drawn.append(np.where(source_ok, 100.0 * loss, np.nan))
     if drawn:
         _failed_legend(ax, ok)
@@ -736,43 +863,60 @@ def drt_map(
 MAX_EVENT_LABELS = 12
 #: A label needs this share of the time axis free since the last one (closer labels overlap).
 EVENT_LABEL_GAP = 0.06
+#: Up to this many events are drawn as dotted lines across the map; more (a peak that comes
+#: and goes with the noise for hours) as ticks along its top edge, which leave the map visible.
+MAX_EVENT_LINES = 40
+#: Height of those ticks, as a share of the axes.
+EVENT_TICK_HEIGHT = 0.04
 
 
 def _draw_events(ax: Axes, experiment, times: np.ndarray) -> None:
     """The stored DRT peak events as dotted vertical lines with their process and kind.
 
     Events too close to the last labelled one are drawn unlabelled; the legend counts them
-    all by kind.
+    all by kind. Beyond :data:`MAX_EVENT_LINES` events the lines become ticks along the top
+    edge (one artist, however many events).
     """
     events = experiment.drt_events(as_frame=False)
     if not events or not len(events["step"]):
         return
     steps = np.asarray(events["step"], dtype=int)
+    at = times[steps]
     span = float(np.ptp(times)) or 1.0
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    low = 0.0 if steps.size <= MAX_EVENT_LINES else 1.0 - EVENT_TICK_HEIGHT
+    # One line of NaN-separated segments: one path to transform and draw, however many events.
+    xs = np.column_stack([at, at, np.full(at.size, np.nan)]).ravel()
+    ys = np.tile([low, 1.0, np.nan], at.size)
+    ax.plot(xs, ys, color="white", lw=0.8, alpha=0.8, ls=":" if low == 0.0 else "-",
+            transform=transform, scalex=False, scaley=False, label="_events")  # fmt: skip
     labelled: list[float] = []
     for step, process, kind in zip(steps, events["process"], events["kind"], strict=True):
-        ax.axvline(times[step], color="white", lw=0.8, ls=":", alpha=0.8)
         free = not labelled or times[step] - labelled[-1] >= EVENT_LABEL_GAP * span
         if free and len(labelled) < MAX_EVENT_LABELS:
             ax.text(
                 times[step],
-                0.98 - 0.06 * (len(labelled) % 4),
+                0.98 - 0.06 * (len(labelled) % 4) - (EVENT_TICK_HEIGHT if low else 0.0),
                 f" {process} {kind}",
-                transform=ax.get_xaxis_transform(),
+                transform=transform,
                 color="white",
                 fontsize="x-small",
                 va="top",
             )
             labelled.append(float(times[step]))
+        elif len(labelled) >= MAX_EVENT_LABELS:
+            break
     kinds, counts = np.unique(np.asarray(events["kind"], dtype=str), return_counts=True)
     by_kind = ", ".join(f"{count} {kind}" for kind, count in zip(kinds, counts, strict=True))
-    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s): {by_kind}")
+    where = ": " if low == 0.0 else " (ticks at the top):\n"
+    ax.plot([], [], color="white", ls=":", label=f"{steps.size} peak event(s){where}{by_kind}")
 
 
 def drt_curves(
     results, steps: Sequence[int] | None = None, *, count: int = 8, ax: Axes | None = None
 ) -> Figure:
-    """gamma(tau) (ohm cm2) of selected steps, coloured by time."""
+    """gamma(tau) (ohm cm2) of selected steps (default: :func:`representative_steps`),
+    coloured by time."""
     experiment = _experiment(results)
     fig, ax = _axes(ax)
     drt = experiment.drt_map()
@@ -780,7 +924,9 @@ def drt_curves(
         raise ValueError(f"{experiment.name}: no DRT stage in the results")
     tau, gamma = drt
     times = _times_h(experiment)
-    steps = select_steps(len(times), count) if steps is None else np.asarray(steps, dtype=int)
+    steps = (
+        representative_steps(experiment, count) if steps is None else np.asarray(steps, dtype=int)
+    )
     norm = _time_norm(times[steps])
     cmap = _cmap()
     area = _area(experiment)
@@ -856,11 +1002,12 @@ def kk_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None = 
     rms = 100.0 * np.asarray(stage.sweeps["rms"], dtype=float)
     truncated = np.isfinite(np.asarray(stage.sweeps["truncated_below_hz"], dtype=float))
     if ok.any():
-        rms_ax.plot(times[ok], rms[ok], ".", ms=3, label="passed")
+        _points(rms_ax, times[ok], rms[ok], ".", ms=3, label="passed")
     if (~ok).any():
-        rms_ax.plot(times[~ok], rms[~ok], "x", color="tab:red", label="failed")
+        _points(rms_ax, times[~ok], rms[~ok], "x", color="tab:red", label="failed")
     if truncated.any():
-        rms_ax.plot(
+        _points(
+            rms_ax,
             times[truncated],
             rms[truncated],
             "o",
@@ -908,13 +1055,13 @@ def fit_residuals(results, *, max_curves: int = MAX_CURVES, fig: Figure | None =
     real_ax.set_title(f"{experiment.name}: fit residuals ({len(steps)} sweeps, {which})")
     chi2 = np.asarray(stage.sweeps["chi2"], dtype=float)
     if ok.any():
-        chi_ax.plot(times[ok], chi2[ok], ".", ms=3, label="fit ok")
+        _points(chi_ax, times[ok], chi2[ok], ".", ms=3, label="fit ok")
     failed = ~ok
     if failed.any():
         finite = chi2[np.isfinite(chi2) & (chi2 > 0)]
         floor = float(finite.min()) if finite.size else 1.0
         shown = np.where(np.isfinite(chi2[failed]) & (chi2[failed] > 0), chi2[failed], floor)
-        chi_ax.plot(times[failed], shown, "x", color="tab:red", label="fit not ok")
+        _points(chi_ax, times[failed], shown, "x", color="tab:red", label="fit not ok")
     chi_ax.set_yscale("log")
     chi_ax.set_xlabel("time (h)")
     chi_ax.set_ylabel("χ² (1)")

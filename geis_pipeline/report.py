@@ -12,7 +12,10 @@ import base64
 import html
 import io
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from geis_pipeline import plot
 from geis_pipeline.results import ExperimentResults, Results, open_results
 from geis_pipeline.track import sand_fit_note
 
-__all__ = ["EXPERIMENT_FIGURES", "Figure", "sand_note", "write_report"]
+__all__ = ["EXPERIMENT_FIGURES", "PARALLEL_SWEEPS", "Figure", "sand_note", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +70,65 @@ class Figure:
         self.experiment = experiment
 
 
-def _save(fig, path: Path) -> bytes:
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
     # Tight: notes drawn under an axes (what is cut, what is not ok) stay in the picture.
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
-    data = buffer.getvalue()
-    path.write_bytes(data)
-    return data
+    return buffer.getvalue()
+
+
+#: A file of this many sweeps or more has its figures drawn by several processes (each figure
+#: costs ~1 s of matplotlib layout and rendering, whatever the decimated data).
+PARALLEL_SWEEPS = 5000
+
+Job = tuple[str, str, str | None, Callable[[], object]]
+# The jobs of the report being drawn, for the forked drawing processes (they inherit it).
+_JOBS: list[Job] = []
+
+
+def _draw(index: int) -> tuple[bytes | None, str]:
+    """Figure ``index`` of :data:`_JOBS` as PNG bytes, or None and why the data cannot make it."""
+    try:
+        fig = _JOBS[index][3]()
+    except (ValueError, KeyError) as exc:  # a figure the data cannot support
+        return None, str(exc)
+    return _png(fig), ""
+
+
+def _workers(workers: int | None, results: Results) -> int:
+    if workers is not None:
+        return max(1, int(workers))
+    n_sweeps = sum(len(experiment.spectra) for experiment in results)
+    if n_sweeps < PARALLEL_SWEEPS or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(2, os.cpu_count() or 1)
+
+
+def _draw_all(
+    jobs: list[Job], workers: int, progress: Callable[[int, int, str], None] | None
+) -> list[tuple[bytes | None, str]]:
+    """Every job's PNG (or why not), in order; ``workers`` > 1: by forked processes."""
+    _JOBS[:] = jobs
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            drawn = []
+            for done, job in enumerate(jobs):
+                if progress is not None:
+                    progress(done, len(jobs), job[0])
+                drawn.append(_draw(done))
+            return drawn
+        # Forked: the children share the results already read (nothing is pickled but the
+        # figure's number and its PNG bytes).
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            futures = [pool.submit(_draw, index) for index in range(len(jobs))]
+            for done, future in enumerate(futures):
+                if progress is not None:
+                    progress(done, len(jobs), jobs[done][0])
+                future.result()
+            return [future.result() for future in futures]
+    finally:
+        _JOBS.clear()
 
 
 def _safe(name: str) -> str:
@@ -120,19 +175,31 @@ _CYCLE_COLUMNS = (
 )  # fmt: skip
 
 
+#: At most this many rows of a table are shown in the page (all are in the file and exports).
+MAX_TABLE_ROWS = 200
+
+
 def _grid(columns: dict | None, names: tuple[str, ...]) -> str:
-    """A table with a header row: one row per entry of ``columns`` (a stored table)."""
+    """A table with a header row: one row per entry of ``columns`` (a stored table), the
+    first :data:`MAX_TABLE_ROWS` of them and a line counting the others."""
     if not columns:
         return ""
     names = tuple(name for name in names if name in columns)
     head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    n_rows = len(columns[names[0]])
     rows = "".join(
         "<tr>"
         + "".join(f"<td>{html.escape(_format(columns[name][row]))}</td>" for name in names)
         + "</tr>"
-        for row in range(len(columns[names[0]]))
+        for row in range(min(n_rows, MAX_TABLE_ROWS))
     )
-    return f'<table class="kv"><tr>{head}</tr>{rows}</table>'
+    more = (
+        f"<p>{n_rows - MAX_TABLE_ROWS} more rows are in the result file "
+        "(<code>geis-pipeline export</code>).</p>"
+        if n_rows > MAX_TABLE_ROWS
+        else ""
+    )
+    return f'<table class="kv"><tr>{head}</tr>{rows}</table>{more}'
 
 
 def _tables_html(experiment: ExperimentResults) -> list[str]:
@@ -336,6 +403,7 @@ def write_report(
     out_dir: str | Path,
     *,
     progress: Callable[[int, int, str], None] | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Write every figure of a result file as PNG and a self-contained ``index.html``.
 
@@ -347,6 +415,10 @@ def write_report(
         Created if needed; existing figures of the same names are replaced.
     progress
         Called as ``progress(done_figures, total_figures, name)``.
+    workers
+        Processes drawing the figures (forked from this one, so they share the loaded file).
+        None: up to 2 (the CPU count) for a file of :data:`PARALLEL_SWEEPS` sweeps or more,
+        else 1, in this process.
 
     Returns
     -------
@@ -417,17 +489,14 @@ def write_report(
 
     written: dict[str | None, list[str]] = {}
     problems: list[str] = []
-    for done, (name, caption, experiment_name, draw) in enumerate(jobs):
-        if progress is not None:
-            progress(done, len(jobs), name)
-        try:
-            fig = draw()
-        except (ValueError, KeyError) as exc:  # a figure the data cannot support
-            log.warning("figure %s skipped: %s", name, exc)
-            problems.append(f"{name}: {exc}")
+    drawn = _draw_all(jobs, _workers(workers, results), progress)
+    for (name, caption, experiment_name, _), (png, problem) in zip(jobs, drawn, strict=True):
+        if png is None:
+            log.warning("figure %s skipped: %s", name, problem)
+            problems.append(f"{name}: {problem}")
             continue
         figure = Figure(out / name, caption, experiment_name)
-        png = _save(fig, figure.path)
+        figure.path.write_bytes(png)
         log.debug("drew %s (%d kB)", name, len(png) // 1024)
         written.setdefault(experiment_name, []).append(_figure_html(figure, png))
     if progress is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "Spectrum",
     "counter_electrode",
     "screen_sweeps",
+    "spectra_from_arrays",
     "sweep_defect",
 ]
 
@@ -178,6 +179,117 @@ class Spectrum:
         object.__setattr__(copy, "time_s", self.time_s + offset_s)
         object.__setattr__(copy, "point_time_s", readonly(self.point_time_s + offset_s))
         return copy
+
+
+_NO_FLAGS: frozenset[str] = frozenset()
+_INCOMPLETE_FLAGS = frozenset({FLAG_INCOMPLETE})
+
+
+def spectra_from_arrays(
+    freq: np.ndarray,
+    z: np.ndarray,
+    point_time_s: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    time_s: np.ndarray,
+    current_mA: np.ndarray,
+    potential_V: np.ndarray,
+    charge_mAh: np.ndarray,
+    source: Sequence[str],
+    sweep_index: np.ndarray,
+    incomplete: np.ndarray,
+    defect: Sequence[str] | None = None,
+    z_ce: np.ndarray | None = None,
+    potential_ce_V: np.ndarray | None = None,
+) -> tuple[Spectrum, ...]:
+    """Many spectra at once from their concatenated points: the :class:`Spectrum` checks in one
+    vectorised pass, and every spectrum's arrays read-only views of one copy of each column.
+
+    Builds what ``Spectrum(...)`` per sweep would (same values, flags and checks; a 30,000-sweep
+    experiment in a fraction of the time). Sweep ``i`` is points ``offsets[i]:offsets[i + 1]``;
+    the per-sweep arguments have one entry per sweep (``source``: the file name of each).
+
+    Raises
+    ------
+    ValueError
+        As :class:`Spectrum` would, naming the first sweep at fault.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_sweeps = offsets.size - 1
+    freq = readonly(np.asarray(freq, dtype=np.float64))
+    z = readonly(np.asarray(z, dtype=np.complex128))
+    point_time = readonly(np.asarray(point_time_s, dtype=np.float64))
+    if n_sweeps < 0 or offsets[0] != 0 or int(offsets[-1]) != freq.size:
+        raise ValueError("offsets must run from 0 to the number of points")
+    sizes = np.diff(offsets)
+    if np.any(sizes <= 0):
+        raise ValueError(f"sweep {int(np.argmax(sizes <= 0))}: a spectrum needs a non-empty "
+                         "1-D frequency array")  # fmt: skip
+    if z.shape != freq.shape or point_time.shape != freq.shape:
+        raise ValueError("freq, z and point_time_s must have the same shape")
+    if n_sweeps == 0:
+        return ()
+    starts = offsets[:-1]
+
+    def first_sweep(bad_point: np.ndarray) -> int:
+        return int(np.searchsorted(offsets, np.argmax(bad_point), side="right") - 1)
+
+    bad_freq = ~np.isfinite(freq) | (freq <= 0)
+    if bad_freq.any():
+        raise ValueError(f"sweep {first_sweep(bad_freq)}: frequencies must be finite and > 0")
+    defects = [""] * n_sweeps if defect is None else [str(item) for item in defect]
+    nonfinite = ~np.isfinite(z)
+    if nonfinite.any():
+        defective = np.repeat(np.array([bool(item) for item in defects]), sizes)
+        if (nonfinite & ~defective).any():
+            raise ValueError(
+                f"sweep {first_sweep(nonfinite & ~defective)}: impedance values must be finite "
+                "(or the sweep must name its defect)"
+            )
+    counter: np.ndarray | None = None
+    usable = np.zeros(n_sweeps, dtype=bool)
+    if z_ce is not None:
+        counter = readonly(np.asarray(z_ce, dtype=np.complex128))
+        if counter.shape != freq.shape:
+            raise ValueError("z_ce must have the shape of freq")
+        # As Spectrum: a counter spectrum not finite throughout, or all zero, is none.
+        with np.errstate(invalid="ignore"):
+            finite = np.logical_and.reduceat(np.isfinite(counter), starts)
+            nonzero = np.logical_or.reduceat(counter != 0, starts)
+        usable = finite & nonzero
+    nan = np.full(n_sweeps, np.nan)
+    columns = [
+        np.asarray(values, dtype=np.float64).tolist()
+        for values in (time_s, current_mA, potential_V, charge_mAh,
+                       nan if potential_ce_V is None else potential_ce_V)
+    ]  # fmt: skip
+    indices = np.asarray(sweep_index).tolist()
+    short = np.asarray(incomplete, dtype=bool).tolist()
+    bounds = offsets.tolist()
+    usable_list = usable.tolist()
+    spectra = []
+    new = object.__new__
+    for index in range(n_sweeps):
+        window = slice(bounds[index], bounds[index + 1])
+        spectrum = new(Spectrum)
+        # A frozen dataclass without slots: its fields live in __dict__ (no __setattr__ per field).
+        spectrum.__dict__.update(
+            freq=freq[window],
+            z=z[window],
+            time_s=columns[0][index],
+            point_time_s=point_time[window],
+            current_mA=columns[1][index],
+            potential_V=columns[2][index],
+            charge_mAh=columns[3][index],
+            source=source[index],
+            sweep_index=int(indices[index]),
+            flags=_INCOMPLETE_FLAGS if short[index] else _NO_FLAGS,
+            defect=defects[index],
+            z_ce=counter[window] if usable_list[index] else None,
+            potential_ce_V=columns[4][index],
+        )
+        spectra.append(spectrum)
+    return tuple(spectra)
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,7 +54,6 @@ of the write time, and the final file replaces them.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -68,13 +67,12 @@ import numpy as np
 
 from geis_pipeline.errors import StoreError
 from geis_pipeline.spectrum import (
-    FLAG_INCOMPLETE,
     DCRecord,
     Experiment,
     ExperimentMetadata,
     SkippedFile,
     SkippedSweep,
-    Spectrum,
+    spectra_from_arrays,
 )
 
 __all__ = [
@@ -592,22 +590,20 @@ def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:
     potential_ce = (
         raw["potential_ce_V"][()] if "potential_ce_V" in raw else np.full(offsets.size - 1, np.nan)
     )
-    spectra = tuple(
-        Spectrum(
-            freq=freq[start:stop],
-            z=z[start:stop],
-            time_s=float(columns["time_s"][index]),
-            point_time_s=point_time[start:stop],
-            current_mA=float(columns["current_mA"][index]),
-            potential_V=float(columns["potential_V"][index]),
-            charge_mAh=float(columns["charge_mAh"][index]),
-            source=sources[int(columns["source_index"][index])],
-            sweep_index=int(columns["sweep_index"][index]),
-            flags=frozenset({FLAG_INCOMPLETE}) if columns["incomplete"][index] else frozenset(),
-            z_ce=None if z_ce is None else z_ce[start:stop],
-            potential_ce_V=float(potential_ce[index]),
-        )
-        for index, (start, stop) in enumerate(itertools.pairwise(offsets))
+    spectra = spectra_from_arrays(
+        freq,
+        z,
+        point_time,
+        offsets,
+        time_s=columns["time_s"],
+        current_mA=columns["current_mA"],
+        potential_V=columns["potential_V"],
+        charge_mAh=columns["charge_mAh"],
+        source=[sources[int(index)] for index in columns["source_index"]],
+        sweep_index=columns["sweep_index"],
+        incomplete=columns["incomplete"],
+        z_ce=z_ce,
+        potential_ce_V=potential_ce,
     )
     dc = raw["dc"]
     start_time = attrs.get("start_time")

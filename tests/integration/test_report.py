@@ -89,3 +89,13 @@ def test_cli_report(run_file: Path, tmp_path: Path, capsys, monkeypatch) -> None
 def test_cli_report_missing_file(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "missing.h5"), "-o", str(tmp_path)]) == EXIT_BAD_INPUT
     assert "missing.h5" in capsys.readouterr().err
+
+
+def test_figures_drawn_by_forked_processes_are_the_same(run_file: Path, tmp_path: Path) -> None:
+    """A large file's figures are drawn by several processes: the same pictures."""
+    serial = write_report(run_file, tmp_path / "serial", workers=1).parent
+    forked = write_report(run_file, tmp_path / "forked", workers=2).parent
+    pngs = sorted(path.name for path in serial.glob("*.png"))
+    assert pngs and pngs == sorted(path.name for path in forked.glob("*.png"))
+    for name in pngs:
+        assert (serial / name).read_bytes() == (forked / name).read_bytes(), name

@@ -72,7 +72,7 @@ def test_nyquist(experiment, tmp_path: Path) -> None:
     assert len(measured) == 5
     assert len(fitted) == 5  # every fit of the demo succeeds
     assert ax.get_aspect() == 1.0
-    steps = plot.select_steps(len(experiment.spectra), 5)
+    steps = plot.representative_steps(experiment, 5)
     step = steps[2]
     z = experiment.spectra[step].z * experiment.metadata.area_cm2
     used = experiment.points("kk", "used", step).astype(bool)
