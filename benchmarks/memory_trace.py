@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -115,7 +116,10 @@ def main() -> None:
             time.sleep(arguments.every)
         reader.join(timeout=5)
         elapsed = time.perf_counter() - started
-    print(f"run took {elapsed:.1f} s (exit {process.returncode})")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the CLI and its (joined) workers
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"run took {elapsed:.1f} s, {cpu:.1f} s CPU (exit {process.returncode}); "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     for label, (rss, pss, when) in sorted(peaks.items(), key=lambda item: -item[1][0]):
         print(
             f"  {label:<16} peak RSS {rss / 1024:6.0f} MB (Pss {pss / 1024:6.0f} MB)"

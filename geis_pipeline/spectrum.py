@@ -171,8 +171,11 @@ class Spectrum:
         """Return a copy with every time moved by ``offset_s`` seconds.
 
         The data were validated when this spectrum was made: the copy shares
-        its read-only arrays and skips validation (a 30,000-sweep merge).
+        its read-only arrays and skips validation (a 30,000-sweep merge). No shift
+        gives the spectrum itself (it is immutable): no copy of its point times.
         """
+        if offset_s == 0:
+            return self
         copy = object.__new__(Spectrum)
         for name in self.__dataclass_fields__:
             object.__setattr__(copy, name, getattr(self, name))
@@ -363,7 +366,10 @@ class DCRecord:
         )
 
     def shifted(self, offset_s: float) -> DCRecord:
-        """Return a copy with time moved by ``offset_s`` seconds."""
+        """Return a copy with time moved by ``offset_s`` seconds (no shift: the record itself,
+        which is immutable; a DC record is millions of rows)."""
+        if offset_s == 0:
+            return self
         return DCRecord(
             self.time_s + offset_s,
             self.potential_V,

@@ -256,6 +256,36 @@ class CriticalCurrent:
     reason: str
 
 
+def _plateaus(density: np.ndarray, loaded: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each plateau: consecutive loaded points whose current agrees within
+    1 % with the plateau's first point.
+
+    Each plateau's end is searched in windows that double in size, so a DC record of millions
+    of rows costs a few numpy calls per plateau, not a Python step per row.
+    """
+    n = density.size
+    loaded_rows = np.flatnonzero(loaded)
+    plateaus: list[tuple[int, int]] = []
+    position = 0
+    while True:
+        following = np.searchsorted(loaded_rows, position)
+        if following >= loaded_rows.size:
+            return plateaus
+        start = int(loaded_rows[following])
+        reference = density[start]
+        tolerance = 0.01 * abs(reference)
+        stop, width = start + 1, 64
+        while stop < n:
+            window = slice(stop, min(n, stop + width))
+            same = loaded[window] & (np.abs(density[window] - reference) <= tolerance)
+            if not same.all():
+                stop += int(np.argmin(same))
+                break
+            stop, width = window.stop, 2 * width
+        plateaus.append((start, stop))
+        position = stop
+
+
 def critical_current_density(
     time_s: np.ndarray,
     potential_V: np.ndarray,
@@ -291,23 +321,11 @@ def critical_current_density(
     potential = np.asarray(potential_V, dtype=np.float64)[order]
     density = np.asarray(current_density_mA_cm2, dtype=np.float64)[order]
     loaded = np.isfinite(density) & (np.abs(density) > ocv_current_density_mA_cm2)
-    # Plateaus: consecutive loaded points whose current agrees within 1 %.
     levels: list[tuple[float, float]] = []
-    start = None
-    for index in range(density.size + 1):
-        same = (
-            index < density.size
-            and loaded[index]
-            and start is not None
-            and abs(density[index] - density[start]) <= 0.01 * abs(density[start])
-        )
-        if same:
-            continue
-        if start is not None:
-            window = slice(start, index)
-            eta = np.nanmedian(np.abs(potential[window] - ocv_V))
-            levels.append((float(np.median(np.abs(density[window]))), float(eta)))
-        start = index if index < density.size and loaded[index] else None
+    for start, stop in _plateaus(density, loaded):
+        window = slice(start, stop)
+        eta = np.nanmedian(np.abs(potential[window] - ocv_V))
+        levels.append((float(np.median(np.abs(density[window]))), float(eta)))
     currents = tuple(level for level, _ in levels)
     resistances = tuple(1e3 * eta / level for level, eta in levels)  # V / (mA/cm2) -> ohm cm2
     if len(levels) < 3 or not all(b > a for a, b in itertools.pairwise(currents)):

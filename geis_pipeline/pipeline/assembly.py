@@ -32,7 +32,7 @@ from geis_pipeline.track import (
     track,
 )
 
-__all__ = ["assemble_record", "dc_only_summary", "slice_stage", "study"]
+__all__ = ["StageColumns", "assemble_record", "dc_only_summary", "slice_stage", "study"]
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +47,100 @@ def slice_stage(stage: StageData, start: int, stop: int, offsets: np.ndarray) ->
     }
 
 
-def _assemble(
-    chunks: list[dict], n_sweeps: int, stage: str, config: Config, stage_hash: str
-) -> StageData:
-    sweeps: dict[str, np.ndarray] = {}
-    points: dict[str, np.ndarray] = {}
-    grid: dict[str, np.ndarray] = {}
-    if chunks:
-        grid = dict(chunks[0].get("grid", {}))
-        for name in chunks[0]["sweeps"]:
-            sweeps[name] = np.concatenate([chunk["sweeps"][name] for chunk in chunks])
-        for name in chunks[0]["points"]:
-            points[name] = np.concatenate([chunk["points"][name] for chunk in chunks])
-    n_done = next(iter(sweeps.values())).shape[0] if sweeps else 0
-    attrs: dict[str, object] = {"n_done": n_done, "complete": n_done == n_sweeps}
-    if stage == "fit":
-        circuit = _fit_options(config, None).circuit
-        attrs |= {
-            "circuit": circuit.text,
-            "parameter_names": list(circuit.parameter_names),
-            "zarcs": [list(pair) for pair in circuit.zarcs],
+class StageColumns:
+    """One stage's results for a whole experiment, filled in place as its chunks arrive.
+
+    Each chunk's columns are copied into arrays of the experiment's full size (allocated when
+    the first chunk arrives) and the chunk's own output can go: no list of every chunk's
+    arrays to concatenate at the end, and no second copy of them. :meth:`stage_data` gives
+    the contiguous run of finished chunks from the first sweep, as views (a chunk's rows are
+    written once, so what a published record holds never changes under it).
+
+    Parameters
+    ----------
+    offsets
+        (n_sweeps + 1,) point offsets of the experiment's sweeps.
+    """
+
+    def __init__(self, offsets: np.ndarray) -> None:
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.n_sweeps = self.offsets.size - 1
+        self.sweeps: dict[str, np.ndarray] = {}
+        self.points: dict[str, np.ndarray] = {}
+        self.grid: dict[str, np.ndarray] = {}
+        self._stops: dict[int, int] = {}  # chunk start -> stop
+
+    def __contains__(self, start: int) -> bool:
+        return start in self._stops
+
+    def add(self, start: int, stop: int, output: dict) -> None:
+        """Copy one chunk's output (``sweeps``, ``points``, ``grid``) into place."""
+        first = not self._stops
+        if first:
+            self.grid = dict(output.get("grid", {}))
+        rows = slice(start, stop)
+        points = slice(int(self.offsets[start]), int(self.offsets[stop]))
+        for columns, values_of, window, size in (
+            (self.sweeps, output["sweeps"], rows, self.n_sweeps),
+            (self.points, output.get("points", {}), points, int(self.offsets[-1])),
+        ):
+            names = values_of if first else columns
+            for name in names:
+                values = np.asarray(values_of[name])
+                column = columns.get(name)
+                if column is None or not np.can_cast(values.dtype, column.dtype, "same_kind"):
+                    column = self._allocate(columns, name, values, size, column)
+                column[window] = values
+        self._stops[start] = stop
+
+    @staticmethod
+    def _allocate(columns: dict, name: str, values: np.ndarray, size: int, old) -> np.ndarray:
+        """A column of ``size`` rows for ``values`` (text: objects, as the stages make it),
+        keeping what an ``old`` column of a narrower type held."""
+        dtype = object if values.dtype.kind in "OUS" else values.dtype
+        if old is not None:
+            dtype = object if object in (dtype, old.dtype) else np.result_type(dtype, old.dtype)
+        column = np.empty((size, *values.shape[1:]), dtype=dtype)
+        if old is not None:
+            column[...] = old
+        columns[name] = column
+        return column
+
+    def done(self) -> int:
+        """Sweeps finished from the first one on, without a gap."""
+        position = 0
+        while position in self._stops and self._stops[position] > position:
+            position = self._stops[position]
+        return position
+
+    def chunk(self, start: int, stop: int) -> dict:
+        """One chunk's columns (views), as :meth:`add` took them."""
+        points = slice(int(self.offsets[start]), int(self.offsets[stop]))
+        return {
+            "sweeps": {name: values[start:stop] for name, values in self.sweeps.items()},
+            "points": {name: values[points] for name, values in self.points.items()},
+            "grid": dict(self.grid),
         }
-    if stage == "drt":
-        attrs["windows"] = {name: list(bounds) for name, bounds in config.drt.windows.items()}
-    return StageData(stage_hash, sweeps, points, grid, attrs)
+
+    def stage_data(self, stage: str, config: Config, stage_hash: str) -> StageData:
+        """The finished run of sweeps from the first as :class:`StageData` (views)."""
+        n_done = self.done()
+        end = int(self.offsets[n_done])
+        sweeps = {name: values[:n_done] for name, values in self.sweeps.items()}
+        points = {name: values[:end] for name, values in self.points.items()}
+        attrs: dict[str, object] = {"n_done": n_done, "complete": n_done == self.n_sweeps}
+        if not n_done:
+            sweeps, points, attrs["n_done"] = {}, {}, 0
+        if stage == "fit":
+            circuit = _fit_options(config, None).circuit
+            attrs |= {
+                "circuit": circuit.text,
+                "parameter_names": list(circuit.parameter_names),
+                "zarcs": [list(pair) for pair in circuit.zarcs],
+            }
+        if stage == "drt":
+            attrs["windows"] = {name: list(bounds) for name, bounds in config.drt.windows.items()}
+        return StageData(stage_hash, sweeps, points, dict(self.grid) if n_done else {}, attrs)
 
 
 def _fit_band(spectra, fit: StageData, n_done: int) -> np.ndarray | None:
@@ -589,22 +659,16 @@ def _diffusivity_arrhenius(summaries: dict, config: Config) -> dict[str, dict[st
 
 
 def assemble_record(
-    name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps, *, electrode: str = "we"
+    name, experiment, inputs, columns, hashes, config, n_sweeps, *, electrode: str = "we"
 ) -> ExperimentRecord:
-    """One electrode's stored results from its chunks (``electrode``: ``we`` or ``ce``, whose
-    ``experiment`` is :func:`~geis_pipeline.spectrum.counter_electrode`'s view)."""
-    stages = {}
-    for stage, by_start in chunk_outputs.items():
-        # Only the contiguous run of finished chunks from the first sweep is published.
-        ordered = []
-        position = 0
-        while position in by_start:
-            chunk = by_start[position]
-            ordered.append(chunk)
-            position += next(iter(chunk["sweeps"].values())).shape[0] if chunk["sweeps"] else 0
-            if not chunk["sweeps"]:
-                break
-        stages[stage] = _assemble(ordered, n_sweeps, stage, config, hashes[stage])
+    """One electrode's stored results from its stages' :class:`StageColumns` (``electrode``:
+    ``we`` or ``ce``, whose ``experiment`` is
+    :func:`~geis_pipeline.spectrum.counter_electrode`'s view)."""
+    # Only the contiguous run of finished chunks from the first sweep is published.
+    stages = {
+        stage: stage_columns.stage_data(stage, config, hashes[stage])
+        for stage, stage_columns in columns.items()
+    }
     tracking, summary = _tracking(experiment, stages, config, name, electrode)
     tables = _tables(experiment, tracking, summary, config) if tracking else {}
     events = _drt_events(stages.get("drt"), tracking, config)

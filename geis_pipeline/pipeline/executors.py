@@ -90,9 +90,14 @@ class Executor:
                     pool.submit(process_chunk, task): task for task in tasks
                 }
                 try:
-                    yield ((futures[future], future.result()) for future in as_completed(futures))
+                    # A finished future is let go once given out: the caller keeps what it
+                    # needs of the output, the rest is freed (not all chunks held to the end).
+                    yield (
+                        (futures.pop(future), future.result())
+                        for future in as_completed(list(futures))
+                    )
                 finally:
-                    for future in futures:
+                    for future in list(futures):
                         future.cancel()
         else:
             with self._dask(tasks) as finished:

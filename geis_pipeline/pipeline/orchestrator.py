@@ -7,6 +7,7 @@ an executor, and publishes the result file.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import logging
@@ -24,7 +25,13 @@ from geis_pipeline.drt import build_drt_problem, experiment_lambda
 from geis_pipeline.errors import ConfigError, GeisPipelineError, NoImpedanceDataError
 from geis_pipeline.ingest import placeholder_warning, read_experiment
 from geis_pipeline.ingest._eclab import is_placeholder_area
-from geis_pipeline.pipeline.assembly import assemble_record, dc_only_summary, slice_stage, study
+from geis_pipeline.pipeline.assembly import (
+    StageColumns,
+    assemble_record,
+    dc_only_summary,
+    slice_stage,
+    study,
+)
 from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
 from geis_pipeline.pipeline.chunks import (
     STAGES,
@@ -446,7 +453,9 @@ def _process_experiment(
         if previous is not None
         else None
     )
-    chunk_outputs: dict[str, dict[int, dict]] = {stage: {} for stage in enabled}
+    offsets = np.concatenate([[0], np.cumsum([s.n_points for s in experiment.spectra])])
+    # Each chunk's output is copied into place as it comes and then let go (see StageColumns).
+    columns = {stage: StageColumns(offsets) for stage in enabled}
     reused: set[str] = set()
     tasks: list[ChunkTask] = []
     keys: dict[int, ChunkKey] = {}
@@ -463,13 +472,15 @@ def _process_experiment(
                 and stop <= shared
                 and int(stage_data.attrs.get("n_done", 0)) >= stop
             ):
-                chunk_outputs[stage][start] = slice_stage(stage_data, start, stop, previous_offsets)
+                columns[stage].add(
+                    start, stop, slice_stage(stage_data, start, stop, previous_offsets)
+                )
                 reused.add(stage)
                 continue
             n_points = sum(item.size for item in freq)
             saved = parts.load(part_name, stage, hashes[stage], keys[start], n_points)
             if saved is not None:
-                chunk_outputs[stage][start] = saved
+                columns[stage].add(start, stop, saved)
                 reused.add(stage)
                 continue
             missing.append(stage)
@@ -477,10 +488,11 @@ def _process_experiment(
             continue
         kk_masks = kk_verdicts = None
         if "kk" not in missing and "kk" in enabled:
-            used = chunk_outputs["kk"][start]["points"]["used"]
+            kk_chunk = columns["kk"].chunk(start, stop)
+            used = kk_chunk["points"]["used"]
             local = np.cumsum([0] + [f.size for f in freq])
             kk_masks = tuple(used[a:b] for a, b in itertools.pairwise(local))
-            kk_sweeps = chunk_outputs["kk"][start]["sweeps"]
+            kk_sweeps = kk_chunk["sweeps"]
             kk_verdicts = (
                 np.asarray(kk_sweeps["ok"], dtype=bool),
                 np.asarray(kk_sweeps["rms"], dtype=np.float64),
@@ -523,14 +535,16 @@ def _process_experiment(
         for number, (task, output) in enumerate(finished, 1):
             for stage, stage_output in output.items():
                 parts.save(part_name, stage, hashes[stage], keys[task.start], stage_output)
-                chunk_outputs[stage][task.start] = stage_output
+                columns[stage].add(task.start, task.stop, stage_output)
+            computed = ", ".join(output)
+            del output, stage_output  # in place now: the chunk's own arrays can go
             done_sweeps += task.stop - task.start
             log.debug(
                 "%s: sweeps %d-%d done (%s); %d of %d",
                 part_name,
                 task.start,
                 task.stop - 1,
-                ", ".join(output),
+                computed,
                 done_sweeps,
                 n_sweeps,
             )
@@ -542,13 +556,13 @@ def _process_experiment(
                     name,
                     electrode,
                     assemble_record(
-                        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps,
+                        name, experiment, inputs, columns, hashes, config, n_sweeps,
                         electrode=electrode,
                     ),
                 )  # fmt: skip
                 state.publish()
     record = assemble_record(
-        name, experiment, inputs, chunk_outputs, hashes, config, n_sweeps, electrode=electrode
+        name, experiment, inputs, columns, hashes, config, n_sweeps, electrode=electrode
     )
     _put(state, name, electrode, record)
     checked = quality(record)
@@ -686,6 +700,19 @@ def _read_folder(
     return _keep_stored_sweeps(experiment, previous)
 
 
+def _return_freed_memory() -> None:
+    """Give the memory freed so far (reading the files) back to the system.
+
+    glibc keeps freed heap memory for reuse: after parsing a 30,000-sweep folder that is
+    ~200 MB the run would go on holding, and its forked workers would start with. No-op
+    without glibc.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _run(
     folders: Sequence[str | Path],
     config: Config,
@@ -721,6 +748,7 @@ def _run(
             time.perf_counter() - reading,
         )
         experiments.append((name, _screened(name, experiment, config, folder)))
+    _return_freed_memory()
 
     def publish_raw_data() -> None:
         # Raw data goes in first: the file opens from now on.
