@@ -690,7 +690,12 @@ class DRTProblem:
         status: str,
         lam: float,
         points: np.ndarray | None,
-    ) -> DRTResult:
+        previous: tuple[Refined, float] | None = None,
+    ) -> tuple[DRTResult, tuple[Refined, float] | None]:
+        """The result of one solve, and its refinement with its scale (the next warm start).
+
+        ``previous``: the refinement and scale (max |Z|, ohm) of the sweep before.
+        """
         options = self.options
         accepted = {_OK, _INACCURATE} if options.accept_inaccurate else {_OK}
         ok = solution is not None and status in accepted
@@ -699,7 +704,7 @@ class DRTProblem:
         freq = self.freq[select]
         if not ok:
             nan_complex = np.full(z.shape, complex(math.nan, math.nan))
-            return DRTResult(
+            failed = DRTResult(
                 freq=freq,
                 tau=self.tau,
                 gamma=np.full(self.tau.shape, math.nan),
@@ -715,6 +720,7 @@ class DRTProblem:
                 R_pol=math.nan,
                 solver=options.solver,
             )
+            return failed, None
         scale = weighted.scale
         n_tau, n_freq = self.tau.size, self.freq.size
         weights = solution[:n_tau]
@@ -730,13 +736,15 @@ class DRTProblem:
         )
         refined = None
         if options.refine and peaks:
-            refined = self._refine(weighted, solution, peaks, r_inf / scale, inductance / scale)
+            refined = self._refine(
+                weighted, solution, peaks, r_inf / scale, inductance / scale, previous
+            )
         if refined is not None:
             r_inf, inductance = scale * refined.R_inf, scale * refined.L
             peaks = _refined_peaks(
                 peaks, refined, scale, options.windows, self._log_tau_fine, gamma_fine
             )
-        return DRTResult(
+        result = DRTResult(
             freq=freq,
             tau=self.tau,
             gamma=scale * (self._gamma_on_grid @ weights),
@@ -753,6 +761,7 @@ class DRTProblem:
             solver=options.solver,
             refined=refined is not None,
         )
+        return result, (None if refined is None else (refined, scale))
 
     def _refine(
         self,
@@ -761,8 +770,12 @@ class DRTProblem:
         peaks: tuple[DRTPeak, ...],
         r_inf_scaled: float,
         inductance_scaled: float,
+        previous: tuple[Refined, float] | None = None,
     ) -> Refined | None:
-        """The ZARC refinement of the peaks (:mod:`geis_pipeline.drt.refine`), or None."""
+        """The ZARC refinement of the peaks (:mod:`geis_pipeline.drt.refine`), or None.
+
+        ``previous``: the sweep before's refinement and scale, to start from.
+        """
         n_kept = int(weighted.mask.sum())
         misfit = weighted.design @ solution - weighted.data
         drt_rms = math.sqrt(float(misfit @ misfit) / (2 * n_kept))
@@ -779,6 +792,8 @@ class DRTProblem:
             inductance=self._inductance_column is not None,
             resolution_decades=options.rbf_width / options.points_per_decade,
             drt_rms=drt_rms,
+            previous=None if previous is None else previous[0],
+            rescale=1.0 if previous is None else previous[1] / weighted.scale,
         )
 
     def _lam_for(self, weighted: _Weighted, lam: float | str | None) -> float:
@@ -815,7 +830,7 @@ class DRTProblem:
         weighted = self._weighted(z, mask)
         lam_value = self._lam_for(weighted, lam)
         solution, status = self._solve_blocks([weighted], [lam_value], 1)[0]
-        return self._result(weighted, solution, status, lam_value, None)
+        return self._result(weighted, solution, status, lam_value, None)[0]
 
     def solve_many(
         self,
@@ -868,6 +883,9 @@ class DRTProblem:
                 raise DRTError("give one λ per spectrum", key="lam")
         size = min(self.options.batch_size, max(total, 1))
         results: list[DRTResult] = []
+        # Consecutive sweeps have the same processes: each refinement starts from the
+        # one before (geis_pipeline.drt.refine), a failed or unrefined sweep restarts it.
+        previous: tuple[Refined, float] | None = None
         for first in range(0, total, size):
             chunk = range(first, min(first + size, total))
             weighted = [self._weighted(spectra[index], masks[index]) for index in chunk]
@@ -879,7 +897,10 @@ class DRTProblem:
             for item, (solution, status), lam_value, index in zip(
                 weighted, solved, chunk_lams, chunk, strict=True
             ):
-                results.append(self._result(item, solution, status, lam_value, points[index]))
+                result, previous = self._result(
+                    item, solution, status, lam_value, points[index], previous
+                )
+                results.append(result)
             if progress is not None:
                 progress(len(results), total)
         return results
