@@ -26,10 +26,13 @@ Which ZARCs a spectrum needs is found by a model search (merge, drop, split
 by the Bayesian information criterion: ~7 fits, ~30 ms). Along an experiment
 consecutive sweeps have the same processes, slightly moved: given the sweep
 before (``previous``), one fit started from its ZARCs replaces the search
-(~1-2 ms) when γ shows as many peaks as it did then and the fit explains the
-data as well as the last searched model did. The search runs again when either
-changes (a process appears or vanishes, a split) and at least every
-``_SEARCH_EVERY`` sweeps.
+(~1-2 ms) when it explains the data as well as the last searched model did
+(relative to the DRT's own residual: the noise changes from sweep to sweep).
+The search runs again when it does not (a process appears), and at least
+every ``_SEARCH_EVERY`` sweeps. A term that looks redundant (small, or within
+a decade of another: a split the search kept by a narrow margin, a process
+that vanished) is simplified away as the search does. γ's own peak count is
+no guide: its small peaks come and go with the noise.
 """
 
 from __future__ import annotations
@@ -66,8 +69,7 @@ _SEARCH_TOLERANCE = 1e-6
 _FINAL_TOLERANCE = 1e-8
 #: Smallest share of the peaks' area a peak needs to start a term.
 _MIN_SHARE = 0.01
-#: Peaks with at least this share of the area count as clear processes: a
-#: warm start needs as many as the sweep before it had.
+#: A warm-started term with less than this share of the terms' R looks redundant.
 _CLEAR_SHARE = 0.05
 #: Terms closer than this (decades) are tried as one.
 _MERGE_DECADES = 1.0
@@ -94,8 +96,6 @@ class Refined:
         Weighted residual RMS of the fit.
     drt_rms
         Weighted residual RMS of the regularised inversion it was accepted against.
-    n_peaks
-        Clear peaks of γ (in range, at least ``_CLEAR_SHARE`` of the area).
     searched
         Sweeps since the model search last ran (0: this fit is a search's).
     searched_rms_ratio
@@ -110,7 +110,6 @@ class Refined:
     L: float
     rms: float
     drt_rms: float = math.nan
-    n_peaks: int = 0
     searched: int = 0
     searched_rms_ratio: float = math.nan
 
@@ -207,11 +206,8 @@ def refine_peaks(
     # drop one fit at a time.
     total = float(sum(R[i] for i in inside))
     inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
-    # The processes γ shows clearly: small peaks come and go with the noise
-    # (ringing beside a large one), and a warm-started model need not follow them.
-    n_clear = sum(1 for i in inside if R[i] >= _CLEAR_SHARE * total)
     if previous is not None:
-        warm = _warm_fit(model, previous, rescale, n_clear, drt_rms)
+        warm = _warm_fit(model, previous, rescale, drt_rms)
         if warm is not None:
             return warm
     terms = [
@@ -250,7 +246,7 @@ def refine_peaks(
         state = split
     model.tolerance = _FINAL_TOLERANCE
     state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
-    return _accepted(model, state, drt_rms, n_clear)
+    return _accepted(model, state, drt_rms)
 
 
 def _log_resistance(resistance: float) -> float:
@@ -262,7 +258,6 @@ def _accepted(
     model: _Model,
     state: _State,
     drt_rms: float,
-    n_peaks: int,
     warm_from: Refined | None = None,
 ) -> Refined | None:
     """The fit as a :class:`Refined`, or None if it explains the data worse than γ.
@@ -285,20 +280,19 @@ def _accepted(
         L=float(state.series[1] / model.omega_max) if model.inductance else 0.0,
         rms=rms,
         drt_rms=drt_rms,
-        n_peaks=n_peaks,
         searched=searched,
         searched_rms_ratio=searched_ratio,
     )
 
 
 def _warm_fit(
-    model: _Model, previous: Refined, rescale: float, n_peaks: int, drt_rms: float
+    model: _Model, previous: Refined, rescale: float, drt_rms: float
 ) -> Refined | None:
     """One fit started from the previous sweep's ZARCs, or None: search instead.
 
-    None when the search is due, γ's peak count changed, a previous τ is outside
-    this sweep's range, or the fit explains the data worse (relative to the
-    DRT's own residual) than the previous one did.
+    None when the search is due, a previous τ is outside this sweep's range, or
+    the fit explains the data worse (relative to the DRT's own residual) than
+    the last searched model did.
     """
     if previous.searched + 1 >= _SEARCH_EVERY:
         return None
@@ -326,7 +320,7 @@ def _warm_fit(
             model.tolerance = _FINAL_TOLERANCE
             state = model.fit(simpler.series, simpler.terms, _FINAL_ITERATIONS) or simpler
             model.tolerance = _SEARCH_TOLERANCE
-    warm = _accepted(model, state, drt_rms, n_peaks, warm_from=previous)
+    warm = _accepted(model, state, drt_rms, warm_from=previous)
     if warm is None or warm.rms / drt_rms > _WARM_ACCEPT * previous.searched_rms_ratio:
         return None
     return warm
