@@ -285,9 +285,7 @@ def _accepted(
     )
 
 
-def _warm_fit(
-    model: _Model, previous: Refined, rescale: float, drt_rms: float
-) -> Refined | None:
+def _warm_fit(model: _Model, previous: Refined, rescale: float, drt_rms: float) -> Refined | None:
     """One fit started from the previous sweep's ZARCs, or None: search instead.
 
     None when the search is due, a previous τ is outside this sweep's range, or
