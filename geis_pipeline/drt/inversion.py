@@ -72,6 +72,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from geis_pipeline._arrays import readonly
+from geis_pipeline._blas import one_blas_thread
 from geis_pipeline._cache import GridCache, hashable
 from geis_pipeline.drt.basis import BASES, DRTBasis, build_basis, tau_grid
 from geis_pipeline.drt.peaks import (
@@ -1035,7 +1036,8 @@ def invert_drt(
     grid = _validate_freq(freq)
     key = (grid.tobytes(), parsed.key())
     problem, lock = _PROBLEMS.get(key, lambda: (DRTProblem(grid, parsed), threading.Lock()))
-    with lock:  # a problem holds parameter values while it solves
+    # A problem holds parameter values while it solves; one BLAS thread for small solves.
+    with lock, one_blas_thread:
         return problem.solve(z, mask)
 
 
@@ -1161,7 +1163,8 @@ def invert_drt_batch(
             (problems[placement[freq.tobytes()][0]], full_z[index], full_masks[index])
             for index, (freq, _) in enumerate(pairs)
         ]
-        lam = experiment_lambda(items, lam)
+        with one_blas_thread:
+            lam = experiment_lambda(items, lam)
 
     results: list[DRTResult | None] = [None] * total
     done = 0
@@ -1171,13 +1174,14 @@ def invert_drt_batch(
             if progress is not None:
                 progress(offset + solved, total)
 
-        solved = problems[number].solve_many(
-            [full_z[index] for index in members],
-            [full_masks[index] for index in members],
-            lam=lam,
-            progress=report,
-            points=[full_points[index] for index in members],
-        )
+        with one_blas_thread:
+            solved = problems[number].solve_many(
+                [full_z[index] for index in members],
+                [full_masks[index] for index in members],
+                lam=lam,
+                progress=report,
+                points=[full_points[index] for index in members],
+            )
         for index, result in zip(members, solved, strict=True):
             results[index] = result
         done += len(members)
