@@ -65,10 +65,7 @@ _FINAL_ITERATIONS = 60
 #: A split puts the two halves this far (decades) either side of the term.
 _SPLIT_DECADES = 0.5
 #: Fits stop when a step lowers the cost by less than this fraction (search, final).
-#: The search compares models by BIC, n ln(cost) + k ln n: a relative cost error of
-#: 1e-4 moves a criterion by ~0.01, a term's penalty is 3 ln n ~ 15 (20 % fewer
-#: evaluations than 1e-6, the same models and errors in tests and on a simulated run).
-_SEARCH_TOLERANCE = 1e-4
+_SEARCH_TOLERANCE = 1e-6
 _FINAL_TOLERANCE = 1e-8
 #: Smallest share of the peaks' area a peak needs to start a term.
 _MIN_SHARE = 0.01
