@@ -22,10 +22,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from geis_pipeline.config import Config, config_to_toml
+from _configs import run_config
+
+from geis_pipeline.config import config_to_toml
 
 
 def _status_kb(pid: int, key: str) -> int | None:
@@ -66,18 +67,7 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.2)
     parser.add_argument("--refine", action="store_true", help="keep drt.refine (default off)")
     arguments = parser.parse_args()
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(
-            config.executor,
-            kind="process" if arguments.workers > 1 else "serial",
-            workers=arguments.workers,
-            chunk_size=200,
-            publish_interval_s=60.0,
-        ),
-        drt=replace(config.drt, refine=arguments.refine),
-    )
+    config = run_config(arguments.workers, refine=arguments.refine)
     with tempfile.TemporaryDirectory() as name:
         config_file = Path(name) / "config.toml"
         config_file.write_text(config_to_toml(config))

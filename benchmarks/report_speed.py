@@ -23,10 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from geis_pipeline.config import Config, config_to_toml
+from _configs import run_config
+
+from geis_pipeline.config import config_to_toml
 from geis_pipeline.simulate import SimulationSettings, write_experiment
 
 _NOTEBOOK = (
@@ -48,14 +49,7 @@ def make_file(folder: Path, n_sweeps: int) -> Path:
         started = time.perf_counter()
         write_experiment(experiment, SimulationSettings(seed=7, n_sweeps=n_sweeps, n_relaxation=12))
         print(f"simulated {n_sweeps} sweeps in {time.perf_counter() - started:.0f} s", flush=True)
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(
-            config.executor, kind="process", workers=2, chunk_size=200, publish_interval_s=60.0
-        ),
-        drt=replace(config.drt, refine=False),
-    )
+    config = run_config(2)
     config_file = folder / f"run_{n_sweeps}.toml"
     config_file.write_text(config_to_toml(config))
     started = time.perf_counter()

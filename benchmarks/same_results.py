@@ -21,13 +21,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
+from _configs import run_config
 
-from geis_pipeline.config import Config, config_to_toml
+from geis_pipeline.config import config_to_toml
 from geis_pipeline.simulate import SimulationSettings, write_experiment
 
 _IGNORED_ATTRS = {"/": {"created"}}
@@ -100,17 +100,7 @@ def main() -> None:
     parser.add_argument("--rtol", type=float, default=1e-9)
     parser.add_argument("--refine", action="store_true", help="keep drt.refine (default off)")
     arguments = parser.parse_args()
-    config = Config()
-    config = replace(
-        config,
-        executor=replace(
-            config.executor,
-            kind="process" if arguments.workers > 1 else "serial",
-            workers=arguments.workers,
-            chunk_size=100,
-        ),
-        drt=replace(config.drt, refine=arguments.refine),
-    )
+    config = run_config(arguments.workers, chunk_size=100, refine=arguments.refine)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         experiment = folder / "experiment"
