@@ -10,7 +10,7 @@ its own PYTHONPATH.
 cProfile slows pure-Python code more than BLAS-bound code, and a shared machine adds noise:
 compare the columns within one run of this script, not with end-to-end figures.
 
-Usage: python benchmarks/stage_share.py [--sweeps 2000] [CHECKOUT ...]
+Usage: python benchmarks/stage_share.py [--sweeps 2000] [--no-refine] [CHECKOUT ...]
 e.g.   git worktree add --detach /tmp/base c7e735e
        python benchmarks/stage_share.py /tmp/base .
 """
@@ -38,10 +38,12 @@ _PARTS = {
 }
 
 
-def profile(checkout: Path, experiment: Path, folder: Path) -> dict[str, float]:
+def profile(
+    checkout: Path, experiment: Path, folder: Path, refine: bool = True
+) -> dict[str, float]:
     """Seconds per part of one profiled run of ``checkout``'s CLI."""
     config = folder / "config.toml"
-    config.write_text(_CONFIG)
+    config.write_text(_CONFIG + ("" if refine else "[drt]\nrefine = false\n"))
     stats_file = folder / f"{checkout.name or 'here'}.prof"
     output = folder / f"{checkout.name or 'here'}.h5"
     environment = os.environ | {"PYTHONPATH": str(checkout)}
@@ -65,6 +67,7 @@ def profile(checkout: Path, experiment: Path, folder: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=2000)
+    parser.add_argument("--no-refine", action="store_true", help="drt.refine = false")
     parser.add_argument("checkouts", nargs="*", type=Path, default=[Path(".")])
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
@@ -76,7 +79,7 @@ def main() -> None:
         print(f"{arguments.sweeps} sweeps, serial, under cProfile (s)")
         print(f"{'checkout':<28}" + "".join(f"{part:>9}" for part in [*_PARTS, "rest"]))
         for checkout in arguments.checkouts:
-            parts = profile(checkout.resolve(), experiment, folder)
+            parts = profile(checkout.resolve(), experiment, folder, not arguments.no_refine)
             label = str(checkout)[-28:]
             print(f"{label:<28}" + "".join(f"{parts[part]:9.1f}" for part in [*_PARTS, "rest"]))
 

@@ -72,6 +72,7 @@ from geis_pipeline.spectrum import (
     ExperimentMetadata,
     SkippedFile,
     SkippedSweep,
+    Spectrum,
     spectra_from_arrays,
 )
 
@@ -274,6 +275,55 @@ def _dataset(group: h5py.Group, name: str, values: np.ndarray, compress: bool) -
     )
 
 
+#: Raw per-point columns are written this many points at a time: no whole-column copies
+#: (a 30,000-sweep experiment's four columns and their complex parts are ~100 MB).
+_BLOCK_POINTS = 1 << 18
+
+
+def _point_dataset(
+    group: h5py.Group,
+    name: str,
+    spectra,
+    part,
+    n_points: int,
+    compress: bool,
+) -> None:
+    """A float64 per-point column written block by block; ``part(spectrum)`` is one sweep's.
+
+    The same dataset (shape, chunks, filters, values) as :func:`_dataset` of the whole column.
+    """
+    if n_points == 0:
+        _dataset(group, name, np.empty(0, dtype=np.float64), compress)
+        return
+    dataset = group.create_dataset(
+        name,
+        shape=(n_points,),
+        dtype=np.float64,
+        chunks=True if compress else None,
+        compression="gzip" if compress else None,
+        compression_opts=1 if compress else None,
+        shuffle=compress,
+    )
+    position, pending, size = 0, [], 0
+    for spectrum in spectra:
+        values = part(spectrum)
+        pending.append(values)
+        size += values.size
+        if size >= _BLOCK_POINTS:
+            dataset[position : position + size] = np.concatenate(pending).astype(np.float64)
+            position, pending, size = position + size, [], 0
+    if pending:
+        dataset[position : position + size] = np.concatenate(pending).astype(np.float64)
+
+
+def _counter(spectrum: Spectrum) -> np.ndarray:
+    return (
+        spectrum.z_ce
+        if spectrum.z_ce is not None
+        else np.full(spectrum.n_points, np.nan).astype(np.complex128)
+    )
+
+
 def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -> None:
     experiment = record.experiment
     metadata = experiment.metadata
@@ -302,16 +352,14 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
     spectra = experiment.spectra
     counts = np.array([spectrum.n_points for spectrum in spectra], dtype=np.int64)
     _dataset(raw, "offsets", np.concatenate([[0], np.cumsum(counts)]), compress)
-    _dataset(raw, "freq_hz", _concat([spectrum.freq for spectrum in spectra], np.float64), compress)
-    z = _concat([spectrum.z for spectrum in spectra], np.complex128)
-    _dataset(raw, "z_real_ohm", z.real, compress)
-    _dataset(raw, "z_imag_ohm", z.imag, compress)
-    _dataset(
-        raw,
-        "point_time_s",
-        _concat([spectrum.point_time_s for spectrum in spectra], np.float64),
-        compress,
-    )
+    n_points = int(counts.sum())
+    for name, part in (
+        ("freq_hz", lambda spectrum: spectrum.freq),
+        ("z_real_ohm", lambda spectrum: spectrum.z.real),
+        ("z_imag_ohm", lambda spectrum: spectrum.z.imag),
+        ("point_time_s", lambda spectrum: spectrum.point_time_s),
+    ):
+        _point_dataset(raw, name, spectra, part, n_points, compress)
     sources = sorted({spectrum.source for spectrum in spectra})
     source_index = {source: index for index, source in enumerate(sources)}
     per_sweep = {
@@ -327,15 +375,12 @@ def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -
         _dataset(raw, name, np.asarray(values), compress)
     _dataset(raw, "sources", np.array(sources, dtype=object), compress)
     if any(spectrum.has_counter for spectrum in spectra):
-        z_ce = _concat(
-            [
-                spectrum.z_ce if spectrum.z_ce is not None else np.full(spectrum.n_points, np.nan)
-                for spectrum in spectra
-            ],
-            np.complex128,
-        )
-        _dataset(raw, "z_ce_real_ohm", z_ce.real, compress)
-        _dataset(raw, "z_ce_imag_ohm", z_ce.imag, compress)
+        # A sweep without a counter spectrum: NaN (its imaginary part 0, as complex(NaN) has).
+        for name, part in (
+            ("z_ce_real_ohm", lambda spectrum: _counter(spectrum).real),
+            ("z_ce_imag_ohm", lambda spectrum: _counter(spectrum).imag),
+        ):
+            _point_dataset(raw, name, spectra, part, n_points, compress)
     potential_ce = np.array([spectrum.potential_ce_V for spectrum in spectra], dtype=np.float64)
     if np.isfinite(potential_ce).any():
         _dataset(raw, "potential_ce_V", potential_ce, compress)
@@ -384,10 +429,6 @@ def _write_results(
         table = group.create_group(table_name, track_order=True)
         for name, values in columns.items():
             _dataset(table, name, values, compress)
-
-
-def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype=dtype)
 
 
 def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str, object]]:
