@@ -82,6 +82,53 @@ def fit_rows(
     return solution, factor, scale, columns
 
 
+def fit_block(group: Group, rows: np.ndarray, block: range) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_rows` of ``rows`` for every M in ``block``, solved together.
+
+    The normal matrices of the block's M are padded to the largest one's size
+    with masked columns (an identity block, a zero coefficient) and factored in
+    one call: for a few rows this saves the per-M overhead of the solves.
+
+    Returns
+    -------
+    solution
+        (rows, len(block), block[-1] + n_extra): M RC coefficients, then R_0
+        (and L, 1/C), then zeros.
+    counted
+        Same shape, bool: the elements μ counts (:meth:`Group.mu_elements`).
+    """
+    basis = group.basis
+    n_extra = basis.n_extra
+    n_keep = group.n_keep[rows]
+    weight2 = group.weight2[rows] * group.used(rows)
+    weighted_real = weight2 * group.z_real[rows]
+    weighted_imag = weight2 * group.z_imag[rows]
+    size = block[-1] + n_extra
+    normal = np.zeros((rows.size, len(block), size, size))
+    rhs = np.zeros((rows.size, len(block), size))
+    tau = np.full((len(block), size), np.nan)  # NaN: no RC element there
+    extra = np.zeros((len(block), size), dtype=bool)
+    for position, n_elements in enumerate(block):
+        n_columns = n_elements + n_extra
+        normal[:, position, :n_columns, :n_columns] = (
+            weight2 @ point_products(basis, n_elements)
+        ).reshape(rows.size, n_columns, n_columns)
+        rhs[:, position, :n_columns] = (
+            weighted_real @ basis.design_real[n_elements - 1]
+            + weighted_imag @ basis.design_imag[n_elements - 1]
+        )
+        tau[position, :n_elements] = basis.tau[n_elements - 1]
+        extra[position, n_elements:n_columns] = True
+    # Column masks and μ's elements as in column_mask / mu_elements (NaN τ: neither).
+    longest = group.tau_measured_long[n_keep - 1][:, np.newaxis, np.newaxis]
+    limit = group.tau_limit[n_keep - 1]
+    plain = (n_keep < basis.n_points) & ~group.extended[rows]
+    limit = np.where(plain, group.tau_measured_long[n_keep - 1], limit)
+    columns = (tau <= limit[:, np.newaxis, np.newaxis]) | extra
+    counted = (tau >= group.tau_measured_short) & (tau <= longest)
+    return solve_normal(normal, rhs, columns)[0], counted
+
+
 def chi2_rows(
     group: Group, rows: np.ndarray, n_elements: int, solution: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
