@@ -118,15 +118,27 @@ def check_kk(
         "tau_extension_decades": tau_extension_decades,
     }
     if basis is None:
-        key = (freq_cropped.tobytes(), hashable(basis_options))
-        basis = _BASES.get(key, lambda: build_kk_basis(freq_cropped, **basis_options))
+        basis = _cached_basis(freq_cropped, basis_options)
     else:
         _check_basis(basis, freq_cropped, basis_options)
     return _run(basis, [(freq, z, kept)], [z_cropped], options)[0]
 
 
-#: The bases of the last few grids and options :func:`check_kk` was called with.
+#: The bases of the last few grids and options :func:`check_kk` and
+#: :func:`check_kk_batch` were called with (the pipeline calls the batch once
+#: per chunk of sweeps, all on the same grid).
 _BASES: GridCache[KKBasis] = GridCache(4)
+
+
+def _cached_basis(freq: np.ndarray, basis_options: dict[str, object]) -> KKBasis:
+    """:func:`build_kk_basis` of ``freq``, from :data:`_BASES` when it holds it."""
+    # The option types are part of the key: True == 1, but only 1 is a valid max_elements.
+    key = (
+        freq.tobytes(),
+        hashable(basis_options),
+        tuple(type(value).__name__ for value in basis_options.values()),
+    )
+    return _BASES.get(key, lambda: build_kk_basis(freq, **basis_options))  # type: ignore[arg-type]
 
 
 def _check_basis(basis: object, freq: np.ndarray, basis_options: dict[str, object]) -> None:
@@ -254,14 +266,14 @@ def check_kk_batch(
 
     results: list[KKResult | None] = [None] * total
     done = 0
+    basis_options = {
+        "max_elements": max_elements,
+        "include_inductance": include_inductance,
+        "include_capacitance": include_capacitance,
+        "tau_extension_decades": tau_extension_decades,
+    }
     for positions in grids.values():
-        basis = build_kk_basis(
-            cropped[positions[0]][0],
-            max_elements=max_elements,
-            include_inductance=include_inductance,
-            include_capacitance=include_capacitance,
-            tau_extension_decades=tau_extension_decades,
-        )
+        basis = _cached_basis(cropped[positions[0]][0], basis_options)
         for start in range(0, len(positions), _CHUNK):
             chunk = positions[start : start + _CHUNK]
             chunk_results = _run(

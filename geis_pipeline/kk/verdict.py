@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geis_pipeline._arrays import readonly
+from geis_pipeline._arrays import complex_from_parts, readonly
+from geis_pipeline.kk.basis import KKBasis
 from geis_pipeline.kk.elements import compute_mu, select_elements
 from geis_pipeline.kk.group import Group
 from geis_pipeline.kk.options import Options
@@ -155,42 +156,50 @@ def build_results(
     """Frozen results in input order (crops: original freq, z and kept flags per row)."""
     basis = group.basis
     order = basis.order
-    n_points = basis.n_points
+    n_rows, n_points = group.z_real.shape
+    every = np.arange(n_rows)
+    # The numbers, for all rows at once (rows sharing M together), in sorted order.
+    model = np.empty((n_rows, n_points), dtype=np.complex128)
+    mu = np.empty(n_rows)
+    n_counted = np.empty(n_rows, dtype=np.int64)
+    solutions: list[np.ndarray] = [np.empty(0)] * n_rows
+    for n_elements in np.unique(group.n_elements):
+        rows = np.flatnonzero(group.n_elements == n_elements)
+        columns = group.column_mask(rows, int(n_elements))
+        solution = np.stack([group.solution[row] for row in rows]) * columns
+        model[rows] = complex_from_parts(
+            solution @ basis.design_real[n_elements - 1].T,
+            solution @ basis.design_imag[n_elements - 1].T,
+        )
+        rc = solution[:, :n_elements]
+        mu[rows] = compute_mu(rc, group.mu_elements(rows, int(n_elements)))
+        n_counted[rows] = np.count_nonzero(columns[:, :n_elements], axis=1)
+        for row, values in zip(rows, solution, strict=True):
+            solutions[row] = values
+    used_sorted = group.used(every)
+    modulus = np.hypot(group.z_real, group.z_imag)
+    residual_real = (group.z_real - model.real) / modulus
+    residual_imag = (group.z_imag - model.imag) / modulus
+    squares = np.where(used_sorted, residual_real**2 + residual_imag**2, 0.0)
+    rms = np.sqrt(squares.sum(axis=1) / (2.0 * used_sorted.sum(axis=1)))
+    kept_sorted = np.arange(n_points)[np.newaxis, :] < group.n_keep[:, np.newaxis]
+
     results = []
     for row, (freq_all, z_all, kept_all) in enumerate(crops):
-        n_elements = int(group.n_elements[row])
-        columns = group.column_mask(np.array([row]), n_elements)[0]
-        solution = group.solution[row] * columns
-        rc = solution[:n_elements]
-        used_sorted = group.used(np.array([row]))[0]
-        # The model at every input frequency (cropped points included).
-        omega = 2.0 * np.pi * freq_all
-        tau = basis.tau[n_elements - 1]
-        z_fit = (rc[np.newaxis, :] / (1.0 + 1j * omega[:, np.newaxis] * tau)).sum(axis=1)
-        z_fit = z_fit + solution[n_elements]
-        extra = n_elements + 1
-        if basis.include_inductance:
-            z_fit = z_fit + 1j * omega * solution[extra]
-            extra += 1
-        if basis.include_capacitance:
-            z_fit = z_fit + solution[extra] / (1j * omega)
-        modulus = np.abs(z_all)
-        residual_real = (z_all.real - z_fit.real) / modulus
-        residual_imag = (z_all.imag - z_fit.imag) / modulus
-
-        # Map sorted, cropped positions back to the input.
-        cropped_index = np.flatnonzero(kept_all)
+        # Sorted, cropped positions back in the input.
+        position = np.flatnonzero(kept_all)[order]
+        z_fit = np.empty(freq_all.size, dtype=np.complex128)
+        z_fit[position] = model[row]
+        if position.size < freq_all.size:  # cropped points: the model there too
+            cropped = ~kept_all
+            z_fit[cropped] = _model_at(
+                freq_all[cropped], solutions[row], int(group.n_elements[row]), basis
+            )
+        modulus_all = np.abs(z_all)
         mask = np.zeros(freq_all.size, dtype=bool)
-        kept_sorted = np.arange(n_points) < group.n_keep[row]
-        mask[cropped_index[order[kept_sorted]]] = True
-        outliers = np.sort(cropped_index[order[group.excluded[row]]])
-        used = np.zeros(freq_all.size, dtype=bool)
-        used[cropped_index[order[used_sorted]]] = True
-        rms = float(
-            np.sqrt(np.mean(np.concatenate([residual_real[used] ** 2, residual_imag[used] ** 2])))
-        )
-        truncated = group.n_keep[row] < n_points
-        truncated_below = float(basis.freq[order[group.n_keep[row] - 1]]) if truncated else math.nan
+        mask[position[kept_sorted[row]]] = True
+        outliers = np.sort(position[group.excluded[row]])
+        row_rms = float(rms[row])
         reasons = []
         if outcome["tail_violation"][row]:
             reasons.append(
@@ -199,26 +208,46 @@ def build_results(
             )
         if outcome["outlier_limit"][row]:
             reasons.append(f"more than max_outliers = {options.max_outliers} bad points")
-        if not rms <= options.threshold:
+        if not row_rms <= options.threshold:
             reasons.append(
-                f"RMS relative residual {rms:.2%} exceeds the threshold {options.threshold:.2%}"
+                f"RMS relative residual {row_rms:.2%} exceeds the threshold {options.threshold:.2%}"
             )
+        truncated = group.n_keep[row] < n_points
         results.append(
             KKResult(
                 ok=not reasons,
                 reason="; ".join(reasons),
-                residuals_real=readonly(residual_real),
-                residuals_imag=readonly(residual_imag),
+                residuals_real=readonly((z_all.real - z_fit.real) / modulus_all),
+                residuals_imag=readonly((z_all.imag - z_fit.imag) / modulus_all),
                 z_fit=readonly(z_fit),
                 mask=readonly(mask),
                 outliers=readonly(outliers.astype(np.int64)),
-                truncated_below_hz=truncated_below,
-                mu=float(
-                    compute_mu(rc[np.newaxis], group.mu_elements(np.array([row]), n_elements))[0]
+                truncated_below_hz=(
+                    float(basis.freq[order[group.n_keep[row] - 1]]) if truncated else math.nan
                 ),
-                n_elements=int(np.count_nonzero(columns[:n_elements])),
-                rms=rms,
+                mu=float(mu[row]),
+                n_elements=int(n_counted[row]),
+                rms=row_rms,
                 tail_p_value=float(outcome["tail_p"][row]),
             )
         )
     return results
+
+
+def _model_at(
+    freq: np.ndarray, solution: np.ndarray, n_elements: int, basis: KKBasis
+) -> np.ndarray:
+    """The Lin-KK model with these coefficients at any frequencies, ohm."""
+    omega = 2.0 * np.pi * freq
+    tau = basis.tau[n_elements - 1]
+    z_fit = (solution[np.newaxis, :n_elements] / (1.0 + 1j * omega[:, np.newaxis] * tau)).sum(
+        axis=1
+    )
+    z_fit = z_fit + solution[n_elements]
+    extra = n_elements + 1
+    if basis.include_inductance:
+        z_fit = z_fit + 1j * omega * solution[extra]
+        extra += 1
+    if basis.include_capacitance:
+        z_fit = z_fit + solution[extra] / (1j * omega)
+    return z_fit
