@@ -104,21 +104,29 @@ def fit_block(group: Group, rows: np.ndarray, block: range) -> tuple[np.ndarray,
     weighted_real = weight2 * group.z_real[rows]
     weighted_imag = weight2 * group.z_imag[rows]
     size = block[-1] + n_extra
-    normal = np.zeros((rows.size, len(block), size, size))
-    rhs = np.zeros((rows.size, len(block), size))
     tau = np.full((len(block), size), np.nan)  # NaN: no RC element there
     extra = np.zeros((len(block), size), dtype=bool)
+    normals, right = [], []
     for position, n_elements in enumerate(block):
         n_columns = n_elements + n_extra
-        normal[:, position, :n_columns, :n_columns] = (
-            weight2 @ point_products(basis, n_elements)
-        ).reshape(rows.size, n_columns, n_columns)
-        rhs[:, position, :n_columns] = (
+        normals.append(
+            (weight2 @ point_products(basis, n_elements)).reshape(rows.size, n_columns, n_columns)
+        )
+        right.append(
             weighted_real @ basis.design_real[n_elements - 1]
             + weighted_imag @ basis.design_imag[n_elements - 1]
         )
         tau[position, :n_elements] = basis.tau[n_elements - 1]
         extra[position, n_elements:n_columns] = True
+    if len(block) == 1:  # nothing to pad (many rows: one M at a time)
+        normal, rhs = normals[0][:, np.newaxis], right[0][:, np.newaxis]
+    else:
+        normal = np.zeros((rows.size, len(block), size, size))
+        rhs = np.zeros((rows.size, len(block), size))
+        for position, n_elements in enumerate(block):
+            n_columns = n_elements + n_extra
+            normal[:, position, :n_columns, :n_columns] = normals[position]
+            rhs[:, position, :n_columns] = right[position]
     # Column masks and μ's elements as in column_mask / mu_elements (NaN τ: neither).
     longest = group.tau_measured_long[n_keep - 1][:, np.newaxis, np.newaxis]
     limit = group.tau_limit[n_keep - 1]

@@ -110,7 +110,8 @@ def solve_normal(
     diagonal = np.einsum("...ii->...i", normal) * column_weight + (1.0 - column_weight)
     scale = column_weight / np.sqrt(diagonal)
     # Masked columns: zero rows and columns, then a unit diagonal.
-    scaled = normal * (scale[..., :, np.newaxis] * scale[..., np.newaxis, :])
+    scaled = scale[..., :, np.newaxis] * scale[..., np.newaxis, :]
+    scaled *= normal
     scaled_diagonal = np.einsum("...ii->...i", scaled)
     scaled_diagonal += 1.0 - column_weight
     factor = cholesky(scaled)
