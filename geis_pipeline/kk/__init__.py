@@ -17,10 +17,15 @@ on low-noise data would leave a misfit the tests below take for a violation.
 
 Scale: the basis (τ grid and design matrices of every candidate M) depends only
 on the frequency grid, which is the same for every sweep of an experiment.
-:func:`build_kk_basis` builds it once; :func:`check_kk_batch` solves the
-weighted normal equations of many spectra at once (one matrix product per M
-for the whole batch), which is what brings the check to well under 2 ms per
-spectrum. :func:`check_kk` is the same computation for one spectrum.
+:func:`build_kk_basis` builds it once, and :func:`check_kk` and
+:func:`check_kk_batch` keep the last few grids' bases (the pipeline calls the
+batch once per chunk of sweeps). :func:`check_kk_batch` solves the weighted
+normal equations of many spectra at once: one matrix product per M forms the
+normal matrices of the whole batch (the 1/|Z| weights differ per spectrum, so
+each spectrum's matrix is factored on its own, all in one batched call).
+:func:`check_kk` is the same computation for one spectrum; with a few rows,
+blocks of candidate M are padded to one size and solved in one call, which
+takes the Python overhead of the μ scan out of a single call.
 
 Beyond the plain fit, each spectrum is screened for the two defects operando
 sweeps have (DOMAIN.md, "Validation"), with nested least-squares F-tests whose
