@@ -35,7 +35,7 @@ from scipy.linalg.lapack import dpotrf
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["BlockDAQP"]
+__all__ = ["BlockDAQP", "canonical_qp_is_direct", "solve_dense_qp", "status_of"]
 
 # DAQP exit flags that mean "solved" (1: optimal; 2: soft optimal).
 _SOLVED_FLAGS = (1, 2)
@@ -55,6 +55,83 @@ def _dense_diagonal_block(matrix: csr_matrix, start: int, stop: int) -> np.ndarr
     return block
 
 
+def solve_dense_qp(
+    hessian: np.ndarray,
+    linear: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    options: dict[str, Any],
+) -> tuple[np.ndarray, float, int, dict[str, Any]]:
+    """min ½ xᵀ H x + qᵀ x within lower <= x <= upper, by DAQP: (x, value, exit flag, info).
+
+    ``options``: DAQP settings (cvxpy's allowed names); without ``eps_prox`` a
+    proximal term is added only when H is not positive definite, as cvxpy's
+    DAQP interface does (DAQP's exact dual method needs a Cholesky factor).
+    """
+    import daqp
+
+    size = linear.size
+    block_options = {
+        key: value for key, value in options.items() if key in DAQP.ALLOWED_SOLVER_OPTS
+    }
+    if "eps_prox" not in block_options:
+        # LAPACK directly: numpy's wrapper costs ~10x the factorisation here.
+        _, info = dpotrf(hessian, lower=True, clean=False)
+        block_options["eps_prox"] = 0.0 if info == 0 else 1e-5
+    return daqp.solve(
+        np.ascontiguousarray(hessian),
+        np.ascontiguousarray(linear),
+        np.zeros((0, size)),
+        np.ascontiguousarray(upper),
+        np.ascontiguousarray(lower),
+        np.zeros(size, dtype=c_int),
+        **block_options,
+    )
+
+
+def status_of(exit_flag: int) -> str:
+    """cvxpy's status name of a DAQP exit flag (cvxpy's own table)."""
+    return str(DAQP.STATUS_MAP.get(exit_flag, cvxpy_settings.SOLVER_ERROR))
+
+
+def canonical_qp_is_direct(
+    problem: Any, hessian: Any, linear: Any, n_columns: int, solver: BlockDAQP
+) -> bool:
+    """Whether cvxpy canonicalises a one-block problem to exactly P = H, q = c, x >= 0.
+
+    ``problem`` minimises ``c @ x + ½ quad_form(x, H)`` over ``x >= 0`` with
+    ``H`` (``hessian``) and ``c`` (``linear``, one column) as Parameters. If its
+    canonical QP data (what cvxpy hands a solver) is H and c themselves, with
+    only the bounds 0 <= x, each spectrum's QP can go to DAQP as it is, without
+    cvxpy's reductions on every solve. Probed once with a random positive
+    definite H. ``solver``: the instance the problem is solved with (cvxpy keys its
+    compiled data by it).
+    """
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((n_columns, n_columns))
+    probe_hessian = factor @ factor.T + n_columns * np.eye(n_columns)
+    probe_linear = rng.standard_normal(n_columns)
+    hessian.value = probe_hessian
+    linear.value = probe_linear[:, np.newaxis]
+    data, _, _ = problem.get_problem_data(solver=solver)
+    if data[cvxpy_settings.A].shape[0] or data[cvxpy_settings.F].shape[0]:
+        return False
+    lower, upper = data[cvxpy_settings.LOWER_BOUNDS], data[cvxpy_settings.UPPER_BOUNDS]
+    bounds_ok = (
+        lower is not None
+        and np.array_equal(np.asarray(lower, float), np.zeros(n_columns))
+        and (upper is None or bool(np.all(np.isposinf(np.asarray(upper, float)))))
+    )
+    canonical_hessian = data[cvxpy_settings.P].toarray()
+    canonical_linear = np.asarray(data[cvxpy_settings.Q], dtype=np.float64)
+    return bool(
+        bounds_ok
+        and canonical_hessian.shape == probe_hessian.shape
+        and np.allclose(canonical_hessian, probe_hessian, rtol=1e-12, atol=0.0)
+        and np.allclose(canonical_linear, probe_linear, rtol=1e-12, atol=0.0)
+    )
+
+
 class BlockDAQP(DAQP):
     """DAQP on every independent block of a bound-constrained QP."""
 
@@ -70,8 +147,6 @@ class BlockDAQP(DAQP):
         solver_cache: dict | None = None,
     ) -> tuple[np.ndarray, float, int, dict[str, Any]]:
         """Solve each block with DAQP; the result in the form cvxpy's DAQP ``invert`` reads."""
-        import daqp
-
         if data[cvxpy_settings.A].shape[0] or data[cvxpy_settings.F].shape[0]:
             raise SolverError("BlockDAQP takes problems with variable bounds only")
         # cvxpy's P is the full symmetric Hessian in CSC form; read as CSR it is the
@@ -87,9 +162,7 @@ class BlockDAQP(DAQP):
         upper = data[cvxpy_settings.UPPER_BOUNDS]
         lower = np.full(n_variables, -np.inf) if lower is None else np.asarray(lower, float)
         upper = np.full(n_variables, np.inf) if upper is None else np.asarray(upper, float)
-        options = {
-            key: value for key, value in solver_opts.items() if key in self.ALLOWED_SOLVER_OPTS
-        }
+        options = dict(solver_opts)
 
         n_blocks, labels = connected_components(hessian, directed=False)
         order = np.argsort(labels, kind="stable")
@@ -109,21 +182,8 @@ class BlockDAQP(DAQP):
             else:
                 block_hessian = hessian[index][:, index].toarray()
             size = index.size
-            block_options = dict(options)
-            if "eps_prox" not in block_options:
-                # As cvxpy's DAQP interface: a proximal term only when the block is
-                # not positive definite (DAQP's exact dual method needs a Cholesky).
-                # (LAPACK directly: numpy's wrapper costs ~10x the factorisation here.)
-                _, info = dpotrf(block_hessian, lower=True, clean=False)
-                block_options["eps_prox"] = 0.0 if info == 0 else 1e-5
-            x, value, exit_flag, info = daqp.solve(
-                block_hessian,
-                np.ascontiguousarray(linear[index]),
-                np.zeros((0, size)),
-                np.ascontiguousarray(upper[index]),
-                np.ascontiguousarray(lower[index]),
-                np.zeros(size, dtype=c_int),
-                **block_options,
+            x, value, exit_flag, info = solve_dense_qp(
+                block_hessian, linear[index], lower[index], upper[index], options
             )
             if exit_flag not in _SOLVED_FLAGS:
                 flag = exit_flag

@@ -21,6 +21,18 @@ regularised inversion (weighted residual RMS at most ``_ACCEPT`` times the
 DRT's): a process that is not ZARC-like (a Gerischer or diffusion shape,
 two processes under one peak) keeps its areas of γ, and the result says so
 (:attr:`~geis_pipeline.drt.DRTResult.refined`).
+
+Which ZARCs a spectrum needs is found by a model search (merge, drop, split
+by the Bayesian information criterion: ~7 fits, ~30 ms). Along an experiment
+consecutive sweeps have the same processes, slightly moved: given the sweep
+before (``previous``), one fit started from its ZARCs replaces the search
+(~1-2 ms) when it explains the data as well as the last searched model did
+(relative to the DRT's own residual: the noise changes from sweep to sweep).
+The search runs again when it does not (a process appears), and at least
+every ``_SEARCH_EVERY`` sweeps. A term of the searched model that looks
+redundant (small, or within a decade of another: a split the search kept by a
+narrow margin) is simplified away as the search does before it is carried on. γ's own peak count is
+no guide: its small peaks come and go with the noise.
 """
 
 from __future__ import annotations
@@ -57,10 +69,20 @@ _SEARCH_TOLERANCE = 1e-6
 _FINAL_TOLERANCE = 1e-8
 #: Smallest share of the peaks' area a peak needs to start a term.
 _MIN_SHARE = 0.01
+#: A warm-started term with less than this share of the terms' R looks redundant.
+_CLEAR_SHARE = 0.05
 #: Terms closer than this (decades) are tried as one.
 _MERGE_DECADES = 1.0
 #: A term's τ stays within the measured range, 1/ω_max .. 1/ω_min, widened by this (decades).
 _MARGIN_DECADES = 0.5
+#: A warm-started fit is kept if its RMS relative to the DRT's is at most this factor
+#: above that of the last searched model (else the model search runs).
+_WARM_ACCEPT = 1.2
+#: Initial damping of a warm-started fit: it starts next to its minimum (28 % fewer
+#: model evaluations than the search's 1e-3 on a simulated experiment).
+_WARM_DAMPING = 1e-5
+#: The model search runs at least every this many sweeps of a warm-started series.
+_SEARCH_EVERY = 25
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,13 @@ class Refined:
         Series resistance (scaled) and inductance (scaled ohm s).
     rms
         Weighted residual RMS of the fit.
+    drt_rms
+        Weighted residual RMS of the regularised inversion it was accepted against.
+    searched
+        Sweeps since the model search last ran (0: this fit is a search's).
+    searched_rms_ratio
+        ``rms / drt_rms`` of the fit of that search: warm-started fits are
+        measured against it, so a slow worsening cannot creep past the check.
     """
 
     R: np.ndarray
@@ -83,6 +112,9 @@ class Refined:
     R_inf: float
     L: float
     rms: float
+    drt_rms: float = math.nan
+    searched: int = 0
+    searched_rms_ratio: float = math.nan
 
 
 def zarc_drt_width(alpha: float | np.ndarray) -> float | np.ndarray:
@@ -124,6 +156,8 @@ def refine_peaks(
     inductance: bool,
     resolution_decades: float,
     drt_rms: float,
+    previous: Refined | None = None,
+    rescale: float = 1.0,
 ) -> Refined | None:
     """Fit R_inf + jωL + ZARCs started from the peaks; None if the fit is not accepted.
 
@@ -145,9 +179,15 @@ def refine_peaks(
         FWHM of a single basis function (the narrowest peak the DRT draws).
     drt_rms
         Weighted residual RMS of the regularised inversion.
+    previous
+        The previous sweep's refinement (same grid, consecutive in time): its
+        ZARCs start a single fit instead of the model search when they still
+        describe the data (see the module docstring).
+    rescale
+        The previous sweep's max |Z| over this one's (its scaled values in this
+        one's units).
     """
-    n_peaks = int(R.size)
-    if n_peaks == 0:
+    if int(R.size) == 0:
         return None
     kept = weights > 0
     model = _Model(omega[kept], z_scaled[kept], weights[kept], inductance)
@@ -169,9 +209,13 @@ def refine_peaks(
     # drop one fit at a time.
     total = float(sum(R[i] for i in inside))
     inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
+    if previous is not None:
+        warm = _warm_fit(model, previous, rescale, drt_rms)
+        if warm is not None:
+            return warm
     terms = [
         (
-            math.log(min(max(float(R[i]), 2 * _R_BOUNDS[0]), _R_BOUNDS[1] / 2)),
+            _log_resistance(float(R[i])),
             math.log(float(tau[i])),
             _alpha_from_width(float(width[i]), resolution_decades),
         )
@@ -183,19 +227,7 @@ def refine_peaks(
         return None
     # Backward: merge the two closest terms or drop the smallest while the information
     # criterion does not rise (a regularised γ splits peaks and rings beside them).
-    while len(state.terms) > 1:
-        moves = [model.fit(state.series, _without_smallest(state.terms))]
-        merged = _merge_closest(state.terms)
-        if merged is not None:
-            moves.append(model.fit(state.series, merged))
-        best = min(
-            (move for move in moves if move is not None),
-            key=lambda move: move.criterion,
-            default=None,
-        )
-        if best is None or best.criterion > state.criterion:
-            break
-        state = best
+    state = _simplified(model, state)
     # Forward: split the broadest term in two while that lowers the criterion (two
     # processes under one peak of γ, a decade or so apart).
     for _ in range(_MAX_SPLITS):
@@ -217,18 +249,111 @@ def refine_peaks(
         state = split
     model.tolerance = _FINAL_TOLERANCE
     state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
+    return _accepted(model, state, drt_rms)
+
+
+def _log_resistance(resistance: float) -> float:
+    """ln R of a start value, inside the bounds (with room to move)."""
+    return math.log(min(max(resistance, 2 * _R_BOUNDS[0]), _R_BOUNDS[1] / 2))
+
+
+def _accepted(
+    model: _Model,
+    state: _State,
+    drt_rms: float,
+    warm_from: Refined | None = None,
+) -> Refined | None:
+    """The fit as a :class:`Refined`, or None if it explains the data worse than γ.
+
+    ``warm_from``: the refinement a warm-started fit began at (None: a search's fit).
+    """
     rms = math.sqrt(state.cost / model.n_rows)
     if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
         return None
+    if warm_from is None:
+        searched, searched_ratio = 0, rms / drt_rms
+    else:
+        searched, searched_ratio = warm_from.searched + 1, warm_from.searched_rms_ratio
     log_r, log_tau, alpha = (np.array(values) for values in zip(*state.terms, strict=True))
     return Refined(
         R=np.exp(log_r),
         tau=np.exp(log_tau),
         alpha=alpha,
         R_inf=float(state.series[0]),
-        L=float(state.series[1] / model.omega_max) if inductance else 0.0,
+        L=float(state.series[1] / model.omega_max) if model.inductance else 0.0,
         rms=rms,
+        drt_rms=drt_rms,
+        searched=searched,
+        searched_rms_ratio=searched_ratio,
     )
+
+
+def _warm_fit(model: _Model, previous: Refined, rescale: float, drt_rms: float) -> Refined | None:
+    """One fit started from the previous sweep's ZARCs, or None: search instead.
+
+    None when the search is due, a previous τ is outside this sweep's range, or
+    the fit explains the data worse (relative to the DRT's own residual) than
+    the last searched model did.
+    """
+    if previous.searched + 1 >= _SEARCH_EVERY:
+        return None
+    low, high = model.log_tau_range
+    log_taus = np.log(previous.tau)
+    if not (np.all(log_taus >= low) and np.all(log_taus <= high)):
+        return None
+    terms = [
+        (_log_resistance(float(r) * rescale), float(log_tau), float(alpha))
+        for r, log_tau, alpha in zip(previous.R, log_taus, previous.alpha, strict=True)
+    ]
+    series = [previous.R_inf * rescale] + (
+        [previous.L * rescale * model.omega_max] if model.inductance else []
+    )
+    model.tolerance = _FINAL_TOLERANCE
+    state = model.fit(series, terms, max_iterations=_FINAL_ITERATIONS, damping=_WARM_DAMPING)
+    model.tolerance = _SEARCH_TOLERANCE
+    if state is None:
+        return None
+    if previous.searched == 0 and _redundant(state.terms):
+        # A term the search kept by a narrow margin (one process split in two, a
+        # ring) must not be carried along the experiment: simplify as the search
+        # does, once per searched model (a small process that is real stays small).
+        simpler = _simplified(model, state)
+        if simpler is not state:
+            model.tolerance = _FINAL_TOLERANCE
+            state = model.fit(simpler.series, simpler.terms, _FINAL_ITERATIONS) or simpler
+            model.tolerance = _SEARCH_TOLERANCE
+    warm = _accepted(model, state, drt_rms, warm_from=previous)
+    if warm is None or warm.rms / drt_rms > _WARM_ACCEPT * previous.searched_rms_ratio:
+        return None
+    return warm
+
+
+def _simplified(model: _Model, state: _State) -> _State:
+    """Merge the two closest terms or drop the smallest while the criterion does not rise."""
+    while len(state.terms) > 1:
+        moves = [model.fit(state.series, _without_smallest(state.terms))]
+        merged = _merge_closest(state.terms)
+        if merged is not None:
+            moves.append(model.fit(state.series, merged))
+        best = min(
+            (move for move in moves if move is not None),
+            key=lambda move: move.criterion,
+            default=None,
+        )
+        if best is None or best.criterion > state.criterion:
+            break
+        state = best
+    return state
+
+
+def _redundant(terms: list[tuple[float, float, float]]) -> bool:
+    """Whether a term looks like a split or a ring: small, or close to another in τ."""
+    if len(terms) < 2:
+        return False
+    resistances = [math.exp(term[0]) for term in terms]
+    log_taus = sorted(term[1] for term in terms)
+    closest = min(later - earlier for earlier, later in itertools.pairwise(log_taus))
+    return min(resistances) < _CLEAR_SHARE * sum(resistances) or closest < _MERGE_DECADES * _LN10
 
 
 def _without_smallest(
@@ -318,8 +443,12 @@ class _Model:
         series: list[float],
         terms: list[tuple[float, float, float]],
         max_iterations: int = _SEARCH_ITERATIONS,
+        damping: float = 1e-3,
     ) -> _State | None:
-        """Least squares from the given start; None with fewer data than unknowns."""
+        """Least squares from the given start; None with fewer data than unknowns.
+
+        ``damping``: the solver's initial damping (light for a start near the minimum).
+        """
         n_unknowns = self.n_series + 3 * len(terms)
         if self.n_rows <= n_unknowns + 1:
             return None
@@ -346,6 +475,7 @@ class _Model:
             np.array(lower),
             np.array(upper),
             max_iterations=max_iterations,
+            damping=damping,
             cost_tolerance=self.tolerance,
             gain_tolerance=self.tolerance,
         )

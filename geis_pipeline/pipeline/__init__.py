@@ -22,7 +22,7 @@ re-processing with a changed config recomputes only the stages it touches.
 
 Chunks are computed with one BLAS thread (threadpoolctl), in whichever process:
 the executor's processes are the parallelism (see
-:class:`~geis_pipeline.pipeline.chunks.OneBlasThread`).
+:class:`~geis_pipeline._blas.OneBlasThread`).
 
 Modules: :mod:`~geis_pipeline.pipeline.orchestrator` (:func:`run`,
 :func:`reprocess`), :mod:`~geis_pipeline.pipeline.chunks` (the unit of work and

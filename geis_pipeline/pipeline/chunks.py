@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from geis_pipeline._blas import OneBlasThread, one_blas_thread
 from geis_pipeline.config import Config, section_hash
 from geis_pipeline.drt import invert_drt_batch, track_peaks
 from geis_pipeline.fit import Circuit, FitOptions, fit_experiment, role_table
@@ -78,7 +76,8 @@ class ChunkTask:
 def process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Run the requested stages on one chunk (pure: same task, same numbers).
 
-    Computes with one BLAS thread whichever process runs it (see :class:`OneBlasThread`).
+    Computes with one BLAS thread whichever process runs it (see
+    :class:`~geis_pipeline._blas.OneBlasThread`).
 
     Returns
     -------
@@ -247,40 +246,3 @@ def _run_drt(pairs, masks, config: Config, lam, tau_range) -> dict[str, dict[str
         },
         "grid": {"tau_s": np.asarray(results[0].tau, dtype=np.float64)},
     }
-
-
-class OneBlasThread:
-    """Context manager: one BLAS thread inside, the previous counts restored after.
-
-    A chunk is thousands of small solves: BLAS threads only add synchronisation,
-    and on a busy machine (the other workers, other users) spinning threads that
-    wait for a core made the KK check ~3x slower. The executor's processes are
-    the parallelism; each computes with one thread. threadpoolctl finds and sets
-    the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS). Reentrant and
-    thread-safe (counts are per process): the first to enter limits them, the
-    last to leave restores them.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._controller: ThreadpoolController | None = None
-        self._limiter: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                if self._controller is None:  # inspecting the loaded libraries takes ~ms
-                    self._controller = ThreadpoolController()
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
-            self._users += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-one_blas_thread = OneBlasThread()

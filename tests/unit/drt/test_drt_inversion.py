@@ -86,6 +86,25 @@ def test_block_daqp_refuses_constraint_rows() -> None:
         problem.solve(solver=BlockDAQP())
 
 
+@pytest.mark.parametrize("inductance", [False, True])
+def test_daqp_straight_from_cvxpys_canonical_data_equals_the_cvxpy_solve(inductance: bool) -> None:
+    # The default path hands each spectrum's P and q to DAQP directly once cvxpy's
+    # canonical data of a block was found to be exactly those; cvxpy's own solve of
+    # the batched problem (the path for other solvers) gives the same optimum.
+    spectra = [spectrum(seed, R_int=100.0 * (seed + 1)) for seed in range(4)]
+    direct = build_drt_problem(FREQ, lam=1e-3, inductance=inductance, refine=False)
+    through_cvxpy = build_drt_problem(FREQ, lam=1e-3, inductance=inductance, refine=False)
+    through_cvxpy._direct = False  # as if the probe had found another canonical form
+    ours = direct.solve_many(spectra)
+    assert direct._direct is True
+    theirs = through_cvxpy.solve_many(spectra)
+    for one, other in zip(ours, theirs, strict=True):
+        assert one.ok and other.ok and one.status == other.status == "optimal"
+        assert np.max(np.abs(one.gamma - other.gamma)) < 1e-8 * other.gamma.max()
+        assert one.R_inf == pytest.approx(other.R_inf, rel=1e-9, abs=1e-9)
+        assert one.L == pytest.approx(other.L, rel=1e-9, abs=1e-15)
+
+
 @pytest.mark.parametrize("lam", [1e-7, 1e-3, 10.0])
 def test_daqp_and_nnls_reach_the_same_optimum(lam: float) -> None:
     # Both are exact methods (active set): they agree far below solver tolerances,
