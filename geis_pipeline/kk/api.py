@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geis_pipeline._blas import one_blas_thread
 from geis_pipeline._cache import GridCache, hashable
 from geis_pipeline.errors import ValidationError
 from geis_pipeline.kk.basis import KKBasis, build_kk_basis
@@ -171,9 +172,11 @@ def _run(
     options: Options,
 ) -> list[KKResult]:
     z_sorted = np.stack([np.asarray(values)[basis.order] for values in z_cropped])
-    group = Group(basis, z_sorted)
-    outcome = check_group(group, options)
-    return build_results(group, outcome, options, crops)
+    # Small solves: BLAS threads only wait for each other (and for busy cores).
+    with one_blas_thread:
+        group = Group(basis, z_sorted)
+        outcome = check_group(group, options)
+        return build_results(group, outcome, options, crops)
 
 
 def _as_arrays(item: object, position: int) -> tuple[np.ndarray, np.ndarray]:
