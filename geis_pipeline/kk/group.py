@@ -43,28 +43,32 @@ class Group:
         used = np.arange(n_points)[np.newaxis, :] < self.n_keep[rows, np.newaxis]
         return used & ~self.excluded[rows]
 
-    def column_mask(self, rows: np.ndarray, n_elements: int) -> np.ndarray:
-        tau = self.basis.tau[n_elements - 1]
-        limit = self.tau_limit[self.n_keep[rows] - 1]
+    def tau_limits(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the longest τ an RC element may have, and the longest μ counts, s."""
+        last_kept = self.n_keep[rows] - 1
+        longest_measured = self.tau_measured_long[last_kept]
         # Once a tail is cut, the kept range ends where the data became suspect: no
         # elements beyond it, or they would bend the model to absorb the rest of a
         # drift -- unless a relaxation straddles the cut and needs them (``extended``).
         plain = (self.n_keep[rows] < self.basis.n_points) & ~self.extended[rows]
-        limit = np.where(plain, self.tau_measured_long[self.n_keep[rows] - 1], limit)
-        rc_kept = tau[np.newaxis, :] <= limit[:, np.newaxis]
+        return np.where(plain, longest_measured, self.tau_limit[last_kept]), longest_measured
+
+    def column_mask(self, rows: np.ndarray, n_elements: int) -> np.ndarray:
+        tau = self.basis.tau[n_elements - 1]
+        rc_kept = tau[np.newaxis, :] <= self.tau_limits(rows)[0][:, np.newaxis]
         extra = np.ones((rows.size, self.basis.n_extra), dtype=bool)
         return np.concatenate([rc_kept, extra], axis=1)
 
     def mu_elements(self, rows: np.ndarray, n_elements: int) -> np.ndarray:
         """RC elements μ counts: τ inside the measured range of the kept points."""
         tau = self.basis.tau[n_elements - 1][np.newaxis, :]
-        longest = self.tau_measured_long[self.n_keep[rows] - 1][:, np.newaxis]
+        longest = self.tau_limits(rows)[1][:, np.newaxis]
         return (tau >= self.tau_measured_short) & (tau <= longest)
 
 
 def fit_rows(
     group: Group, rows: np.ndarray, n_elements: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted Lin-KK fit of ``rows`` with M = n_elements: (solution, factor, scale, columns)."""
     basis = group.basis
     design_real = basis.design_real[n_elements - 1]
@@ -99,7 +103,6 @@ def fit_block(group: Group, rows: np.ndarray, block: range) -> tuple[np.ndarray,
     """
     basis = group.basis
     n_extra = basis.n_extra
-    n_keep = group.n_keep[rows]
     weight2 = group.weight2[rows] * group.used(rows)
     weighted_real = weight2 * group.z_real[rows]
     weighted_imag = weight2 * group.z_imag[rows]
@@ -128,12 +131,9 @@ def fit_block(group: Group, rows: np.ndarray, block: range) -> tuple[np.ndarray,
             normal[:, position, :n_columns, :n_columns] = normals[position]
             rhs[:, position, :n_columns] = right[position]
     # Column masks and μ's elements as in column_mask / mu_elements (NaN τ: neither).
-    longest = group.tau_measured_long[n_keep - 1][:, np.newaxis, np.newaxis]
-    limit = group.tau_limit[n_keep - 1]
-    plain = (n_keep < basis.n_points) & ~group.extended[rows]
-    limit = np.where(plain, group.tau_measured_long[n_keep - 1], limit)
+    limit, longest = group.tau_limits(rows)
     columns = (tau <= limit[:, np.newaxis, np.newaxis]) | extra
-    counted = (tau >= group.tau_measured_short) & (tau <= longest)
+    counted = (tau >= group.tau_measured_short) & (tau <= longest[:, np.newaxis, np.newaxis])
     return solve_normal(normal, rhs, columns)[0], counted
 
 
