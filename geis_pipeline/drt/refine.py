@@ -84,7 +84,7 @@ _WARM_ACCEPT = 1.2
 #: model evaluations than the search's 1e-3 on a simulated experiment).
 _WARM_DAMPING = 1e-5
 #: The model search runs at least every this many sweeps of a warm-started series.
-_SEARCH_EVERY = 25
+_SEARCH_EVERY = 50
 
 
 @dataclass(frozen=True)
