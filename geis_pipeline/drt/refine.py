@@ -428,8 +428,11 @@ class _Model:
         resistance = np.exp(x[n_series::3])
         log_tau = x[n_series + 1 :: 3]
         alpha = x[n_series + 2 :: 3]
-        log_jwt = (self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]) + 0.5j * math.pi
-        power = np.exp(alpha[:, np.newaxis] * log_jwt)
+        # (jωτ)^α = (ωτ)^α e^{jαπ/2}: a real exponential and one phase per term.
+        log_wt = self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]
+        half_turn = 0.5 * math.pi * alpha
+        phase = np.cos(half_turn) + 1j * np.sin(half_turn)
+        power = np.exp(alpha[:, np.newaxis] * log_wt) * phase[:, np.newaxis]
         inverse = 1.0 / (1.0 + power)
         terms = resistance[:, np.newaxis] * inverse
         model = x[0] + terms.sum(axis=0)
@@ -442,13 +445,13 @@ class _Model:
         d_log_tau = -terms * power * inverse
         rows[n_series::3] = terms
         rows[n_series + 1 :: 3] = d_log_tau * alpha[:, np.newaxis]
-        rows[n_series + 2 :: 3] = d_log_tau * log_jwt
+        rows[n_series + 2 :: 3] = d_log_tau * (log_wt + 0.5j * math.pi)  # ln(jωτ)
         rows *= w
         residual = w * (model - self.z)
-        return (
-            np.concatenate([residual.real, residual.imag]),
-            np.concatenate([rows.real, rows.imag], axis=1).T,
-        )
+        jacobian = np.empty((2 * w.size, x.size))
+        jacobian[: w.size] = rows.real.T
+        jacobian[w.size :] = rows.imag.T
+        return np.concatenate([residual.real, residual.imag]), jacobian
 
     def fit(
         self,
