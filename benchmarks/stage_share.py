@@ -33,7 +33,7 @@ _PARTS = {
     "run": (("pipeline/orchestrator.py", "run"), ("pipeline.py", "run")),
     "chunks": (("chunks.py", "_process_chunk"), ("pipeline.py", "_process_chunk")),
     "fit": (("fit/fitting.py", "fit_experiment"), ("fit/__init__.py", "fit_experiment")),
-    "kk": (("kk.py", "check_kk_batch"), ("kk/__init__.py", "check_kk_batch")),
+    "kk": (("kk/api.py", "check_kk_batch"), ("kk.py", "check_kk_batch")),
     "drt": (("drt/inversion.py", "invert_drt_batch"),),
 }
 

@@ -29,7 +29,9 @@ before (``previous``), one fit started from its ZARCs replaces the search
 (~1-2 ms) when it explains the data as well as the last searched model did
 (relative to the DRT's own residual: the noise changes from sweep to sweep).
 The search runs again when it does not (a process appears), and at least
-every ``_SEARCH_EVERY`` sweeps. A term of the searched model that looks
+every ``_SEARCH_EVERY`` sweeps; then the warm-started fit and the search's
+model compete by the criterion (a search can settle in a worse minimum than
+the model the sweeps before carried). A term of the searched model that looks
 redundant (small, or within a decade of another: a split the search kept by a
 narrow margin) is simplified away as the search does before it is carried on. γ's own peak count is
 no guide: its small peaks come and go with the noise.
@@ -82,7 +84,7 @@ _WARM_ACCEPT = 1.2
 #: model evaluations than the search's 1e-3 on a simulated experiment).
 _WARM_DAMPING = 1e-5
 #: The model search runs at least every this many sweeps of a warm-started series.
-_SEARCH_EVERY = 25
+_SEARCH_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,31 @@ def refine_peaks(
     # drop one fit at a time.
     total = float(sum(R[i] for i in inside))
     inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
-    if previous is not None:
-        warm = _warm_fit(model, previous, rescale, drt_rms)
-        if warm is not None:
+    warm_state = None if previous is None else _warm_state(model, previous, rescale)
+    if warm_state is not None and previous.searched + 1 < _SEARCH_EVERY:  # type: ignore[union-attr]
+        warm = _accepted(model, warm_state, drt_rms, warm_from=previous)
+        if warm is not None and warm.rms / drt_rms <= _WARM_ACCEPT * warm.searched_rms_ratio:
             return warm
+    state = _searched(model, R, tau, width, inside, R_inf, L, resolution_decades)
+    # A search can settle in a worse minimum than the model the sweeps before carried
+    # (checked when the search is due): the lower criterion wins.
+    if warm_state is not None and (state is None or warm_state.criterion < state.criterion):
+        state = warm_state
+    return None if state is None else _accepted(model, state, drt_rms)
+
+
+def _searched(
+    model: _Model,
+    R: np.ndarray,
+    tau: np.ndarray,
+    width: np.ndarray,
+    inside: list[int],
+    R_inf: float,
+    L: float,
+    resolution_decades: float,
+) -> _State | None:
+    """The model search from γ's peaks ``inside``: merge, drop, split by the criterion."""
+    inductance = model.inductance
     terms = [
         (
             _log_resistance(float(R[i])),
@@ -249,7 +272,8 @@ def refine_peaks(
         state = split
     model.tolerance = _FINAL_TOLERANCE
     state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
-    return _accepted(model, state, drt_rms)
+    model.tolerance = _SEARCH_TOLERANCE
+    return state
 
 
 def _log_resistance(resistance: float) -> float:
@@ -288,15 +312,8 @@ def _accepted(
     )
 
 
-def _warm_fit(model: _Model, previous: Refined, rescale: float, drt_rms: float) -> Refined | None:
-    """One fit started from the previous sweep's ZARCs, or None: search instead.
-
-    None when the search is due, a previous τ is outside this sweep's range, or
-    the fit explains the data worse (relative to the DRT's own residual) than
-    the last searched model did.
-    """
-    if previous.searched + 1 >= _SEARCH_EVERY:
-        return None
+def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | None:
+    """The fit started from the previous sweep's ZARCs; None if a τ left this sweep's range."""
     low, high = model.log_tau_range
     log_taus = np.log(previous.tau)
     if not (np.all(log_taus >= low) and np.all(log_taus <= high)):
@@ -310,22 +327,17 @@ def _warm_fit(model: _Model, previous: Refined, rescale: float, drt_rms: float) 
     )
     model.tolerance = _FINAL_TOLERANCE
     state = model.fit(series, terms, max_iterations=_FINAL_ITERATIONS, damping=_WARM_DAMPING)
-    model.tolerance = _SEARCH_TOLERANCE
-    if state is None:
-        return None
-    if previous.searched == 0 and _redundant(state.terms):
+    if state is not None and previous.searched == 0 and _redundant(state.terms):
         # A term the search kept by a narrow margin (one process split in two, a
         # ring) must not be carried along the experiment: simplify as the search
         # does, once per searched model (a small process that is real stays small).
+        model.tolerance = _SEARCH_TOLERANCE
         simpler = _simplified(model, state)
         if simpler is not state:
             model.tolerance = _FINAL_TOLERANCE
             state = model.fit(simpler.series, simpler.terms, _FINAL_ITERATIONS) or simpler
-            model.tolerance = _SEARCH_TOLERANCE
-    warm = _accepted(model, state, drt_rms, warm_from=previous)
-    if warm is None or warm.rms / drt_rms > _WARM_ACCEPT * previous.searched_rms_ratio:
-        return None
-    return warm
+    model.tolerance = _SEARCH_TOLERANCE
+    return state
 
 
 def _simplified(model: _Model, state: _State) -> _State:
@@ -416,8 +428,11 @@ class _Model:
         resistance = np.exp(x[n_series::3])
         log_tau = x[n_series + 1 :: 3]
         alpha = x[n_series + 2 :: 3]
-        log_jwt = (self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]) + 0.5j * math.pi
-        power = np.exp(alpha[:, np.newaxis] * log_jwt)
+        # (jωτ)^α = (ωτ)^α e^{jαπ/2}: a real exponential and one phase per term.
+        log_wt = self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]
+        half_turn = 0.5 * math.pi * alpha
+        phase = np.cos(half_turn) + 1j * np.sin(half_turn)
+        power = np.exp(alpha[:, np.newaxis] * log_wt) * phase[:, np.newaxis]
         inverse = 1.0 / (1.0 + power)
         terms = resistance[:, np.newaxis] * inverse
         model = x[0] + terms.sum(axis=0)
@@ -430,13 +445,13 @@ class _Model:
         d_log_tau = -terms * power * inverse
         rows[n_series::3] = terms
         rows[n_series + 1 :: 3] = d_log_tau * alpha[:, np.newaxis]
-        rows[n_series + 2 :: 3] = d_log_tau * log_jwt
+        rows[n_series + 2 :: 3] = d_log_tau * (log_wt + 0.5j * math.pi)  # ln(jωτ)
         rows *= w
         residual = w * (model - self.z)
-        return (
-            np.concatenate([residual.real, residual.imag]),
-            np.concatenate([rows.real, rows.imag], axis=1).T,
-        )
+        jacobian = np.empty((2 * w.size, x.size))
+        jacobian[: w.size] = rows.real.T
+        jacobian[w.size :] = rows.imag.T
+        return np.concatenate([residual.real, residual.imag]), jacobian
 
     def fit(
         self,

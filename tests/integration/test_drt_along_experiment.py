@@ -24,9 +24,11 @@ def test_tracked_drt_resistances_follow_the_truth(tmp_path: Path) -> None:
     r_int = np.abs(table["R_int_drt_ohm"].to_numpy() / truth["R_int_ohm"] - 1)
     assert np.mean(np.isfinite(r_int)) > 0.98
     assert np.nanmedian(r_int) < 0.005
-    assert np.nanpercentile(r_int, 95) < 0.05
+    assert np.nanpercentile(r_int, 95) < 0.02
+    # No run of sweeps carrying a wrong model along the warm start.
+    assert np.mean(r_int > 0.05) < 0.01
     # The grain boundary beside a bulk arc whose apex lies above the top frequency:
     # how much of the bulk arc is R_inf is not in the data, so ~10 % is what it holds.
     r_gb = np.abs(table["R_gb_drt_ohm"].to_numpy() / truth["R_gb_ohm"] - 1)
-    assert np.mean(np.isfinite(r_gb)) > 0.8
+    assert np.mean(np.isfinite(r_gb)) > 0.9
     assert np.nanmedian(r_gb) < 0.12

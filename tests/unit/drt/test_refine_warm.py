@@ -108,3 +108,20 @@ def test_a_process_that_appears_is_found_by_the_search() -> None:
         errors = _relative_errors(warm, truth, name)
         assert np.mean(np.isfinite(errors)) >= 0.95, name
         assert np.nanmedian(errors) < 0.05, name
+
+
+@pytest.mark.parametrize("inductance", [False, True])
+def test_the_zarc_models_jacobian_is_its_derivative(inductance: bool) -> None:
+    omega = 2 * np.pi * FREQ
+    rng = np.random.default_rng(1)
+    z = 0.3 + rng.standard_normal(FREQ.size) * 0.01 + 0.5j * rng.standard_normal(FREQ.size)
+    model = refine_module._Model(omega, z, rng.uniform(0.5, 1.5, FREQ.size), inductance)
+    series = [0.3, 0.02] if inductance else [0.3]
+    x = np.array([*series, np.log(0.2), np.log(1e-6), 0.9, np.log(0.5), np.log(1e-2), 0.75])
+    _, jacobian = model.evaluate(x)
+    step = 1e-6
+    for column in range(x.size):
+        shifted = x.copy()
+        shifted[column] += step
+        numeric = (model.evaluate(shifted)[0] - model.evaluate(x)[0]) / step
+        np.testing.assert_allclose(jacobian[:, column], numeric, rtol=1e-4, atol=1e-6)

@@ -195,7 +195,7 @@ def test_given_basis_gives_the_same_result() -> None:
 
 def test_repeated_calls_reuse_a_bounded_cache_and_give_the_same_result() -> None:
     """check_kk keeps the bases of the last few grids: the same numbers as a fresh build."""
-    from geis_pipeline import kk
+    from geis_pipeline.kk import api as kk
 
     kk._BASES.clear()
     spectra = [with_noise(CIRCUITS["two arcs"](FREQ), 0.005, seed) for seed in range(3)]
