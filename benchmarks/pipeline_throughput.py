@@ -56,6 +56,13 @@ sys.path.insert(0, {here!r})
 data = np.load({spectra!r})
 pairs = [(data[f"freq{{i}}"], data[f"z{{i}}"]) for i in range(int(data["n"]))]
 out = {{}}
+def per_spectrum(call):
+    # CPU seconds per spectrum of call(freq, z), after one warm-up call
+    call(*pairs[0])
+    started = time.process_time()
+    for freq, z in pairs:
+        call(freq, z)
+    return (time.process_time() - started) / len(pairs)
 try:
     from impedance.models.circuits import CustomCircuit
     def fit(freq, z):
@@ -63,11 +70,7 @@ try:
             warnings.simplefilter("ignore")
             circuit = CustomCircuit({circuit!r}, initial_guess=list(data["guess"]))
             circuit.fit(freq, z, weight_by_modulus=True)
-    fit(*pairs[0])
-    started = time.process_time()
-    for freq, z in pairs:
-        fit(freq, z)
-    out["impedance.py fit"] = (time.process_time() - started) / len(pairs)
+    out["impedance.py fit"] = per_spectrum(fit)
 except Exception as error:
     out["impedance.py fit"] = f"failed: {{type(error).__name__}}: {{error}}"
 try:
@@ -78,11 +81,7 @@ try:
         with contextlib.redirect_stdout(io.StringIO()):
             runs.simple_run(entry, rbf_type="Gaussian", induct_used=1, der_used="1st order",
                             cv_type="custom", reg_param=1e-3)
-    drt(*pairs[0])
-    started = time.process_time()
-    for freq, z in pairs:
-        drt(freq, z)
-    out["pyDRTtools DRT"] = (time.process_time() - started) / len(pairs)
+    out["pyDRTtools DRT"] = per_spectrum(drt)
 except BaseException as error:
     out["pyDRTtools DRT"] = f"failed: {{type(error).__name__}}: {{error}}"
 print(json.dumps(out))
