@@ -33,8 +33,8 @@ every ``_SEARCH_EVERY`` sweeps; then the warm-started fit and the search's
 model compete by the criterion (a search can settle in a worse minimum than
 the model the sweeps before carried). A term of the searched model that looks
 redundant (small, or within a decade of another: a split the search kept by a
-narrow margin) is simplified away as the search does before it is carried on. γ's own peak count is
-no guide: its small peaks come and go with the noise.
+narrow margin) is simplified away as the search does before it is carried on.
+γ's own peak count is no guide: its small peaks come and go with the noise.
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ def refine_peaks(
     total = float(sum(R[i] for i in inside))
     inside = [i for i in inside if R[i] >= _MIN_SHARE * total]
     warm_state = None if previous is None else _warm_state(model, previous, rescale)
-    if warm_state is not None and previous.searched + 1 < _SEARCH_EVERY:  # type: ignore[union-attr]
+    search_due = previous is None or previous.searched + 1 >= _SEARCH_EVERY
+    if warm_state is not None and not search_due:
         warm = _accepted(model, warm_state, drt_rms, warm_from=previous)
         if warm is not None and warm.rms / drt_rms <= _WARM_ACCEPT * warm.searched_rms_ratio:
             return warm
