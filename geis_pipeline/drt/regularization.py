@@ -99,22 +99,25 @@ class _RidgePath:
         self.data = data
         self.leverage = 1.0 - jitter * np.sum(self.basis**2, axis=0)
 
-    def coefficients(self, lam: float) -> np.ndarray:
-        """β / (1 + λθ): x(λ) in the basis V."""
-        return self.beta / (1.0 + lam * self.theta)
+    def coefficients(self, lam: float | np.ndarray) -> np.ndarray:
+        """β / (1 + λθ): x(λ) in the basis V (one row per λ for an array of λ)."""
+        lam = np.asarray(lam, dtype=np.float64)
+        return self.beta / (1.0 + lam[..., np.newaxis] * self.theta)
 
     def solution(self, lam: float) -> np.ndarray:
         """x(λ)."""
         return self.basis @ self.coefficients(lam)
 
-    def misfit(self, lam: float) -> float:
-        """||A x(λ) - b||²."""
-        residual = self.fitted_basis @ self.coefficients(lam) - self.data
-        return float(residual @ residual)
+    def misfit(self, lam: float | np.ndarray) -> float | np.ndarray:
+        """||A x(λ) - b||² (an array for an array of λ)."""
+        residual = self.coefficients(lam) @ self.fitted_basis.T - self.data
+        misfits = np.sum(residual**2, axis=-1)
+        return float(misfits) if misfits.ndim == 0 else misfits
 
-    def roughness(self, lam: float) -> float:
-        """x(λ)ᵀ M x(λ)."""
-        return float(np.sum(self.theta * self.coefficients(lam) ** 2))
+    def roughness(self, lam: float | np.ndarray) -> float | np.ndarray:
+        """x(λ)ᵀ M x(λ) (an array for an array of λ)."""
+        roughness = np.sum(self.theta * self.coefficients(lam) ** 2, axis=-1)
+        return float(roughness) if roughness.ndim == 0 else roughness
 
     def trace(self, lam: float) -> float:
         """tr H(λ), the effective number of parameters."""
@@ -170,8 +173,9 @@ def _reim(system: RidgeSystem, log_lam: float) -> float:
 
 def _lcurve_corner(path: _RidgePath, log_lams: np.ndarray) -> float:
     lams = np.exp(log_lams)
-    rho = np.log(np.maximum([path.misfit(lam) for lam in lams], 1e-300))
-    eta = np.log(np.maximum([path.roughness(lam) for lam in lams], 1e-300))
+    # The whole curve in two matrix products (81 scalar evaluations cost ~3 ms a call).
+    rho = np.log(np.maximum(path.misfit(lams), 1e-300))
+    eta = np.log(np.maximum(path.roughness(lams), 1e-300))
     d_rho, d_eta = np.gradient(rho, log_lams), np.gradient(eta, log_lams)
     dd_rho, dd_eta = np.gradient(d_rho, log_lams), np.gradient(d_eta, log_lams)
     curvature = (d_rho * dd_eta - dd_rho * d_eta) / np.maximum((d_rho**2 + d_eta**2) ** 1.5, 1e-300)
