@@ -271,10 +271,7 @@ def _searched(
         if split is None or split.criterion >= state.criterion:
             break
         state = split
-    model.tolerance = _FINAL_TOLERANCE
-    state = model.fit(state.series, state.terms, max_iterations=_FINAL_ITERATIONS) or state
-    model.tolerance = _SEARCH_TOLERANCE
-    return state
+    return model.polish(state.series, state.terms) or state
 
 
 def _log_resistance(resistance: float) -> float:
@@ -326,18 +323,14 @@ def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | No
     series = [previous.R_inf * rescale] + (
         [previous.L * rescale * model.omega_max] if model.inductance else []
     )
-    model.tolerance = _FINAL_TOLERANCE
-    state = model.fit(series, terms, max_iterations=_FINAL_ITERATIONS, damping=_WARM_DAMPING)
+    state = model.polish(series, terms, damping=_WARM_DAMPING)
     if state is not None and previous.searched == 0 and _redundant(state.terms):
         # A term the search kept by a narrow margin (one process split in two, a
         # ring) must not be carried along the experiment: simplify as the search
         # does, once per searched model (a small process that is real stays small).
-        model.tolerance = _SEARCH_TOLERANCE
         simpler = _simplified(model, state)
         if simpler is not state:
-            model.tolerance = _FINAL_TOLERANCE
-            state = model.fit(simpler.series, simpler.terms, _FINAL_ITERATIONS) or simpler
-    model.tolerance = _SEARCH_TOLERANCE
+            state = model.polish(simpler.series, simpler.terms) or simpler
     return state
 
 
@@ -419,10 +412,6 @@ class _Model:
         self.n_series = 2 if inductance else 1
         self.n_rows = 2 * omega.size
         self.log_tau_range = (-math.inf, math.inf)  # where a term's τ may go
-        # Relative cost decrease at which a fit stops: the model search compares
-        # criteria that differ by ln n per parameter, far above this; the chosen
-        # model is then polished to the solver's default (1e-8).
-        self.tolerance = _SEARCH_TOLERANCE
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_series, w = self.n_series, self.weights
@@ -454,16 +443,26 @@ class _Model:
         jacobian[w.size :] = rows.imag.T
         return np.concatenate([residual.real, residual.imag]), jacobian
 
+    def polish(
+        self, series: list[float], terms: list[tuple[float, float, float]], damping: float = 1e-3
+    ) -> _State | None:
+        """:meth:`fit` to the final tolerance: the model a result is made of."""
+        return self.fit(series, terms, _FINAL_ITERATIONS, damping, _FINAL_TOLERANCE)
+
     def fit(
         self,
         series: list[float],
         terms: list[tuple[float, float, float]],
         max_iterations: int = _SEARCH_ITERATIONS,
         damping: float = 1e-3,
+        tolerance: float = _SEARCH_TOLERANCE,
     ) -> _State | None:
         """Least squares from the given start; None with fewer data than unknowns.
 
-        ``damping``: the solver's initial damping (light for a start near the minimum).
+        ``damping``: the solver's initial damping (light for a start near the
+        minimum). ``tolerance``: the relative cost decrease at which it stops (the
+        model search compares criteria that differ by ln n per parameter, far
+        above the search's; a chosen model is polished, :meth:`polish`).
         """
         n_unknowns = self.n_series + 3 * len(terms)
         if self.n_rows <= n_unknowns + 1:
@@ -492,8 +491,8 @@ class _Model:
             np.array(upper),
             max_iterations=max_iterations,
             damping=damping,
-            cost_tolerance=self.tolerance,
-            gain_tolerance=self.tolerance,
+            cost_tolerance=tolerance,
+            gain_tolerance=tolerance,
         )
         cost = float(solution.cost)
         if not math.isfinite(cost):
