@@ -11,9 +11,10 @@ parallelism; each process computes with one thread.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from threadpoolctl import ThreadpoolController
+if TYPE_CHECKING:  # threadpoolctl is imported by the first use, not by `import geis_pipeline`
+    from threadpoolctl import ThreadpoolController
 
 __all__ = ["OneBlasThread", "one_blas_thread"]
 
@@ -21,13 +22,9 @@ __all__ = ["OneBlasThread", "one_blas_thread"]
 class OneBlasThread:
     """Context manager: one BLAS thread inside, the previous counts restored after.
 
-    A chunk is thousands of small solves: BLAS threads only add synchronisation,
-    and on a busy machine (the other workers, other users) spinning threads that
-    wait for a core made the KK check ~3x slower. The executor's processes are
-    the parallelism; each computes with one thread. threadpoolctl finds and sets
-    the BLAS libraries loaded in the process (OpenBLAS, MKL, BLIS). Reentrant and
-    thread-safe (counts are per process): the first to enter limits them, the
-    last to leave restores them.
+    threadpoolctl finds and sets the BLAS libraries loaded in the process
+    (OpenBLAS, MKL, BLIS). Reentrant and thread-safe (counts are per process):
+    the first to enter limits them, the last to leave restores them.
     """
 
     def __init__(self) -> None:
@@ -40,6 +37,8 @@ class OneBlasThread:
         with self._lock:
             if self._users == 0:
                 if self._controller is None:  # inspecting the loaded libraries takes ~ms
+                    from threadpoolctl import ThreadpoolController
+
                     self._controller = ThreadpoolController()
                 self._limiter = self._controller.limit(limits=1, user_api="blas")
             self._users += 1
