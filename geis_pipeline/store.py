@@ -264,15 +264,19 @@ def _dataset(group: h5py.Group, name: str, values: np.ndarray, compress: bool) -
         )
         group.create_dataset(name, data=encoded, dtype=_STRING)
         return
-    chunks = compress and values.ndim > 0 and values.shape[0] > 0
     group.create_dataset(
-        name,
-        data=values,
-        chunks=True if chunks else None,
-        compression="gzip" if chunks else None,
-        compression_opts=1 if chunks else None,
-        shuffle=chunks,
+        name, data=values, **_filters(compress and values.ndim > 0 and values.shape[0] > 0)
     )
+
+
+def _filters(compress: bool) -> dict[str, object]:
+    """create_dataset's chunking and compression: gzip level 1 with shuffle, or none."""
+    return {
+        "chunks": True if compress else None,
+        "compression": "gzip" if compress else None,
+        "compression_opts": 1 if compress else None,
+        "shuffle": compress,
+    }
 
 
 #: Raw per-point columns are written this many points at a time: no whole-column copies
@@ -295,15 +299,7 @@ def _point_dataset(
     if n_points == 0:
         _dataset(group, name, np.empty(0, dtype=np.float64), compress)
         return
-    dataset = group.create_dataset(
-        name,
-        shape=(n_points,),
-        dtype=np.float64,
-        chunks=True if compress else None,
-        compression="gzip" if compress else None,
-        compression_opts=1 if compress else None,
-        shuffle=compress,
-    )
+    dataset = group.create_dataset(name, shape=(n_points,), dtype=np.float64, **_filters(compress))
     position, pending, size = 0, [], 0
     for spectrum in spectra:
         values = part(spectrum)
