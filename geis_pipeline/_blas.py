@@ -10,6 +10,7 @@ parallelism; each process computes with one thread.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -24,22 +25,27 @@ class OneBlasThread:
 
     threadpoolctl finds and sets the BLAS libraries loaded in the process
     (OpenBLAS, MKL, BLIS). Reentrant and thread-safe (counts are per process):
-    the first to enter limits them, the last to leave restores them.
+    the first to enter limits them, the last to leave restores them. The
+    libraries are looked up again when modules were imported since the last look
+    (scipy brings its own OpenBLAS, loaded by its first import, after numpy's).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
         self._controller: ThreadpoolController | None = None
+        self._modules_seen = 0  # len(sys.modules) when the controller looked
         self._limiter: Any = None
 
     def __enter__(self) -> None:
         with self._lock:
             if self._users == 0:
-                if self._controller is None:  # inspecting the loaded libraries takes ~ms
+                # Looking up the loaded libraries takes ~1 ms: only when imports happened.
+                if self._controller is None or len(sys.modules) != self._modules_seen:
                     from threadpoolctl import ThreadpoolController
 
                     self._controller = ThreadpoolController()
+                    self._modules_seen = len(sys.modules)
                 self._limiter = self._controller.limit(limits=1, user_api="blas")
             self._users += 1
 

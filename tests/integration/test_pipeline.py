@@ -3,6 +3,7 @@ bad files, and identical numbers from every executor."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -288,3 +289,25 @@ def test_not_a_result_file(tmp_path: Path) -> None:
     path.write_bytes(b"not hdf5")
     with pytest.raises(gp.GeisPipelineError, match="cannot read results"):
         open_results(path)
+
+
+def test_one_blas_thread_also_limits_a_library_loaded_after_its_first_use() -> None:
+    # scipy brings its own OpenBLAS, loaded by its first import: a chunk or single call
+    # after that import must run it with one thread too. Fresh interpreter: nothing loaded.
+    code = (
+        "import json, numpy\n"
+        "from threadpoolctl import ThreadpoolController\n"
+        "from geis_pipeline._blas import one_blas_thread\n"
+        "with one_blas_thread: pass\n"
+        "import scipy.linalg\n"
+        "with one_blas_thread:\n"
+        "    pools = ThreadpoolController().select(user_api='blas').lib_controllers\n"
+        "    print(json.dumps([pool.num_threads for pool in pools]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    counts = json.loads(completed.stdout.strip())
+    if not counts:
+        pytest.skip("no BLAS library that threadpoolctl controls")
+    assert counts == [1] * len(counts)
