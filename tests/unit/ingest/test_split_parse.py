@@ -1,0 +1,89 @@
+"""A large text table parsed in two halves at once gives the rows and errors of one parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import geis_pipeline.ingest._table as table
+from geis_pipeline.errors import IngestError
+from geis_pipeline.ingest._table import ColumnSpec, parse_file_table
+
+_COLUMNS = [ColumnSpec(0, "a"), ColumnSpec(2, "c", "c/unit"), ColumnSpec(3, "d")]
+
+
+def _write(path: Path, rows: np.ndarray, newline: str, header_lines: int, tail: str = "") -> Path:
+    header = [f"header line {index}" for index in range(header_lines - 1)] + ["a\tb\tc\td\t"]
+    body = ["\t".join(f"{value:.7E}" for value in row) + "\t" for row in rows]
+    path.write_bytes((newline.join(header + body) + newline + tail).encode("latin-1"))
+    return path
+
+
+def _parse(path: Path, header_lines: int, split: bool, monkeypatch) -> object:
+    monkeypatch.setattr(table, "SPLIT_BYTES", 1 if split else 1 << 40)
+    try:
+        return parse_file_table(path, header_lines + 1, _COLUMNS)
+    except IngestError as exc:
+        return str(exc)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.integers(1, 400),
+    st.sampled_from(["\n", "\r\n"]),
+    st.integers(1, 6),
+    st.sampled_from(["", "1.0\t2.0", "1.5E-0"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_two_halves_give_the_rows_of_one_parse(
+    tmp_path: Path, monkeypatch, n_rows, newline, header_lines, tail, seed
+) -> None:
+    rows = np.random.default_rng(seed).normal(size=(n_rows, 4)) * 1e3
+    path = _write(tmp_path / "table.txt", rows, newline, header_lines, tail)
+    monkeypatch.setattr(table, "SPLIT_BYTES", 1)
+    if n_rows > 1 and not tail:
+        assert table._split_point(path, header_lines, None) is not None
+    whole, halves = (_parse(path, header_lines, split, monkeypatch) for split in (False, True))
+    assert whole.columns.keys() == halves.columns.keys()
+    for name in whole.columns:
+        np.testing.assert_array_equal(halves.columns[name], whole.columns[name])
+    np.testing.assert_array_equal(
+        halves.columns["c"][:n_rows], np.float64([float(f"{value:.7E}") for value in rows[:, 2]])
+    )
+
+
+@pytest.mark.parametrize("defect", ["nan-text", "short", "blank", "bad"])
+@pytest.mark.parametrize("where", [0.1, 0.9])
+def test_a_defect_in_either_half_is_reported_as_by_one_parse(
+    tmp_path: Path, monkeypatch, defect: str, where: float
+) -> None:
+    rows = np.arange(2000 * 4, dtype=float).reshape(2000, 4)
+    path = _write(tmp_path / "table.txt", rows, "\r\n", 3)
+    lines = path.read_bytes().split(b"\r\n")
+    line = 3 + int(where * 2000)
+    lines[line] = {
+        "nan-text": b"nan\t1\t2\t3",
+        "short": b"1\t2",
+        "blank": b"",
+        "bad": b"1\t2\tx3\t4",
+    }[defect]
+    path.write_bytes(b"\r\n".join(lines))
+    whole, halves = (_parse(path, 3, split, monkeypatch) for split in (False, True))
+    if isinstance(whole, str):
+        assert halves == whole and f":{line + 1}, column" in whole
+    else:
+        for name in whole.columns:
+            np.testing.assert_array_equal(halves.columns[name], whole.columns[name])
+
+
+def test_no_split_when_other_threads_run(monkeypatch) -> None:
+    import threading
+
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    assert table._fork_context() is None
