@@ -256,15 +256,7 @@ def parse_table(
         rows = (line.replace(",", ".") for line in lines)
     usecols = [spec.index for spec in columns]
     try:
-        values = np.loadtxt(
-            rows,
-            delimiter=delimiter,
-            usecols=usecols,
-            ndmin=2,
-            dtype=np.float64,
-            comments=None,
-            encoding=None,
-        )
+        values = _loadtxt(rows, 0, delimiter=delimiter, usecols=usecols, encoding=None)
     except (ValueError, IndexError) as exc:
         _raise_bad_cell(lines, line_numbers, columns, path, delimiter, decimal_comma)
         raise IngestError(f"cannot parse numbers: {exc}", file=path) from exc
@@ -447,7 +439,7 @@ def _loadtxt(
     *,
     delimiter: str | None,
     usecols: list[int],
-    encoding: str,
+    encoding: str | None,
 ) -> np.ndarray:
     """(rows, len(usecols)) float64 of delimited text rows, by numpy's C parser."""
     # A header with no data rows is an empty table here (the callers say what is
