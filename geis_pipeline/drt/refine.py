@@ -414,34 +414,41 @@ class _Model:
         self.log_tau_range = (-math.inf, math.inf)  # where a term's τ may go
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted residuals and their Jacobian at x.
+
+        The rows are each point's real and imaginary parts interleaved (the
+        complex arrays viewed as real ones, no copies): least squares does not
+        care about the order of its rows.
+        """
         n_series, w = self.n_series, self.weights
         resistance = np.exp(x[n_series::3])
         log_tau = x[n_series + 1 :: 3]
         alpha = x[n_series + 2 :: 3]
         # (jωτ)^α = (ωτ)^α e^{jαπ/2}: a real exponential and one phase per term.
-        log_wt = self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]
+        log_wt = self.log_omega + log_tau[:, np.newaxis]
         half_turn = 0.5 * math.pi * alpha
         phase = np.cos(half_turn) + 1j * np.sin(half_turn)
         power = np.exp(alpha[:, np.newaxis] * log_wt) * phase[:, np.newaxis]
         inverse = 1.0 / (1.0 + power)
-        terms = resistance[:, np.newaxis] * inverse
-        model = x[0] + terms.sum(axis=0)
+        # One row of dZ/dx per parameter, written in place.
         rows = np.empty((x.size, w.size), dtype=np.complex128)
+        terms = rows[n_series::3]  # dZ/d ln R = Z_k
+        np.multiply(resistance[:, np.newaxis], inverse, out=terms)
+        model = terms.sum(axis=0)
+        model += x[0]
         rows[0] = 1.0
         if self.inductance:
-            model = model + self.j_omega * (x[1] / self.omega_max)
+            model += self.j_omega * (x[1] / self.omega_max)
             rows[1] = self.j_omega / self.omega_max
-        # dZ/d ln R = Z_k, dZ/d ln τ = -α R u/(1+u)², dZ/dα = -R u ln(jωτ)/(1+u)².
-        d_log_tau = -terms * power * inverse
-        rows[n_series::3] = terms
-        rows[n_series + 1 :: 3] = d_log_tau * alpha[:, np.newaxis]
-        rows[n_series + 2 :: 3] = d_log_tau * (log_wt + 0.5j * math.pi)  # ln(jωτ)
+        # dZ/d ln τ = -α R u/(1+u)², dZ/dα = -R u ln(jωτ)/(1+u)².
+        d_log_tau = terms * power
+        d_log_tau *= inverse
+        np.multiply(d_log_tau, -alpha[:, np.newaxis], out=rows[n_series + 1 :: 3])
+        np.multiply(d_log_tau, -(log_wt + 0.5j * math.pi), out=rows[n_series + 2 :: 3])
         rows *= w
-        residual = w * (model - self.z)
-        jacobian = np.empty((2 * w.size, x.size))
-        jacobian[: w.size] = rows.real.T
-        jacobian[w.size :] = rows.imag.T
-        return np.concatenate([residual.real, residual.imag]), jacobian
+        model -= self.z
+        model *= w
+        return model.view(np.float64), rows.view(np.float64).T
 
     def polish(
         self, series: list[float], terms: list[tuple[float, float, float]], damping: float = 1e-3
