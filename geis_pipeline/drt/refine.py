@@ -217,7 +217,10 @@ def refine_peaks(
         warm = _accepted(model, warm_state, drt_rms, warm_from=previous)
         if warm is not None and warm.rms / drt_rms <= _WARM_ACCEPT * warm.searched_rms_ratio:
             return warm
-    state = _searched(model, R, tau, width, inside, R_inf, L, resolution_decades)
+    # Without a warm-started model to fall back on, a search that explains the data
+    # worse than γ may lack the bulk arc's term (:func:`_with_edge_term`).
+    rescue_rms = drt_rms if warm_state is None else None
+    state = _searched(model, R, tau, width, inside, R_inf, L, resolution_decades, rescue_rms)
     # A search can settle in a worse minimum than the model the sweeps before carried
     # (checked when the search is due): the lower criterion wins.
     if warm_state is not None and (state is None or warm_state.criterion < state.criterion):
@@ -234,8 +237,14 @@ def _searched(
     R_inf: float,
     L: float,
     resolution_decades: float,
+    rescue_rms: float | None = None,
 ) -> _State | None:
-    """The model search from γ's peaks ``inside``: merge, drop, split by the criterion."""
+    """The model search from γ's peaks ``inside``: merge, drop, split by the criterion.
+
+    ``rescue_rms``: the DRT's residual RMS, given when no warm-started model
+    competes with the search. A model that explains the data worse than γ
+    then gets a term at the top of the measured range (:func:`_with_edge_term`).
+    """
     inductance = model.inductance
     terms = [
         (
@@ -271,7 +280,37 @@ def _searched(
         if split is None or split.criterion >= state.criterion:
             break
         state = split
+    if rescue_rms is not None and not _explains(model, state, rescue_rms):
+        state = _with_edge_term(model, state)
     return model.polish(state.series, state.terms) or state
+
+
+def _explains(model: _Model, state: _State, drt_rms: float) -> bool:
+    """Whether the fit's weighted RMS is within ``_ACCEPT`` of the regularised DRT's."""
+    rms = math.sqrt(state.cost / model.n_rows)
+    return math.isfinite(rms) and rms <= _ACCEPT * drt_rms
+
+
+def _with_edge_term(model: _Model, state: _State) -> _State:
+    """The model with a ZARC added at the highest frequencies, if the criterion prefers it.
+
+    A bulk arc whose apex lies above the top frequency shows in γ as a peak at
+    the τ grid's edge, often beyond the range terms may start in, and a search
+    from γ's other peaks then settles with a spurious term in its place (seen
+    at the start of chunks deep in depletion, where R_int is ~500x R_gb: the
+    sweeps a warm start carried were refined, the searched ones not).
+    """
+    edge_log_tau = model.log_tau_range[0]
+    if len(state.terms) >= _MAX_TERMS or any(
+        term[1] - edge_log_tau < _MERGE_DECADES * _LN10 for term in state.terms
+    ):
+        return state  # the model has a term up there already: its misfit is elsewhere
+    total = sum(math.exp(term[0]) for term in state.terms)
+    edge = (_log_resistance(0.01 * total), edge_log_tau, _ALPHA_BOUNDS[1] - 0.05)
+    candidate = model.fit(state.series, [*state.terms, edge])
+    if candidate is None or candidate.criterion >= state.criterion:
+        return state
+    return _simplified(model, candidate)
 
 
 def _log_resistance(resistance: float) -> float:
@@ -289,9 +328,9 @@ def _accepted(
 
     ``warm_from``: the refinement a warm-started fit began at (None: a search's fit).
     """
-    rms = math.sqrt(state.cost / model.n_rows)
-    if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
+    if not _explains(model, state, drt_rms):
         return None
+    rms = math.sqrt(state.cost / model.n_rows)
     if warm_from is None:
         searched, searched_ratio = 0, rms / drt_rms
     else:
