@@ -363,10 +363,14 @@ def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | No
         [previous.L * rescale * model.omega_max] if model.inductance else []
     )
     state = model.polish(series, terms, damping=_WARM_DAMPING)
-    if state is not None and previous.searched == 0 and _redundant(state.terms):
+    if state is not None and (
+        (previous.searched == 0 and _redundant(state.terms)) or _split(state.terms)
+    ):
         # A term the search kept by a narrow margin (one process split in two, a
         # ring) must not be carried along the experiment: simplify as the search
-        # does, once per searched model (a small process that is real stays small).
+        # does, once per searched model (a small process that is real stays small),
+        # and whenever two terms have come within a decade (a ring that drifted onto
+        # a peak and shares its area: both off, and the window counts two peaks).
         simpler = _simplified(model, state)
         if simpler is not state:
             state = model.polish(simpler.series, simpler.terms) or simpler
@@ -399,6 +403,14 @@ def _redundant(terms: list[tuple[float, float, float]]) -> bool:
     log_taus = sorted(term[1] for term in terms)
     closest = min(later - earlier for earlier, later in itertools.pairwise(log_taus))
     return min(resistances) < _CLEAR_SHARE * sum(resistances) or closest < _MERGE_DECADES * _LN10
+
+
+def _split(terms: list[tuple[float, float, float]]) -> bool:
+    """Whether two terms lie within ``_MERGE_DECADES`` of each other in τ."""
+    log_taus = sorted(term[1] for term in terms)
+    return any(
+        later - earlier < _MERGE_DECADES * _LN10 for earlier, later in itertools.pairwise(log_taus)
+    )
 
 
 def _without_smallest(
