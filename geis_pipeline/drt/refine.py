@@ -217,7 +217,10 @@ def refine_peaks(
         warm = _accepted(model, warm_state, drt_rms, warm_from=previous)
         if warm is not None and warm.rms / drt_rms <= _WARM_ACCEPT * warm.searched_rms_ratio:
             return warm
-    state = _searched(model, R, tau, width, inside, R_inf, L, resolution_decades)
+    # Without a warm-started model to fall back on, a search that explains the data
+    # worse than γ may lack the bulk arc's term (:func:`_with_edge_term`).
+    rescue_rms = drt_rms if warm_state is None else None
+    state = _searched(model, R, tau, width, inside, R_inf, L, resolution_decades, rescue_rms)
     # A search can settle in a worse minimum than the model the sweeps before carried
     # (checked when the search is due): the lower criterion wins.
     if warm_state is not None and (state is None or warm_state.criterion < state.criterion):
@@ -234,8 +237,14 @@ def _searched(
     R_inf: float,
     L: float,
     resolution_decades: float,
+    rescue_rms: float | None = None,
 ) -> _State | None:
-    """The model search from γ's peaks ``inside``: merge, drop, split by the criterion."""
+    """The model search from γ's peaks ``inside``: merge, drop, split by the criterion.
+
+    ``rescue_rms``: the DRT's residual RMS, given when no warm-started model
+    competes with the search. A model that explains the data worse than γ
+    then gets a term at the top of the measured range (:func:`_with_edge_term`).
+    """
     inductance = model.inductance
     terms = [
         (
@@ -271,7 +280,37 @@ def _searched(
         if split is None or split.criterion >= state.criterion:
             break
         state = split
+    if rescue_rms is not None and not _explains(model, state, rescue_rms):
+        state = _with_edge_term(model, state)
     return model.polish(state.series, state.terms) or state
+
+
+def _explains(model: _Model, state: _State, drt_rms: float) -> bool:
+    """Whether the fit's weighted RMS is within ``_ACCEPT`` of the regularised DRT's."""
+    rms = math.sqrt(state.cost / model.n_rows)
+    return math.isfinite(rms) and rms <= _ACCEPT * drt_rms
+
+
+def _with_edge_term(model: _Model, state: _State) -> _State:
+    """The model with a ZARC added at the highest frequencies, if the criterion prefers it.
+
+    A bulk arc whose apex lies above the top frequency shows in γ as a peak at
+    the τ grid's edge, often beyond the range terms may start in, and a search
+    from γ's other peaks then settles with a spurious term in its place (seen
+    at the start of chunks deep in depletion, where R_int is ~500x R_gb: the
+    sweeps a warm start carried were refined, the searched ones not).
+    """
+    edge_log_tau = model.log_tau_range[0]
+    if len(state.terms) >= _MAX_TERMS or any(
+        term[1] - edge_log_tau < _MERGE_DECADES * _LN10 for term in state.terms
+    ):
+        return state  # the model has a term up there already: its misfit is elsewhere
+    total = sum(math.exp(term[0]) for term in state.terms)
+    edge = (_log_resistance(0.01 * total), edge_log_tau, _ALPHA_BOUNDS[1] - 0.05)
+    candidate = model.fit(state.series, [*state.terms, edge])
+    if candidate is None or candidate.criterion >= state.criterion:
+        return state
+    return _simplified(model, candidate)
 
 
 def _log_resistance(resistance: float) -> float:
@@ -289,9 +328,9 @@ def _accepted(
 
     ``warm_from``: the refinement a warm-started fit began at (None: a search's fit).
     """
-    rms = math.sqrt(state.cost / model.n_rows)
-    if not (math.isfinite(rms) and rms <= _ACCEPT * drt_rms):
+    if not _explains(model, state, drt_rms):
         return None
+    rms = math.sqrt(state.cost / model.n_rows)
     if warm_from is None:
         searched, searched_ratio = 0, rms / drt_rms
     else:
@@ -324,10 +363,14 @@ def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | No
         [previous.L * rescale * model.omega_max] if model.inductance else []
     )
     state = model.polish(series, terms, damping=_WARM_DAMPING)
-    if state is not None and previous.searched == 0 and _redundant(state.terms):
+    if state is not None and (
+        (previous.searched == 0 and _redundant(state.terms)) or _split(state.terms)
+    ):
         # A term the search kept by a narrow margin (one process split in two, a
         # ring) must not be carried along the experiment: simplify as the search
-        # does, once per searched model (a small process that is real stays small).
+        # does, once per searched model (a small process that is real stays small),
+        # and whenever two terms have come within a decade (a ring that drifted onto
+        # a peak and shares its area: both off, and the window counts two peaks).
         simpler = _simplified(model, state)
         if simpler is not state:
             state = model.polish(simpler.series, simpler.terms) or simpler
@@ -360,6 +403,14 @@ def _redundant(terms: list[tuple[float, float, float]]) -> bool:
     log_taus = sorted(term[1] for term in terms)
     closest = min(later - earlier for earlier, later in itertools.pairwise(log_taus))
     return min(resistances) < _CLEAR_SHARE * sum(resistances) or closest < _MERGE_DECADES * _LN10
+
+
+def _split(terms: list[tuple[float, float, float]]) -> bool:
+    """Whether two terms lie within ``_MERGE_DECADES`` of each other in τ."""
+    log_taus = sorted(term[1] for term in terms)
+    return any(
+        later - earlier < _MERGE_DECADES * _LN10 for earlier, later in itertools.pairwise(log_taus)
+    )
 
 
 def _without_smallest(
@@ -414,34 +465,41 @@ class _Model:
         self.log_tau_range = (-math.inf, math.inf)  # where a term's τ may go
 
     def evaluate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted residuals and their Jacobian at x.
+
+        The rows are each point's real and imaginary parts interleaved (the
+        complex arrays viewed as real ones, no copies): least squares does not
+        care about the order of its rows.
+        """
         n_series, w = self.n_series, self.weights
         resistance = np.exp(x[n_series::3])
         log_tau = x[n_series + 1 :: 3]
         alpha = x[n_series + 2 :: 3]
         # (jωτ)^α = (ωτ)^α e^{jαπ/2}: a real exponential and one phase per term.
-        log_wt = self.log_omega[np.newaxis, :] + log_tau[:, np.newaxis]
+        log_wt = self.log_omega + log_tau[:, np.newaxis]
         half_turn = 0.5 * math.pi * alpha
         phase = np.cos(half_turn) + 1j * np.sin(half_turn)
         power = np.exp(alpha[:, np.newaxis] * log_wt) * phase[:, np.newaxis]
         inverse = 1.0 / (1.0 + power)
-        terms = resistance[:, np.newaxis] * inverse
-        model = x[0] + terms.sum(axis=0)
+        # One row of dZ/dx per parameter, written in place.
         rows = np.empty((x.size, w.size), dtype=np.complex128)
+        terms = rows[n_series::3]  # dZ/d ln R = Z_k
+        np.multiply(resistance[:, np.newaxis], inverse, out=terms)
+        model = terms.sum(axis=0)
+        model += x[0]
         rows[0] = 1.0
         if self.inductance:
-            model = model + self.j_omega * (x[1] / self.omega_max)
+            model += self.j_omega * (x[1] / self.omega_max)
             rows[1] = self.j_omega / self.omega_max
-        # dZ/d ln R = Z_k, dZ/d ln τ = -α R u/(1+u)², dZ/dα = -R u ln(jωτ)/(1+u)².
-        d_log_tau = -terms * power * inverse
-        rows[n_series::3] = terms
-        rows[n_series + 1 :: 3] = d_log_tau * alpha[:, np.newaxis]
-        rows[n_series + 2 :: 3] = d_log_tau * (log_wt + 0.5j * math.pi)  # ln(jωτ)
+        # dZ/d ln τ = -α R u/(1+u)², dZ/dα = -R u ln(jωτ)/(1+u)².
+        d_log_tau = terms * power
+        d_log_tau *= inverse
+        np.multiply(d_log_tau, -alpha[:, np.newaxis], out=rows[n_series + 1 :: 3])
+        np.multiply(d_log_tau, -(log_wt + 0.5j * math.pi), out=rows[n_series + 2 :: 3])
         rows *= w
-        residual = w * (model - self.z)
-        jacobian = np.empty((2 * w.size, x.size))
-        jacobian[: w.size] = rows.real.T
-        jacobian[w.size :] = rows.imag.T
-        return np.concatenate([residual.real, residual.imag]), jacobian
+        model -= self.z
+        model *= w
+        return model.view(np.float64), rows.view(np.float64).T
 
     def polish(
         self, series: list[float], terms: list[tuple[float, float, float]], damping: float = 1e-3

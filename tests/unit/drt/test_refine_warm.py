@@ -125,3 +125,47 @@ def test_the_zarc_models_jacobian_is_its_derivative(inductance: bool) -> None:
         shifted[column] += step
         numeric = (model.evaluate(shifted)[0] - model.evaluate(x)[0]) / step
         np.testing.assert_allclose(jacobian[:, column], numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_a_carried_model_with_a_process_split_in_two_is_merged_back() -> None:
+    """A ring that drifted onto a peak and shares its area is merged, not carried on.
+
+    The sweep before carried the interface arc as two ZARCs a fifth of a decade apart
+    (seen on a 30,000-sweep run: 50 sweeps of R_int split 0.35/0.63 until the next due
+    search); the warm-started fit of this sweep must describe it with one ZARC again.
+    """
+    truth = {name: np.array([value]) for name, value in (("gb", 60.0), ("sei", 50.0))}
+    truth["int"] = np.array([400.0])
+    z = _experiment(truth, seed=11)[0]
+    scale = float(np.abs(z).max())
+    (gb_tau, gb_alpha), (sei_tau, sei_alpha), (int_tau, int_alpha) = PROCESSES.values()
+    previous = refine_module.Refined(
+        R=np.array([60.0, 50.0, 200.0, 200.0]) / scale,
+        tau=np.array([gb_tau, sei_tau, int_tau / 10**0.1, int_tau * 10**0.1]),
+        alpha=np.array([gb_alpha, sei_alpha, int_alpha, int_alpha]),
+        R_inf=R_INF_OHM / scale,
+        L=0.0,
+        rms=0.005,
+        drt_rms=0.005,
+        searched=5,  # long after its search: no search is due
+        searched_rms_ratio=1.0,
+    )
+    omega = 2 * np.pi * FREQ
+    refined = refine_module.refine_peaks(
+        omega=omega,
+        z_scaled=z / scale,
+        weights=scale / np.abs(z),
+        R=previous.R,
+        tau=previous.tau,
+        width=np.full(4, 0.5),
+        R_inf=previous.R_inf,
+        L=0.0,
+        inductance=False,
+        resolution_decades=0.3,
+        drt_rms=0.005,
+        previous=previous,
+    )
+    assert refined is not None
+    assert refined.R.size == 3
+    interface = refined.R[np.argmin(np.abs(np.log(refined.tau / int_tau)))] * scale
+    assert interface == pytest.approx(400.0, rel=0.03)
