@@ -25,6 +25,7 @@ def _write(path: Path, rows: np.ndarray, newline: str, header_lines: int, tail: 
 
 def _parse(path: Path, header_lines: int, split: bool, monkeypatch) -> object:
     monkeypatch.setattr(table, "SPLIT_BYTES", 1 if split else 1 << 40)
+    monkeypatch.setattr(table, "_idle_core", lambda: True)
     try:
         return parse_file_table(path, header_lines + 1, _COLUMNS)
     except IngestError as exc:
@@ -82,8 +83,15 @@ def test_a_defect_in_either_half_is_reported_as_by_one_parse(
             np.testing.assert_array_equal(halves.columns[name], whole.columns[name])
 
 
-def test_no_split_when_other_threads_run(monkeypatch) -> None:
+def test_no_split_when_other_threads_run_or_no_core_is_idle(monkeypatch) -> None:
+    import os
     import threading
 
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert table._fork_context() is not None
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    assert table._fork_context() is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     monkeypatch.setattr(threading, "active_count", lambda: 2)
     assert table._fork_context() is None
