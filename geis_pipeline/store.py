@@ -69,6 +69,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from geis_pipeline._cores import idle_core
 from geis_pipeline.errors import StoreError
 from geis_pipeline.spectrum import (
     DCRecord,
@@ -263,19 +264,19 @@ class _Compressor:
     """gzip (level 1) with byte shuffle, as HDF5's filters apply them, computed by threads.
 
     HDF5 compresses a chunk at a time in the calling thread (h5py holds one lock for
-    every HDF5 call); zlib releases the GIL, so the chunks of a large array are shuffled
-    and deflated by a thread pool here and written as they are with
+    every HDF5 call); zlib releases the GIL, so with a core to spare the chunks of a large
+    array are shuffled and deflated by a thread pool here and written as they are with
     ``write_direct_chunk``. The dataset is the one ``create_dataset(data=...,
-    **_filters(True))`` makes (same chunk shape and filter pipeline); a reader
-    decompresses it the same way.
+    **_filters(True))`` makes (same chunk shape, filter pipeline and stored bytes); a
+    reader decompresses it the same way. Without a pool HDF5's own filters compress.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
         self.pool = pool
 
     def dataset(self, group: h5py.Group, name: str, values: np.ndarray) -> None:
         """A compressed dataset of ``values`` (numeric, not empty, at least 1-D)."""
-        if not (values.dtype.kind in "biuf" and values.dtype.isnative):
+        if self.pool is None or not (values.dtype.kind in "biuf" and values.dtype.isnative):
             group.create_dataset(name, data=values, **_filters(True))
             return
         dataset = group.create_dataset(
@@ -286,6 +287,9 @@ class _Compressor:
     def write(self, dataset: h5py.Dataset, values: np.ndarray, start: int) -> None:
         """Rows ``start:start + len(values)`` of ``dataset``; ``start`` is a multiple of the
         chunk rows, and so is ``len(values)`` unless they end the dataset."""
+        if self.pool is None:
+            dataset[start : start + values.shape[0]] = values
+            return
         chunk = dataset.chunks
         corners = list(
             itertools.product(
@@ -333,9 +337,11 @@ def _compressor(compress: bool) -> Iterator[_Compressor | None]:
     """A compressor for one file's writes (None: the arrays are stored uncompressed)."""
     if not compress:
         yield None
-        return
-    with ThreadPoolExecutor(min(4, os.cpu_count() or 1), "geis-store-gzip") as pool:
-        yield _Compressor(pool)
+    elif not idle_core():  # the threads would only compete for the busy cores
+        yield _Compressor(None)
+    else:
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1), "geis-store-gzip") as pool:
+            yield _Compressor(pool)
 
 
 def _dataset(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._cores import idle_core
 from geis_pipeline.errors import IngestError
 
 __all__ = [
@@ -168,20 +168,7 @@ def _fork_context():
 
     if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    return multiprocessing.get_context("fork") if _idle_core() else None
-
-
-def _idle_core() -> bool:
-    """Whether the machine has a core to spare (load average below the cores less one).
-
-    On a machine whose cores are busy the second half only competes with the first: the
-    split then costs ~20 % more CPU (forking, the half's copy back) and saves no time.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return False
-    return load <= (os.cpu_count() or 1) - 1
+    return multiprocessing.get_context("fork") if idle_core() else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def _write(path: Path, rows: np.ndarray, newline: str, header_lines: int, tail: 
 
 def _parse(path: Path, header_lines: int, split: bool, monkeypatch) -> object:
     monkeypatch.setattr(table, "SPLIT_BYTES", 1 if split else 1 << 40)
-    monkeypatch.setattr(table, "_idle_core", lambda: True)
+    monkeypatch.setattr(table, "idle_core", lambda: True)
     try:
         return parse_file_table(path, header_lines + 1, _COLUMNS)
     except IngestError as exc:

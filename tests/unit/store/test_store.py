@@ -374,7 +374,9 @@ def _stored_chunks(dataset: h5py.Dataset) -> list[tuple[tuple[int, ...], int, by
     st.integers(0, 2**31 - 1),
 )
 def test_threaded_compression_stores_what_hdf5_stores(dtype, shape, seed) -> None:
-    from geis_pipeline.store import _compressor, _filters
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geis_pipeline.store import _Compressor, _filters
 
     if len(shape) == 2:
         shape = (shape[0], 1 + shape[1] % 40)
@@ -382,8 +384,8 @@ def test_threaded_compression_stores_what_hdf5_stores(dtype, shape, seed) -> Non
     values = (np.cumsum(rng.normal(size=shape), axis=0) * 100).astype(dtype)
     with h5py.File("mem.h5", "w", driver="core", backing_store=False) as handle:
         reference = handle.create_dataset("hdf5", data=values, **_filters(True))
-        with _compressor(True) as compressor:
-            compressor.dataset(handle, "threads", values)
+        with ThreadPoolExecutor(2) as pool:
+            _Compressor(pool).dataset(handle, "threads", values)
         threaded = handle["threads"]
         for attribute in ("shape", "dtype", "chunks", "compression", "compression_opts"):
             assert getattr(threaded, attribute) == getattr(reference, attribute)
@@ -393,10 +395,13 @@ def test_threaded_compression_stores_what_hdf5_stores(dtype, shape, seed) -> Non
         assert _stored_chunks(threaded) == _stored_chunks(reference)
 
 
+@pytest.mark.parametrize("idle", [True, False])
 def test_compressed_point_columns_written_in_blocks_are_the_whole_column(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle: bool
 ) -> None:
     import geis_pipeline.store as store
+
+    monkeypatch.setattr(store, "idle_core", lambda: idle)  # threads, or HDF5's own filters
 
     rng = np.random.default_rng(3)
     sizes = rng.integers(1, 400, size=60)
