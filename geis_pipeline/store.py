@@ -69,7 +69,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from geis_pipeline._cores import idle_core
+from geis_pipeline._cores import spare_core
 from geis_pipeline.errors import StoreError
 from geis_pipeline.spectrum import (
     DCRecord,
@@ -269,14 +269,31 @@ class _Compressor:
     ``write_direct_chunk``. The dataset is the one ``create_dataset(data=...,
     **_filters(True))`` makes (same chunk shape, filter pipeline and stored bytes); a
     reader decompresses it the same way. Without a pool HDF5's own filters compress.
+
+    ``pool`` None: whether to start one is decided (:func:`~geis_pipeline._cores.spare_core`)
+    at the file's first array of :data:`_THREADED_BYTES` or more; small files never ask.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
+    def __init__(self, pool: ThreadPoolExecutor | None = None) -> None:
         self.pool = pool
+        self._decided = pool is not None
+
+    def _threads(self, nbytes: int) -> ThreadPoolExecutor | None:
+        """The pool for an array of ``nbytes`` (None: HDF5's filters compress it)."""
+        if not self._decided and nbytes >= _THREADED_BYTES:
+            self._decided = True
+            if spare_core():  # on busy cores threads would only compete for them
+                self.pool = ThreadPoolExecutor(min(4, os.cpu_count() or 1), "geis-store-gzip")
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def dataset(self, group: h5py.Group, name: str, values: np.ndarray) -> None:
         """A compressed dataset of ``values`` (numeric, not empty, at least 1-D)."""
-        if self.pool is None or not (values.dtype.kind in "biuf" and values.dtype.isnative):
+        numeric = values.dtype.kind in "biuf" and values.dtype.isnative
+        if not numeric or self._threads(values.nbytes) is None:
             group.create_dataset(name, data=values, **_filters(True))
             return
         dataset = group.create_dataset(
@@ -287,7 +304,7 @@ class _Compressor:
     def write(self, dataset: h5py.Dataset, values: np.ndarray, start: int) -> None:
         """Rows ``start:start + len(values)`` of ``dataset``; ``start`` is a multiple of the
         chunk rows, and so is ``len(values)`` unless they end the dataset."""
-        if self.pool is None:
+        if self._threads(dataset.size * dataset.dtype.itemsize) is None:
             dataset[start : start + values.shape[0]] = values
             return
         chunk = dataset.chunks
@@ -314,6 +331,8 @@ class _Compressor:
 
 #: Chunks compressed per thread task (a chunk of h5py's guessed shape is ~10-100 kB).
 _CHUNKS_PER_TASK = 32
+#: An array this large makes a file worth compressing by threads (see _Compressor).
+_THREADED_BYTES = 4 << 20
 
 
 def _deflate(values: np.ndarray, corner: tuple[int, ...], chunk: tuple[int, ...]) -> bytes:
@@ -337,11 +356,12 @@ def _compressor(compress: bool) -> Iterator[_Compressor | None]:
     """A compressor for one file's writes (None: the arrays are stored uncompressed)."""
     if not compress:
         yield None
-    elif not idle_core():  # the threads would only compete for the busy cores
-        yield _Compressor(None)
-    else:
-        with ThreadPoolExecutor(min(4, os.cpu_count() or 1), "geis-store-gzip") as pool:
-            yield _Compressor(pool)
+        return
+    compressor = _Compressor()
+    try:
+        yield compressor
+    finally:
+        compressor.close()
 
 
 def _dataset(

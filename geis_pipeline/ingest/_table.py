@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geis_pipeline._cores import idle_core
+from geis_pipeline._cores import spare_core
 from geis_pipeline.errors import IngestError
 
 __all__ = [
@@ -168,7 +168,7 @@ def _fork_context():
 
     if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    return multiprocessing.get_context("fork") if idle_core() else None
+    return multiprocessing.get_context("fork") if spare_core() else None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def _write(path: Path, rows: np.ndarray, newline: str, header_lines: int, tail: 
 
 def _parse(path: Path, header_lines: int, split: bool, monkeypatch) -> object:
     monkeypatch.setattr(table, "SPLIT_BYTES", 1 if split else 1 << 40)
-    monkeypatch.setattr(table, "idle_core", lambda: True)
+    monkeypatch.setattr(table, "spare_core", lambda: True)
     try:
         return parse_file_table(path, header_lines + 1, _COLUMNS)
     except IngestError as exc:
@@ -83,15 +83,27 @@ def test_a_defect_in_either_half_is_reported_as_by_one_parse(
             np.testing.assert_array_equal(halves.columns[name], whole.columns[name])
 
 
-def test_no_split_when_other_threads_run_or_no_core_is_idle(monkeypatch) -> None:
-    import os
+def test_no_split_when_other_threads_run_or_no_core_is_spare(monkeypatch) -> None:
     import threading
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    monkeypatch.setattr(table, "spare_core", lambda: True)
     assert table._fork_context() is not None
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    monkeypatch.setattr(table, "spare_core", lambda: False)
     assert table._fork_context() is None
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    monkeypatch.setattr(table, "spare_core", lambda: True)
     monkeypatch.setattr(threading, "active_count", lambda: 2)
     assert table._fork_context() is None
+
+
+@pytest.mark.parametrize(("idle_ticks", "spare"), [(20, True), (15, True), (10, False), (2, False)])
+def test_a_spare_core_is_more_than_this_process_idle(monkeypatch, idle_ticks, spare) -> None:
+    import os
+
+    import geis_pipeline._cores as cores
+
+    # 2 cores, 20 ticks elapsed: this process sleeps while sampling, so its core is idle too.
+    samples = iter([(100, 1000), (100 + idle_ticks, 1020)])
+    monkeypatch.setattr(cores, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cores, "SAMPLE_S", 0.0)
+    assert cores.spare_core() is spare

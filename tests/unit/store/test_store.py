@@ -401,7 +401,8 @@ def test_compressed_point_columns_written_in_blocks_are_the_whole_column(
 ) -> None:
     import geis_pipeline.store as store
 
-    monkeypatch.setattr(store, "idle_core", lambda: idle)  # threads, or HDF5's own filters
+    monkeypatch.setattr(store, "spare_core", lambda: idle)  # threads, or HDF5's own filters
+    monkeypatch.setattr(store, "_THREADED_BYTES", 0)
 
     rng = np.random.default_rng(3)
     sizes = rng.integers(1, 400, size=60)
