@@ -162,7 +162,7 @@ def _split_point(path: Path, skip: int, limit: int | None) -> tuple[int, int] | 
 def _fork_context():
     """multiprocessing's fork context when a second process can help: forking is safe (this
     process runs no other thread, e.g. the CLI while reading; a notebook kernel does) and a
-    core is idle; else None."""
+    core is spare (:func:`~geis_pipeline._cores.spare_core`); else None."""
     import multiprocessing
     import threading
 
