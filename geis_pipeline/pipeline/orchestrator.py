@@ -34,6 +34,7 @@ from geis_pipeline.pipeline.assembly import (
 )
 from geis_pipeline.pipeline.chunk_store import ChunkKey, ChunkStore, chunk_digest
 from geis_pipeline.pipeline.chunks import (
+    DRT_LEAD_SWEEPS,
     STAGES,
     ChunkTask,
     _drt_options,
@@ -460,10 +461,17 @@ def _process_experiment(
     tasks: list[ChunkTask] = []
     keys: dict[int, ChunkKey] = {}
     drt_lam = None
+    # The DRT refinement of a chunk runs through the sweeps before it (DRT_LEAD_SWEEPS,
+    # at most a chunk's worth: tiny chunks would multiply the work): its results depend
+    # on them, so a chunk's key covers them too.
+    n_lead = min(DRT_LEAD_SWEEPS, chunk_size) if "drt" in enabled and config.drt.refine else 0
     for start, stop in bounds:
         freq = tuple(spectrum.freq for spectrum in experiment.spectra[start:stop])
         z = tuple(spectrum.z for spectrum in experiment.spectra[start:stop])
-        keys[start] = (start, stop, chunk_digest(freq, z))
+        lead = experiment.spectra[max(start - n_lead, 0) : start]
+        lead_freq = tuple(spectrum.freq for spectrum in lead)
+        lead_z = tuple(spectrum.z for spectrum in lead)
+        keys[start] = (start, stop, chunk_digest(lead_freq + freq, lead_z + z))
         missing = []
         for stage in enabled:
             stage_data = stored.get(stage)
@@ -514,6 +522,8 @@ def _process_experiment(
                 kk_masks,
                 circuit,
                 kk_verdicts,
+                lead_freq if "drt" in missing else (),
+                lead_z if "drt" in missing else (),
             )
         )
     done_sweeps = n_sweeps - sum(task.stop - task.start for task in tasks)
