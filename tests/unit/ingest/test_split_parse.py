@@ -24,8 +24,13 @@ def _write(path: Path, rows: np.ndarray, newline: str, header_lines: int, tail: 
 
 
 def _parse(path: Path, header_lines: int, split: bool, monkeypatch) -> object:
+    """The table (or the error message) of one parse, or of the two-halves parse."""
+    import threading
+
     monkeypatch.setattr(table, "SPLIT_BYTES", 1 if split else 1 << 40)
     monkeypatch.setattr(table, "spare_core", lambda: True)
+    # Threads other tests left behind would turn the split off (the forked half only loads).
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
     try:
         return parse_file_table(path, header_lines + 1, _COLUMNS)
     except IngestError as exc:
@@ -50,7 +55,17 @@ def test_two_halves_give_the_rows_of_one_parse(
     monkeypatch.setattr(table, "SPLIT_BYTES", 1)
     if n_rows > 1 and not tail:
         assert table._split_point(path, header_lines, None) is not None
+    results = []
+    load_halves = table._load_halves
+
+    def recorded(*arguments):
+        results.append(load_halves(*arguments))
+        return results[-1]
+
+    monkeypatch.setattr(table, "_load_halves", recorded)
     whole, halves = (_parse(path, header_lines, split, monkeypatch) for split in (False, True))
+    if n_rows > 1 and not tail:
+        assert results[-1] is not None  # the second parse was split
     assert whole.columns.keys() == halves.columns.keys()
     for name in whole.columns:
         np.testing.assert_array_equal(halves.columns[name], whole.columns[name])
@@ -86,6 +101,7 @@ def test_a_defect_in_either_half_is_reported_as_by_one_parse(
 def test_no_split_when_other_threads_run_or_no_core_is_spare(monkeypatch) -> None:
     import threading
 
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # other tests may leave threads
     monkeypatch.setattr(table, "spare_core", lambda: True)
     assert table._fork_context() is not None
     monkeypatch.setattr(table, "spare_core", lambda: False)
