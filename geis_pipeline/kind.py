@@ -204,11 +204,21 @@ def spectra_labels(
         setpoint_mA=np.array(
             [setpoints.get(spectrum.source, math.nan) for spectrum in spectra], dtype=np.float64
         ),
-        impedance_ohm=np.array([float(np.abs(spectrum.z).max()) for spectrum in spectra]),
+        impedance_ohm=_largest_modulus(spectra),
         area_cm2=metadata.area_cm2,
         ocv_polarisation_V=ocv_polarisation_V,
         ocv_current_density_mA_cm2=ocv_current_density_mA_cm2,
     )
+
+
+def _largest_modulus(spectra: Sequence[Spectrum]) -> np.ndarray:
+    """Each sweep's largest ``|Z|``, ohm (NaN where its Z holds NaN), all sweeps at once."""
+    if not len(spectra):
+        return np.empty(0)
+    sizes = np.array([spectrum.z.size for spectrum in spectra], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    modulus = np.abs(np.concatenate([spectrum.z for spectrum in spectra]))
+    return np.maximum.reduceat(modulus, starts)
 
 
 def segment_index(labels: np.ndarray) -> np.ndarray:

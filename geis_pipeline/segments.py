@@ -260,6 +260,22 @@ def _arrays(rows: dict[str, list]) -> dict[str, np.ndarray]:
     }
 
 
+def _half_cycles(state: np.ndarray) -> list[tuple[int, int, int]]:
+    """Half cycles: (sign, first row, row after the last) of each maximal run of one current
+    sign (+1 or -1) in a :func:`_states` column; rests and unknown rows end them."""
+    if not state.size:
+        return []
+    # A run starts at row 0 and wherever the state changes; it ends where the next starts.
+    starts = np.flatnonzero(np.concatenate(([True], state[1:] != state[:-1])))
+    stops = np.append(starts[1:], state.size)
+    signs = state[starts]
+    signed = (signs == 1) | (signs == -1)
+    return [
+        (int(sign), int(start), int(stop))
+        for sign, start, stop in zip(signs[signed], starts[signed], stops[signed], strict=True)
+    ]
+
+
 def cycle_table(
     dc_time_s: np.ndarray,
     dc_current_density_mA_cm2: np.ndarray,
@@ -297,16 +313,7 @@ def cycle_table(
     density = np.asarray(dc_current_density_mA_cm2, dtype=np.float64)
     potential = np.asarray(dc_potential_V, dtype=np.float64)
     state = _states(density, ocv_current_density_mA_cm2)
-    # Half cycles: runs of one current sign (rests and unknown rows end them).
-    halves = []
-    start = None
-    for index in range(time_s.size + 1):
-        current = state[index] if index < time_s.size else 0
-        if start is not None and current != state[start]:
-            halves.append((int(state[start]), start, index))
-            start = None
-        if start is None and current in (1, -1):
-            start = index
+    halves = _half_cycles(state)
     if len({sign for sign, _, _ in halves}) < 2:
         return CycleTable({})
     cycles = []

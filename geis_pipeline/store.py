@@ -54,10 +54,14 @@ of the write time, and the final file replaces them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +69,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from geis_pipeline._cores import spare_core
 from geis_pipeline.errors import StoreError
 from geis_pipeline.spectrum import (
     DCRecord,
@@ -209,7 +214,7 @@ def write_store(
     records = list(records.values()) if isinstance(records, Mapping) else list(records)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with h5py.File(temporary, "w") as handle:
+        with h5py.File(temporary, "w") as handle, _compressor(compress) as compressor:
             handle.attrs["format"] = FORMAT
             handle.attrs["layout_version"] = LAYOUT_VERSION
             handle.attrs["package_version"] = package_version
@@ -217,7 +222,7 @@ def write_store(
             handle.attrs["config_toml"] = config_toml
             experiments = handle.create_group("experiments", track_order=True)
             for record in records:
-                _write_record(experiments.create_group(record.name), record, compress)
+                _write_record(experiments.create_group(record.name), record, compressor)
             study_group = handle.create_group("study")
             # "sand/Li": a composition's fit in a group of its own under /study/sand.
             for name, attrs in sorted((study or {}).items()):
@@ -255,7 +260,113 @@ def _write_attrs(group: h5py.Group, attrs: Mapping[str, object]) -> None:
         )
 
 
-def _dataset(group: h5py.Group, name: str, values: np.ndarray, compress: bool) -> None:
+class _Compressor:
+    """gzip (level 1) with byte shuffle, as HDF5's filters apply them, computed by threads.
+
+    HDF5 compresses a chunk at a time in the calling thread (h5py holds one lock for
+    every HDF5 call); zlib releases the GIL, so with a core to spare the chunks of a large
+    array are shuffled and deflated by a thread pool here and written as they are with
+    ``write_direct_chunk``. The dataset is the one ``create_dataset(data=...,
+    **_filters(True))`` makes (same chunk shape, filter pipeline and stored bytes); a
+    reader decompresses it the same way. Without a pool HDF5's own filters compress.
+
+    ``pool`` None: whether to start one is decided (:func:`~geis_pipeline._cores.spare_core`)
+    at the file's first array of :data:`_THREADED_BYTES` or more; small files never ask.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor | None = None) -> None:
+        self.pool = pool
+        self._decided = pool is not None
+
+    def _threads(self, nbytes: int) -> ThreadPoolExecutor | None:
+        """The pool for an array of ``nbytes`` (None: HDF5's filters compress it)."""
+        if not self._decided and nbytes >= _THREADED_BYTES:
+            self._decided = True
+            if spare_core():  # on busy cores threads would only compete for them
+                self.pool = ThreadPoolExecutor(min(4, os.cpu_count() or 1), "geis-store-gzip")
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def dataset(self, group: h5py.Group, name: str, values: np.ndarray) -> None:
+        """A compressed dataset of ``values`` (numeric, not empty, at least 1-D)."""
+        numeric = values.dtype.kind in "biuf" and values.dtype.isnative
+        if not numeric or self._threads(values.nbytes) is None:
+            group.create_dataset(name, data=values, **_filters(True))
+            return
+        dataset = group.create_dataset(
+            name, shape=values.shape, dtype=values.dtype, **_filters(True)
+        )
+        self.write(dataset, values, 0)
+
+    def write(self, dataset: h5py.Dataset, values: np.ndarray, start: int) -> None:
+        """Rows ``start:start + len(values)`` of ``dataset``; ``start`` is a multiple of the
+        chunk rows, and so is ``len(values)`` unless they end the dataset."""
+        if self._threads(dataset.size * dataset.dtype.itemsize) is None:
+            dataset[start : start + values.shape[0]] = values
+            return
+        chunk = dataset.chunks
+        corners = list(
+            itertools.product(
+                range(start, start + values.shape[0], chunk[0]),
+                *(
+                    range(0, extent, step)
+                    for extent, step in zip(values.shape[1:], chunk[1:], strict=True)
+                ),
+            )
+        )
+        batches = [
+            corners[i : i + _CHUNKS_PER_TASK] for i in range(0, len(corners), _CHUNKS_PER_TASK)
+        ]
+
+        def compressed(batch: list[tuple[int, ...]]) -> list[bytes]:
+            return [_deflate(values, (corner[0] - start, *corner[1:]), chunk) for corner in batch]
+
+        for batch, blobs in zip(batches, self.pool.map(compressed, batches), strict=True):
+            for corner, blob in zip(batch, blobs, strict=True):
+                dataset.id.write_direct_chunk(corner, blob)
+
+
+#: Chunks compressed per thread task (a chunk of h5py's guessed shape is ~10-100 kB).
+_CHUNKS_PER_TASK = 32
+#: An array this large makes a file worth compressing by threads (see _Compressor).
+_THREADED_BYTES = 4 << 20
+
+
+def _deflate(values: np.ndarray, corner: tuple[int, ...], chunk: tuple[int, ...]) -> bytes:
+    """One chunk of ``values`` from ``corner``, shuffled and deflated as HDF5 stores it.
+
+    An edge chunk is stored whole, its part beyond the data zero (HDF5's fill value).
+    """
+    block = values[tuple(slice(low, low + size) for low, size in zip(corner, chunk, strict=True))]
+    if block.shape != chunk:
+        padded = np.zeros(chunk, dtype=values.dtype)
+        padded[tuple(slice(0, size) for size in block.shape)] = block
+        block = padded
+    # The shuffle filter: the first byte of every element, then every second byte, ...
+    elements = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
+    shuffled = elements.reshape(-1, values.dtype.itemsize).T.tobytes()
+    return zlib.compress(shuffled, _GZIP_LEVEL)
+
+
+@contextmanager
+def _compressor(compress: bool) -> Iterator[_Compressor | None]:
+    """A compressor for one file's writes (None: the arrays are stored uncompressed)."""
+    if not compress:
+        yield None
+        return
+    compressor = _Compressor()
+    try:
+        yield compressor
+    finally:
+        compressor.close()
+
+
+def _dataset(
+    group: h5py.Group, name: str, values: np.ndarray, compress: _Compressor | None
+) -> None:
     values = np.asarray(values)
     if values.dtype.kind in "OU":
         # Raw UTF-8 bytes: a file name with undecodable bytes survives the round trip.
@@ -264,9 +375,13 @@ def _dataset(group: h5py.Group, name: str, values: np.ndarray, compress: bool) -
         )
         group.create_dataset(name, data=encoded, dtype=_STRING)
         return
-    group.create_dataset(
-        name, data=values, **_filters(compress and values.ndim > 0 and values.shape[0] > 0)
-    )
+    if compress is not None and values.ndim > 0 and values.shape[0] > 0:
+        compress.dataset(group, name, values)
+        return
+    group.create_dataset(name, data=values, **_filters(False))
+
+
+_GZIP_LEVEL = 1
 
 
 def _filters(compress: bool) -> dict[str, object]:
@@ -274,7 +389,7 @@ def _filters(compress: bool) -> dict[str, object]:
     return {
         "chunks": True if compress else None,
         "compression": "gzip" if compress else None,
-        "compression_opts": 1 if compress else None,
+        "compression_opts": _GZIP_LEVEL if compress else None,
         "shuffle": compress,
     }
 
@@ -290,7 +405,7 @@ def _point_dataset(
     spectra,
     part,
     n_points: int,
-    compress: bool,
+    compress: _Compressor | None,
 ) -> None:
     """A float64 per-point column written block by block; ``part(spectrum)`` is one sweep's.
 
@@ -299,17 +414,30 @@ def _point_dataset(
     if n_points == 0:
         _dataset(group, name, np.empty(0, dtype=np.float64), compress)
         return
-    dataset = group.create_dataset(name, shape=(n_points,), dtype=np.float64, **_filters(compress))
+    dataset = group.create_dataset(
+        name, shape=(n_points,), dtype=np.float64, **_filters(compress is not None)
+    )
+    # Compressed blocks hold whole chunks (the rest waits for the next block).
+    step = dataset.chunks[0] if compress is not None else 1
+
+    def write(values: np.ndarray, position: int) -> None:
+        if compress is not None:
+            compress.write(dataset, values, position)
+        else:
+            dataset[position : position + values.size] = values
+
     position, pending, size = 0, [], 0
     for spectrum in spectra:
         values = part(spectrum)
         pending.append(values)
         size += values.size
         if size >= _BLOCK_POINTS:
-            dataset[position : position + size] = np.concatenate(pending).astype(np.float64)
-            position, pending, size = position + size, [], 0
-    if pending:
-        dataset[position : position + size] = np.concatenate(pending).astype(np.float64)
+            block = np.concatenate(pending).astype(np.float64)
+            whole = size - size % step
+            write(block[:whole], position)
+            position, pending, size = position + whole, [block[whole:]], size - whole
+    if size:
+        write(np.concatenate(pending).astype(np.float64), position)
 
 
 def _counter(spectrum: Spectrum) -> np.ndarray:
@@ -320,7 +448,9 @@ def _counter(spectrum: Spectrum) -> np.ndarray:
     )
 
 
-def _write_record(group: h5py.Group, record: ExperimentRecord, compress: bool) -> None:
+def _write_record(
+    group: h5py.Group, record: ExperimentRecord, compress: _Compressor | None
+) -> None:
     experiment = record.experiment
     metadata = experiment.metadata
     _write_attrs(
@@ -403,7 +533,7 @@ def _write_results(
     tracking_columns: Mapping[str, np.ndarray],
     summary: Mapping[str, object],
     tables: Mapping[str, Mapping[str, np.ndarray]],
-    compress: bool,
+    compress: _Compressor | None,
 ) -> None:
     """One electrode's stages, tracking table, summary and tables into ``group``."""
     for stage_name, stage in stages.items():

@@ -14,6 +14,7 @@ The next run reads it whole.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geis_pipeline._cores import spare_core
 from geis_pipeline.errors import IngestError
 
 __all__ = [
@@ -100,11 +102,12 @@ def _complete_size(path: Path, delimiter: str | None) -> int | None:
 
 
 class _Prefix(io.RawIOBase):
-    """The first ``limit`` bytes of a binary file, as a readable raw stream."""
+    """Bytes ``start:limit`` of a binary file (the first ``limit``), as a readable raw stream."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: Path, limit: int, start: int = 0) -> None:
         self._file = path.open("rb", buffering=0)
-        self._left = limit
+        self._file.seek(start)
+        self._left = limit - start
 
     def readable(self) -> bool:
         return True
@@ -121,12 +124,51 @@ class _Prefix(io.RawIOBase):
         super().close()
 
 
-def _open_lines(path: Path, encoding: str, limit: int | None) -> io.TextIOBase:
-    """The file as text (universal newlines), only its first ``limit`` bytes if given."""
-    if limit is None:
+def _open_lines(path: Path, encoding: str, limit: int | None, start: int = 0) -> io.TextIOBase:
+    """The file as text (universal newlines), only its first ``limit`` bytes if given (from
+    byte ``start``: a line start)."""
+    if limit is None and not start:
         return path.open("r", encoding=encoding, errors="replace", newline=None)
-    raw = io.BufferedReader(_Prefix(path, limit), buffer_size=1 << 20)
+    limit = path.stat().st_size if limit is None else limit
+    raw = io.BufferedReader(_Prefix(path, limit, start), buffer_size=1 << 20)
     return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline=None)
+
+
+#: A file with at least this many bytes of data rows is parsed in two halves at once, one
+#: in a forked process (np.loadtxt holds the GIL): a 30,000-sweep EC-Lab export is ~370 MB.
+SPLIT_BYTES = 32 << 20
+
+
+def _split_point(path: Path, skip: int, limit: int | None) -> tuple[int, int] | None:
+    """(a line start near the middle of the data rows, the bytes to parse), or None when the
+    file is too small to split or its header's line ends are not plain LF / CRLF."""
+    size = path.stat().st_size if limit is None else limit
+    if size < SPLIT_BYTES:
+        return None
+    with path.open("rb") as handle:
+        header = b"".join(handle.readline() for _ in range(skip))
+        # A lone CR ends a line in text mode but not here: the header's line count would differ.
+        if header.count(b"\r") != header.count(b"\r\n") or size - len(header) < SPLIT_BYTES:
+            return None
+        handle.seek(len(header) + (size - len(header)) // 2)
+        window = handle.read(1 << 20)
+    end = window.find(b"\n")
+    if end < 0:
+        return None
+    split = len(header) + (size - len(header)) // 2 + end + 1
+    return (split, size) if split < size else None
+
+
+def _fork_context():
+    """multiprocessing's fork context when a second process can help: forking is safe (this
+    process runs no other thread, e.g. the CLI while reading; a notebook kernel does) and a
+    core is spare (:func:`~geis_pipeline._cores.spare_core`); else None."""
+    import multiprocessing
+    import threading
+
+    if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return multiprocessing.get_context("fork") if spare_core() else None
 
 
 @dataclass(frozen=True)
@@ -216,15 +258,7 @@ def parse_table(
         rows = (line.replace(",", ".") for line in lines)
     usecols = [spec.index for spec in columns]
     try:
-        values = np.loadtxt(
-            rows,
-            delimiter=delimiter,
-            usecols=usecols,
-            ndmin=2,
-            dtype=np.float64,
-            comments=None,
-            encoding=None,
-        )
+        values = _loadtxt(rows, 0, delimiter=delimiter, usecols=usecols, encoding=None)
     except (ValueError, IndexError) as exc:
         _raise_bad_cell(lines, line_numbers, columns, path, delimiter, decimal_comma)
         raise IngestError(f"cannot parse numbers: {exc}", file=path) from exc
@@ -401,6 +435,73 @@ def _data_lines(
                 yield number, line
 
 
+def _loadtxt(
+    source: Iterable[str],
+    skiprows: int,
+    *,
+    delimiter: str | None,
+    usecols: list[int],
+    encoding: str | None,
+) -> np.ndarray:
+    """(rows, len(usecols)) float64 of delimited text rows, by numpy's C parser."""
+    # A header with no data rows is an empty table here (the callers say what is
+    # missing), not numpy's "input contained no data" warning.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+        return np.loadtxt(
+            source,
+            delimiter=delimiter,
+            usecols=usecols,
+            ndmin=2,
+            dtype=np.float64,
+            comments=None,
+            skiprows=skiprows,
+            encoding=encoding,
+        )
+
+
+def _load_halves(
+    path: Path,
+    encoding: str,
+    limit: int | None,
+    skip: int,
+    load: functools.partial,
+) -> np.ndarray | None:
+    """The rows of a large file parsed in two halves at once: the second in a forked process.
+
+    Each half is :func:`np.loadtxt` of its own lines, so the rows are those of one
+    ``load`` of the whole file. None: not split (small file, or forking is not safe, or
+    the process failed); ValueError / IndexError: a half did not parse (the caller's
+    slower paths then parse or name the bad line).
+    """
+    split = _split_point(path, skip, limit)
+    context = _fork_context() if split is not None else None
+    if context is None:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    start, stop = split
+    try:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            second = pool.submit(_load_range, path, encoding, start, stop, load)
+            with _open_lines(path, encoding, start) as handle:
+                first = load(handle, skip)
+            rest = second.result()
+    except (BrokenProcessPool, OSError, MemoryError):
+        return None  # the process could not run: one load of the whole file instead
+    width = len(load.keywords["usecols"])
+    return np.concatenate([half.reshape(-1, width) for half in (first, rest)])
+
+
+def _load_range(
+    path: Path, encoding: str, start: int, stop: int, load: functools.partial
+) -> np.ndarray:
+    """``load`` of bytes ``start:stop`` of the file (a forked process runs it)."""
+    with _open_lines(path, encoding, stop, start) as handle:
+        return load(handle, 0)
+
+
 def parse_file_table(
     path: Path,
     first_line_number: int,
@@ -430,29 +531,18 @@ def parse_file_table(
 
     usecols = [spec.index for spec in columns]
 
-    def load(source: Iterable[str], skiprows: int) -> np.ndarray:
-        # A header with no data rows is an empty table here (the callers say what is
-        # missing), not numpy's "input contained no data" warning.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
-            return np.loadtxt(
-                source,
-                delimiter=delimiter,
-                usecols=usecols,
-                ndmin=2,
-                dtype=np.float64,
-                comments=None,
-                skiprows=skiprows,
-                encoding=encoding,
-            )
+    # A module-level function: the forked half of a split parse is sent it.
+    load = functools.partial(_loadtxt, delimiter=delimiter, usecols=usecols, encoding=encoding)
 
     try:
         try:
             if decimal_comma:
                 raise ValueError("decimal commas need the line-by-line path")
             # Fast path: numpy reads the file itself (5x faster than a Python iterator).
-            with _open_lines(path, encoding, limit) as handle:
-                values = load(handle, skip)
+            values = _load_halves(path, encoding, limit, skip, load)
+            if values is None:
+                with _open_lines(path, encoding, limit) as handle:
+                    values = load(handle, skip)
         except (ValueError, IndexError):
             # Blank lines, decimal commas or a bad cell: the filtered line-by-line path
             # parses or raises again, and the error then names the line.

@@ -146,15 +146,20 @@ class StageColumns:
 def _fit_band(spectra, fit: StageData, n_done: int) -> np.ndarray | None:
     """(n_done, 2) lowest and highest frequency each fit used (None if not stored)."""
     used = fit.points.get("used")
-    sizes = [spectrum.freq.size for spectrum in spectra]
-    if used is None or used.size < sum(sizes):
+    sizes = np.array([spectrum.freq.size for spectrum in spectra], dtype=np.int64)
+    if used is None or used.size < sizes.sum():
         return None
     band = np.full((n_done, 2), np.nan)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    for step, spectrum in enumerate(spectra):
-        mask = np.asarray(used[offsets[step] : offsets[step + 1]], dtype=bool)
-        freq = spectrum.freq[mask] if mask.any() else spectrum.freq
-        band[step] = (freq.min(), freq.max())
+    if not len(spectra):
+        return band
+    # All sweeps at once (every spectrum has points): min and max of the used points per
+    # sweep, of all its points when the fit used none.
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    freq = np.concatenate([spectrum.freq for spectrum in spectra])
+    mask = np.asarray(used[: freq.size], dtype=bool)
+    keep = mask | np.repeat(~np.logical_or.reduceat(mask, starts), sizes)
+    band[:, 0] = np.minimum.reduceat(np.where(keep, freq, np.inf), starts)
+    band[:, 1] = np.maximum.reduceat(np.where(keep, freq, -np.inf), starts)
     return band
 
 
@@ -181,6 +186,21 @@ def _reasons(sweeps: dict, n_done: int) -> np.ndarray | None:
     if "reasons" not in sweeps:
         return None
     return np.array([str(value) for value in sweeps["reasons"][:n_done]], dtype=str)
+
+
+def _reason_counts(reasons: np.ndarray | None) -> dict[str, int]:
+    """``n_fit_<code>``: the steps whose reasons (comma-separated) include each code."""
+    if reasons is None:
+        return {}
+    # Few distinct reason strings among many steps: split each distinct one once.
+    distinct, counts = np.unique(reasons, return_counts=True)
+    parts = [str(value).split(",") for value in distinct]
+    return {
+        f"n_fit_{code}": int(
+            sum(int(count) for count, part in zip(counts, parts, strict=True) if code in part)
+        )
+        for code in REASONS
+    }
 
 
 def _total_resistance(circuit, parameters: np.ndarray) -> np.ndarray:
@@ -244,11 +264,12 @@ def _tracking(
         experiment.metadata,
         ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
     )
+    reasons = _reasons(fit.sweeps, n_done)
     result = track(
         np.array([spectrum.time_s for spectrum in spectra]),
         roles=_role_table(fit.sweeps, n_done),
         fit_ok=fit.sweeps["ok"],
-        fit_reason=_reasons(fit.sweeps, n_done),
+        fit_reason=reasons,
         total_resistance_ohm=_total_resistance(options.circuit, fit.sweeps["parameters"]),
         kk_ok=kk_ok,
         potential_V=np.array([spectrum.potential_V for spectrum in spectra]),
@@ -276,11 +297,7 @@ def _tracking(
         "n_processed": n_done,
         "n_fit_failed": int(np.sum(~np.asarray(columns.get("fit_ok", fit.sweeps["ok"])))),
         # Steps per reason a fit is not ok (a step may have several).
-        **{
-            f"n_fit_{code}": int(sum(code in str(value).split(",") for value in reasons))
-            for code in REASONS
-            if (reasons := _reasons(fit.sweeps, n_done)) is not None
-        },
+        **_reason_counts(reasons),
         "reference_step": result.reference_step,
         "electrode": electrode,
         "interfaces": interfaces,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from geis_pipeline.segments import cycle_table, segment_table
+from geis_pipeline.segments import _half_cycles, cycle_table, segment_table
 
 
 def _table(labels: list[str], density: list[float], r: list[float]) -> dict[str, np.ndarray]:
@@ -58,3 +60,47 @@ def test_an_unrecorded_current_gives_no_charge_and_no_cycles() -> None:
     rows = segment_table(table, 0).columns
     assert np.isnan(rows["charge_mAh_cm2"][0]) and np.isnan(rows["current_density_mA_cm2"][0])
     assert len(cycle_table(np.arange(3.0), np.full(3, np.nan), np.zeros(3))) == 0
+
+
+def _reference_halves(state: np.ndarray) -> list[tuple[int, int, int]]:
+    """The half cycles row by row: each maximal run of +1 or -1 (the loop it replaced)."""
+    halves, start = [], None
+    for index in range(state.size + 1):
+        current = state[index] if index < state.size else 0
+        if start is not None and current != state[start]:
+            halves.append((int(state[start]), start, index))
+            start = None
+        if start is None and current in (1, -1):
+            start = index
+    return halves
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([-1, 0, 1, 2]), max_size=60))
+def test_half_cycles_are_the_runs_of_one_current_sign(states: list[int]) -> None:
+    state = np.array(states, dtype=np.int64)
+    assert _half_cycles(state) == _reference_halves(state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([-0.2, -1e-4, 0.0, 0.3, np.nan]), st.integers(1, 6)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_cycle_table_of_random_layouts_counts_every_half(runs) -> None:
+    density = np.concatenate([np.full(length, value) for value, length in runs])
+    time = np.arange(density.size, dtype=float)
+    cycles = cycle_table(time, density, np.zeros(density.size)).columns
+    halves = _reference_halves(
+        np.where(
+            np.isnan(density), 2, np.sign(np.where(np.abs(density) <= 1e-3, 0, density))
+        ).astype(np.int64)
+    )
+    if not cycles:
+        return
+    # Every half belongs to exactly one cycle; complete cycles hold two.
+    assert len(halves) == len(cycles["cycle"]) + int(np.sum(cycles["complete"]))
+    assert cycles["start_s"][0] == halves[0][1]

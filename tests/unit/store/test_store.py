@@ -356,3 +356,75 @@ def test_layout_version_1_file_reads(tmp_path: Path) -> None:
     records, _ = read_store(path)
     write_store(tmp_path / "v2.h5", records, config_toml="", package_version="0")
     assert read_store(tmp_path / "v2.h5")[1]["layout_version"] == LAYOUT_VERSION == 2
+
+
+def _stored_chunks(dataset: h5py.Dataset) -> list[tuple[tuple[int, ...], int, bytes]]:
+    """Every stored chunk of a dataset: its corner, filter mask and bytes as stored."""
+    chunks = []
+    for index in range(dataset.id.get_num_chunks()):
+        corner = dataset.id.get_chunk_info(index).chunk_offset
+        chunks.append((corner, *dataset.id.read_direct_chunk(corner)))
+    return chunks
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["<f8", "<f4", "<i8", "<i4", "u1", "?", ">f8"]),
+    st.lists(st.integers(1, 7000), min_size=1, max_size=2).map(tuple),
+    st.integers(0, 2**31 - 1),
+)
+def test_threaded_compression_stores_what_hdf5_stores(dtype, shape, seed) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geis_pipeline.store import _Compressor, _filters
+
+    if len(shape) == 2:
+        shape = (shape[0], 1 + shape[1] % 40)
+    rng = np.random.default_rng(seed)
+    values = (np.cumsum(rng.normal(size=shape), axis=0) * 100).astype(dtype)
+    with h5py.File("mem.h5", "w", driver="core", backing_store=False) as handle:
+        reference = handle.create_dataset("hdf5", data=values, **_filters(True))
+        with ThreadPoolExecutor(2) as pool:
+            _Compressor(pool).dataset(handle, "threads", values)
+        threaded = handle["threads"]
+        for attribute in ("shape", "dtype", "chunks", "compression", "compression_opts"):
+            assert getattr(threaded, attribute) == getattr(reference, attribute)
+        assert threaded.shuffle and reference.shuffle
+        np.testing.assert_array_equal(threaded[()], values)
+        # Chunk for chunk the bytes HDF5's own gzip and shuffle filters store.
+        assert _stored_chunks(threaded) == _stored_chunks(reference)
+
+
+@pytest.mark.parametrize("idle", [True, False])
+def test_compressed_point_columns_written_in_blocks_are_the_whole_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle: bool
+) -> None:
+    import geis_pipeline.store as store
+
+    monkeypatch.setattr(store, "spare_core", lambda: idle)  # threads, or HDF5's own filters
+    monkeypatch.setattr(store, "_THREADED_BYTES", 0)
+
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 400, size=60)
+    spectra = tuple(
+        Spectrum(
+            freq=rng.uniform(1.0, 1e6, size),
+            z=rng.normal(size=size) + 1j * rng.normal(size=size),
+            time_s=float(index),
+            point_time_s=np.arange(size, dtype=float),
+            source="file.mpt",
+            sweep_index=index,
+        )
+        for index, size in enumerate(sizes)
+    )
+    experiment = Experiment(spectra, DCRecord.empty(), ExperimentMetadata(None, None, (), None, ()))
+    monkeypatch.setattr(store, "_BLOCK_POINTS", 1000)  # blocks that do not end on a chunk
+    path = tmp_path / "blocks.h5"
+    write_store(path, [ExperimentRecord("run", experiment)], config_toml="", package_version="1")
+    with h5py.File(path) as handle:
+        for name, part in (("freq_hz", "freq"), ("z_imag_ohm", "z")):
+            dataset = handle[f"experiments/run/raw/{name}"]
+            whole = np.concatenate([getattr(spectrum, part) for spectrum in spectra])
+            whole = whole.imag if part == "z" else whole
+            assert dataset.compression == "gzip" and dataset.chunks[0] < whole.size
+            np.testing.assert_array_equal(dataset[()], whole)
