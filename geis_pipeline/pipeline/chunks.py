@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +23,13 @@ from geis_pipeline.fit import Circuit, FitOptions, fit_experiment, role_table
 from geis_pipeline.kk import check_kk_batch
 
 __all__ = [
+    "DRT_LEAD_SWEEPS",
     "STAGES",
     "STAGE_SECTIONS",
     "ChunkTask",
     "OneBlasThread",
     "one_blas_thread",
+    "per_sweep",
     "process_chunk",
     "stage_hashes",
 ]
@@ -112,9 +115,7 @@ def _process_chunk(task: ChunkTask) -> dict[str, dict[str, dict[str, np.ndarray]
     if config.kk.enabled:
         kk_points = output["kk"]["points"] if "kk" in output else None
         if kk_points is not None:
-            used = kk_points["used"]
-            offsets = np.cumsum([0] + [freq.size for freq in task.freq])
-            masks = [used[a:b] for a, b in itertools.pairwise(offsets)]
+            masks = per_sweep(kk_points["used"], task.freq)
             verdicts = (output["kk"]["sweeps"]["ok"], output["kk"]["sweeps"]["rms"])
         elif task.kk_masks is not None:
             masks = list(task.kk_masks)
@@ -134,9 +135,13 @@ def _lead_masks(lead: list, config: Config) -> list[np.ndarray]:
     """The points of the lead-in sweeps the DRT uses: KK's, as their own chunk has them."""
     if not lead or not config.kk.enabled:
         return [np.ones(freq.size, dtype=bool) for freq, _ in lead]
-    used = _run_kk(lead, config)["points"]["used"]
-    offsets = np.cumsum([0] + [freq.size for freq, _ in lead])
-    return [used[a:b] for a, b in itertools.pairwise(offsets)]
+    return per_sweep(_run_kk(lead, config)["points"]["used"], [freq for freq, _ in lead])
+
+
+def per_sweep(points: np.ndarray, freq: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A chunk's point column (its sweeps' points concatenated) cut into one view per sweep."""
+    offsets = np.cumsum([0] + [item.size for item in freq])
+    return [points[a:b] for a, b in itertools.pairwise(offsets)]
 
 
 def _kk_options(config: Config) -> dict[str, object]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import itertools
 import logging
 import math
 import time
@@ -39,6 +38,7 @@ from geis_pipeline.pipeline.chunks import (
     ChunkTask,
     _drt_options,
     _fit_options,
+    per_sweep,
     stage_hashes,
 )
 from geis_pipeline.pipeline.executors import Executor
@@ -497,9 +497,7 @@ def _process_experiment(
         kk_masks = kk_verdicts = None
         if "kk" not in missing and "kk" in enabled:
             kk_chunk = columns["kk"].chunk(start, stop)
-            used = kk_chunk["points"]["used"]
-            local = np.cumsum([0] + [f.size for f in freq])
-            kk_masks = tuple(used[a:b] for a, b in itertools.pairwise(local))
+            kk_masks = tuple(per_sweep(kk_chunk["points"]["used"], freq))
             kk_sweeps = kk_chunk["sweeps"]
             kk_verdicts = (
                 np.asarray(kk_sweeps["ok"], dtype=bool),
