@@ -364,7 +364,7 @@ def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | No
     )
     state = model.polish(series, terms, damping=_WARM_DAMPING)
     if state is not None and (
-        (previous.searched == 0 and _redundant(state.terms)) or _split(state.terms)
+        _split(state.terms) or (previous.searched == 0 and _has_small_term(state.terms))
     ):
         # A term the search kept by a narrow margin (one process split in two, a
         # ring) must not be carried along the experiment: simplify as the search
@@ -395,14 +395,12 @@ def _simplified(model: _Model, state: _State) -> _State:
     return state
 
 
-def _redundant(terms: list[tuple[float, float, float]]) -> bool:
-    """Whether a term looks like a split or a ring: small, or close to another in τ."""
+def _has_small_term(terms: list[tuple[float, float, float]]) -> bool:
+    """Whether one of several terms holds under ``_CLEAR_SHARE`` of their R (a ring?)."""
     if len(terms) < 2:
         return False
     resistances = [math.exp(term[0]) for term in terms]
-    log_taus = sorted(term[1] for term in terms)
-    closest = min(later - earlier for earlier, later in itertools.pairwise(log_taus))
-    return min(resistances) < _CLEAR_SHARE * sum(resistances) or closest < _MERGE_DECADES * _LN10
+    return min(resistances) < _CLEAR_SHARE * sum(resistances)
 
 
 def _split(terms: list[tuple[float, float, float]]) -> bool:
