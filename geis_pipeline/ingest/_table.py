@@ -150,13 +150,18 @@ def _split_point(path: Path, skip: int, limit: int | None) -> tuple[int, int] | 
         # A lone CR ends a line in text mode but not here: the header's line count would differ.
         if header.count(b"\r") != header.count(b"\r\n") or size - len(header) < SPLIT_BYTES:
             return None
-        handle.seek(len(header) + (size - len(header)) // 2)
-        window = handle.read(1 << 20)
-    end = window.find(b"\n")
-    if end < 0:
-        return None
-    split = len(header) + (size - len(header)) // 2 + end + 1
-    return (split, size) if split < size else None
+        middle = len(header) + (size - len(header)) // 2
+        low = max(len(header), middle - (1 << 20))
+        handle.seek(low)
+        window = handle.read(middle - low + (1 << 20))
+    # The first line start at or after the middle; if that is the end (the middle in the
+    # last row: two rows, the second the longer), the last line start before it.
+    after = window.find(b"\n", middle - low - 1)
+    split = low + after + 1 if after >= 0 else size
+    if split >= size:
+        before = window.rfind(b"\n", 0, middle - low - 1)
+        split = low + before + 1 if before >= 0 else size
+    return (split, size) if len(header) < split < size else None
 
 
 def _fork_context():
