@@ -349,6 +349,12 @@ def column_description(name: str, table: str = "tracking") -> str:
             what = "standard error of circuit parameter" if stderr else "circuit parameter"
             parameter = f"{kind}{number}" + (f"_{index}" if index else "")
             return f"{what} {parameter}, {unit or 'natural units'}"
+    if name.startswith("R_") and name.endswith("_drt_resolved"):
+        role = name.removeprefix("R_").removesuffix("_drt_resolved")
+        return (
+            f"the DRT resistance of the {_ROLE_NAMES.get(role, role)} is determined by the data: "
+            "its apex and its neighbours' inside the measured frequencies (true/false)"
+        )
     if name in _FIXED:
         unit = _unit(name)
         return _FIXED[name] + (f", {unit}" if unit and unit not in _FIXED[name] else "")

@@ -170,6 +170,10 @@ class Quality:
         Steps whose DRT failed (None: no DRT stage).
     kk_reasons, fit_reasons, drt_reasons
         (reason, count) of the failed steps, most common first (at most 3).
+    drt_unresolved
+        (process, steps with a DRT resistance, of which not resolved) per DRT
+        window: the value is there, but an apex (its own or a neighbour's)
+        lies outside the measured frequencies (empty for files without the flag).
     """
 
     n_spectra: int
@@ -181,6 +185,7 @@ class Quality:
     kk_reasons: tuple[tuple[str, int], ...] = ()
     fit_reasons: tuple[tuple[str, int], ...] = ()
     drt_reasons: tuple[tuple[str, int], ...] = ()
+    drt_unresolved: tuple[tuple[str, int, int], ...] = ()
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, text) lines: counts with their most common reasons."""
@@ -197,6 +202,18 @@ class Quality:
             rows.append(("KK truncated", f"{self.n_kk_truncated} low-frequency tails cut"))
         rows.append(("circuit fits", text(self.n_fit_failed, self.fit_reasons, "not ok")))
         rows.append(("DRT", text(self.n_drt_failed, self.drt_reasons)))
+        if any(unresolved for _, _, unresolved in self.drt_unresolved):
+            listed = "; ".join(
+                f"{process} {unresolved} of {n_values}"
+                for process, n_values, unresolved in self.drt_unresolved
+            )
+            rows.append(
+                (
+                    "DRT unresolved",
+                    f"{listed} (an apex, its own or a neighbour's, lies outside the measured "
+                    "frequencies: use the circuit fit's value)",
+                )
+            )
         return rows
 
 
@@ -232,6 +249,14 @@ def quality(record: ExperimentRecord) -> Quality:
         failed = ~np.asarray(drt.sweeps["ok"], dtype=bool)
         counts["n_drt_failed"] = int(failed.sum())
         counts["drt_reasons"] = _reasons(drt.sweeps.get("status", [""] * failed.size), failed)
+        unresolved = []
+        for column, resolved in drt.sweeps.items():
+            process = column.removesuffix("_resolved")
+            if process != column and f"{process}_R_ohm" in drt.sweeps:
+                has_value = np.isfinite(np.asarray(drt.sweeps[f"{process}_R_ohm"], dtype=float))
+                n_unresolved = int((has_value & ~np.asarray(resolved, dtype=bool)).sum())
+                unresolved.append((process, int(has_value.sum()), n_unresolved))
+        counts["drt_unresolved"] = tuple(unresolved)
     return Quality(
         n_spectra=len(spectra),
         n_incomplete=sum(bool(spectrum.incomplete) for spectrum in spectra),

@@ -102,6 +102,7 @@ def track(
     drt_R_int_ohm: np.ndarray | None = None,
     drt_tau_int_s: np.ndarray | None = None,
     drt_processes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    drt_resolved: Mapping[str, np.ndarray] | None = None,
     current_mA: np.ndarray | None = None,
     freq_band_hz: np.ndarray | None = None,
     ocv_current_density_mA_cm2: float = 1e-3,
@@ -152,6 +153,12 @@ def track(
         ``R_<process>_drt_ohm_cm2``, ``R_<process>_drt_ohm``, ``tau_<process>_drt_s``
         and ``C_<process>_drt_F_cm2`` (tau / R) for each (Lu 2021 follows gb, SEI
         and charge transfer through an alloy's phase transitions).
+    drt_resolved
+        Process -> whether its DRT R is determined by the data, per step (the
+        apexes of its peak and of the peaks beside it measured:
+        :attr:`geis_pipeline.drt.ProcessTrack.resolved`), giving
+        ``R_<process>_drt_resolved``. A value that is not resolved is still
+        reported (it is what the data hold), but it is not a measurement.
     current_mA
         DC current of each sweep, mA (0 at open circuit; positive = stripping).
         Gives ``current_density_mA_cm2``, the ``segment`` labels and the
@@ -260,6 +267,8 @@ def track(
         with np.errstate(divide="ignore", invalid="ignore"):
             columns[f"C_{process}_drt_F"] = drt_tau / drt_r
         columns[f"C_{process}_drt_F_cm2"] = columns[f"C_{process}_drt_F"] / area
+    for process, resolved in (drt_resolved or {}).items():
+        columns[f"R_{process}_drt_resolved"] = np.asarray(resolved, dtype=bool)
     # Reliability of C_int: a resolved, precisely fitted interface arc.
     c_int = columns["C_int_F"]
     with np.errstate(invalid="ignore", divide="ignore"):

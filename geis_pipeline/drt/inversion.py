@@ -379,6 +379,14 @@ class DRTResult:
         for name in ("freq", "tau", "gamma", "z_fit", "residuals", "mask"):
             object.__setattr__(self, name, readonly(getattr(self, name)))
 
+    @property
+    def tau_measured_s(self) -> tuple[float, float]:
+        """(1/ω_max, 1/ω_min) of the points used, s: where an arc's apex is measured."""
+        omega = 2 * math.pi * self.freq[self.mask]
+        if omega.size == 0:
+            return (math.nan, math.nan)
+        return (1.0 / float(omega.max()), 1.0 / float(omega.min()))
+
     def peak(self, process: str) -> DRTPeak | None:
         """The single peak assigned to ``process``; None if none or several are."""
         found = [peak for peak in self.peaks if peak.process == process]

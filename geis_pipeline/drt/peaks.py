@@ -11,6 +11,16 @@ a peak belongs to the window holding its τ, or to none. Tracking follows every
 process through the time steps and reports, rather than guesses, when its
 window holds no peak, two or more peaks (a split), or when a peak outside
 every window appears.
+
+A tracked peak is *resolved* when its apex and those of its significant
+neighbours lie inside the measured frequencies. An arc whose apex lies
+beyond the highest (or lowest) frequency is seen only by one flank: how its
+resistance is shared with the series resistance and with the process next
+to it is not in the data. On a Li | LLZO cell measured to 7 MHz, the bulk
+arc peaks at ~26 MHz, and the DRT's grain-boundary R beside it is off by
+9 % (median) to 80 %. The grain-boundary arc itself lies inside the range.
+Such a value is reported and flagged unresolved; the circuit fit, whose
+model names the bulk arc, is the number to use.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ __all__ = [
     "ProcessTrack",
     "assign_process",
     "detect_peaks",
+    "peak_resolved",
     "track_peaks",
     "validate_windows",
     "window_events",
@@ -193,6 +204,47 @@ def detect_peaks(
 class _HasPeaks(Protocol):
     ok: bool
     peaks: tuple[DRTPeak, ...]
+    # and, to tell resolved peaks: tau_measured_s, (1/ω_max, 1/ω_min) in s
+
+
+def peak_resolved(
+    peaks: Sequence[DRTPeak],
+    index: int,
+    tau_measured_s: tuple[float, float],
+    split_fraction: float = 0.2,
+) -> bool:
+    """Whether ``peaks[index]`` and its neighbours peak inside the measured range.
+
+    Parameters
+    ----------
+    peaks
+        One spectrum's peaks, ascending τ.
+    index
+        The peak asked about.
+    tau_measured_s
+        (1/ω_max, 1/ω_min) of the measured points, s: the τ at which an
+        arc's apex lies at the highest and the lowest frequency.
+    split_fraction
+        A neighbour outside the range matters when its R is at least this
+        fraction of the peak's (a smaller one holds little to trade).
+
+    Returns
+    -------
+    bool
+        False when the peak's own apex, or that of the next peak on either
+        side (if it matters), lies outside the range: their shares are not
+        in the data (see the module docstring). Peaks further away are
+        shielded by the one in between.
+    """
+    low, high = tau_measured_s
+    peak = peaks[index]
+    if not low <= peak.tau <= high:
+        return False
+    for other in (index - 1, index + 1):
+        if 0 <= other < len(peaks) and not low <= peaks[other].tau <= high:
+            if peaks[other].R >= split_fraction * peak.R:
+                return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -241,6 +293,11 @@ class ProcessTrack:
         Sum of the resistances of all peaks inside the window, ohm (0 if
         none; NaN where the inversion failed): the process resistance even
         when its peak is split.
+    resolved
+        True where ``R`` is determined by the data: the peak's apex and its
+        significant neighbours' lie inside the measured frequencies
+        (:func:`peak_resolved`; False where ``R`` is NaN, and for results
+        that do not say what range they measured).
     """
 
     tau: np.ndarray
@@ -248,9 +305,10 @@ class ProcessTrack:
     width: np.ndarray
     n_peaks: np.ndarray
     R_window: np.ndarray
+    resolved: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("tau", "R", "width", "n_peaks", "R_window"):
+        for name in ("tau", "R", "width", "n_peaks", "R_window", "resolved"):
             values = np.array(getattr(self, name), copy=True)
             values.flags.writeable = False
             object.__setattr__(self, name, values)
@@ -309,7 +367,8 @@ def track_peaks(
     ----------
     results
         DRT results in time order (anything with ``ok`` and ``peaks``, e.g.
-        :class:`~geis_pipeline.drt.DRTResult`).
+        :class:`~geis_pipeline.drt.DRTResult`; ``tau_measured_s`` too, for
+        :attr:`ProcessTrack.resolved`).
     windows
         Process name -> (τ_low, τ_high), s; peaks are (re)assigned by their
         τ. Defaults to :data:`DEFAULT_WINDOWS`.
@@ -338,6 +397,7 @@ def track_peaks(
     width = np.full((len(names), n_steps), np.nan)
     window_R = np.full((len(names), n_steps), np.nan)
     counts = np.zeros((len(names), n_steps), dtype=np.int64)
+    resolved = np.zeros((len(names), n_steps), dtype=bool)
     ok = np.zeros(n_steps, dtype=bool)
     events: list[PeakEvent] = []
     previous_counts: list[int] | None = None
@@ -349,6 +409,8 @@ def track_peaks(
             if progress is not None:
                 progress(step + 1, n_steps)
             continue
+        measured = getattr(result, "tau_measured_s", None)
+        ordered = sorted(result.peaks, key=lambda peak: peak.tau)
         grouped: dict[str | None, list[DRTPeak]] = {}
         for peak in result.peaks:
             grouped.setdefault(assign_process(peak.tau, windows), []).append(peak)
@@ -362,6 +424,9 @@ def track_peaks(
                 tau[row, step] = major[0].tau
                 resistance[row, step] = major[0].R
                 width[row, step] = major[0].width
+                if measured is not None:
+                    index = next(i for i, other in enumerate(ordered) if other is major[0])
+                    resolved[row, step] = peak_resolved(ordered, index, measured, split_fraction)
             if previous_counts is not None:
                 kind = _window_transition(previous_counts[row], len(major))
                 if kind is not None:
@@ -380,6 +445,7 @@ def track_peaks(
             width=width[row],
             n_peaks=counts[row],
             R_window=window_R[row],
+            resolved=resolved[row],
         )
         for row, name in enumerate(names)
     }

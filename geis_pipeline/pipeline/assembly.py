@@ -281,6 +281,7 @@ def _tracking(
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
         drt_processes=_drt_processes(drt, n_done),
+        drt_resolved=_drt_resolved(drt, n_done),
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         freq_band_hz=_fit_band(spectra, fit, n_done),
         ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
@@ -431,6 +432,17 @@ def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]
             if tau is not None and values.size >= n_done and tau.size >= n_done:
                 processes[process] = (values[:n_done], tau[:n_done])
     return processes
+
+
+def _drt_resolved(drt, n_done: int) -> dict[str, np.ndarray]:
+    """Every DRT window's ``<process>_resolved`` (files written before it have none)."""
+    if drt is None:
+        return {}
+    return {
+        column[: -len("_resolved")]: np.asarray(values[:n_done], dtype=bool)
+        for column, values in drt.sweeps.items()
+        if column.endswith("_resolved") and values.size >= n_done
+    }
 
 
 def _staircase(experiment: Experiment, section, e_ocv_V: float) -> dict[str, object]:

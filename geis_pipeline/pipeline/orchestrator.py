@@ -59,6 +59,7 @@ from geis_pipeline.store import (
     ElectrodeResults,
     ExperimentRecord,
     InputFile,
+    StageData,
     read_store,
     write_store,
 )
@@ -448,6 +449,7 @@ def _process_experiment(
         if previous is not None
         and stage in previous.stages
         and previous.stages[stage].config_hash == hashes[stage]
+        and _has_current_columns(stage, previous.stages[stage], config)
     }
     previous_offsets = (
         np.concatenate([[0], np.cumsum([s.n_points for s in previous.experiment.spectra])])
@@ -597,6 +599,18 @@ def _process_experiment(
         skipped_sweeps=experiment.skipped_sweeps,
         quality=checked,
     )
+
+
+def _has_current_columns(stage: str, stored: StageData, config: Config) -> bool:
+    """Whether a stored stage has the columns this version writes (else it is recomputed).
+
+    The DRT's ``<process>_resolved`` came after files already written: reusing
+    such a stage would leave its R values without the flag (or chunks with and
+    without it side by side).
+    """
+    if stage != "drt":
+        return True
+    return all(f"{process}_resolved" in stored.sweeps for process in config.drt.windows)
 
 
 def _process_dc_only(name: str, experiment: Experiment, state: RunState) -> ExperimentReport:

@@ -36,6 +36,9 @@ def test_tracked_drt_resistances_follow_the_truth(tmp_path: Path) -> None:
     r_gb = np.abs(table["R_gb_drt_ohm"].to_numpy() / truth["R_gb_ohm"] - 1)
     assert np.mean(np.isfinite(r_gb)) > 0.9
     assert np.nanmedian(r_gb) < 0.12
+    # ... and is flagged so: the bulk apex (~26 MHz) lies above the top frequency (7 MHz).
+    assert not table["R_gb_drt_resolved"].any()
+    assert table["R_int_drt_resolved"].mean() > 0.98
 
 
 def test_a_chunk_starts_refined_like_the_sweeps_within_it(tmp_path: Path) -> None:

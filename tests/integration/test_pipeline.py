@@ -22,6 +22,7 @@ from geis_pipeline.config import config_to_toml, parse_config
 from geis_pipeline.pipeline import chunks, orchestrator, reprocess, run, stage_hashes
 from geis_pipeline.results import open_results
 from geis_pipeline.simulate import SimulationSettings, write_experiment
+from geis_pipeline.store import read_store, write_store
 
 CONFIG = parse_config(
     """
@@ -135,6 +136,35 @@ def test_reprocess_changed_drt_lambda_reruns_only_drt(reference_run, tmp_path: P
     assert before.stage("drt").config_hash != after.stage("drt").config_hash
     assert np.all(after.stage("drt").sweeps["lam"] == 0.05)
     assert len(after.spectra) == len(before.spectra)  # raw data kept
+
+
+def test_a_drt_stage_without_the_resolved_flags_is_recomputed(
+    reference_run, tmp_path: Path
+) -> None:
+    """A file written before ``<process>_resolved`` existed: reprocess adds the flags."""
+    output, _ = reference_run
+    records, attrs = read_store(output)
+    name = "Li_LLZO_run"
+    drt = records[name].stages["drt"]
+    old_drt = replace(
+        drt, sweeps={k: v for k, v in drt.sweeps.items() if not k.endswith("_resolved")}
+    )
+    old_tracking = {
+        k: v for k, v in records[name].tracking.items() if not k.endswith("_drt_resolved")
+    }
+    older = replace(
+        records[name], stages={**records[name].stages, "drt": old_drt}, tracking=old_tracking
+    )
+    old_file = tmp_path / "older.h5"
+    write_store(old_file, {name: older}, config_toml=attrs["config_toml"], package_version="0.1.0")
+    assert "R_gb_drt_resolved" not in open_results(old_file)[name].tracking()
+    report = reprocess(old_file, CONFIG, output=tmp_path / "new.h5")
+    (experiment,) = report.experiments
+    assert experiment.stages_computed == ("drt",)
+    assert set(experiment.stages_reused) == {"kk", "fit"}
+    table = open_results(tmp_path / "new.h5")[name].tracking()
+    assert not table["R_gb_drt_resolved"].any()  # the bulk apex lies above 7 MHz
+    assert table["R_int_drt_resolved"].mean() > 0.9
 
 
 def test_incremental_run_processes_only_new_sweeps(

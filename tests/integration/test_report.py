@@ -58,6 +58,11 @@ def test_report_holds_summary_and_config(report: Path, run_file: Path) -> None:
     assert f"<th>circuit fits</th><td>{quality.n_fit_failed} of {len(experiment.spectra)}" in page
     assert f"<th>KK truncated</th><td>{quality.n_kk_truncated} low-frequency" in page
     assert f"<th>Kramers-Kronig</th><td>{quality.n_kk_failed} of" in page
+    # The bulk arc peaks above the top frequency (7 MHz): no DRT R_gb is a measurement.
+    unresolved = {process: (n, n_not) for process, n, n_not in quality.drt_unresolved}
+    assert unresolved["gb"][1] == unresolved["gb"][0] > 0
+    assert unresolved["int"][1] < 0.02 * unresolved["int"][0]
+    assert f"<th>DRT unresolved</th><td>gb {unresolved['gb'][1]} of" in page
     for key in experiment.summary:
         if key != "segments":  # the segments have their own table
             assert f"<th>{key}</th>" in page

@@ -106,6 +106,9 @@ def test_readme_names_every_column_with_its_unit(study_file, tmp_path) -> None:
     assert "standard error of circuit parameter R1, ohm" in readme
     assert column_description("CPE3_1", "fit_parameters").endswith("dimensionless (alpha)")
     assert column_description("tau_gb_s") == "time constant of the grain boundary, s"
+    assert column_description("R_gb_drt_resolved").startswith(
+        "the DRT resistance of the grain boundary is determined by the data"
+    )
 
 
 def test_experiment_names_never_become_paths(study_file, tmp_path) -> None:
