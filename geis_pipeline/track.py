@@ -103,6 +103,7 @@ def track(
     drt_tau_int_s: np.ndarray | None = None,
     drt_processes: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     drt_resolved: Mapping[str, np.ndarray] | None = None,
+    drt_R_stderr_ohm: Mapping[str, np.ndarray] | None = None,
     current_mA: np.ndarray | None = None,
     freq_band_hz: np.ndarray | None = None,
     ocv_current_density_mA_cm2: float = 1e-3,
@@ -159,6 +160,10 @@ def track(
         :attr:`geis_pipeline.drt.ProcessTrack.resolved`), giving
         ``R_<process>_drt_resolved``. A value that is not resolved is still
         reported (it is what the data hold), but it is not a measurement.
+    drt_R_stderr_ohm
+        Process -> standard error of its DRT R per step, ohm (the refined
+        fit's covariance; NaN when not refined), giving
+        ``R_<process>_drt_stderr_ohm_cm2`` and ``R_<process>_drt_stderr_ohm``.
     current_mA
         DC current of each sweep, mA (0 at open circuit; positive = stripping).
         Gives ``current_density_mA_cm2``, the ``segment`` labels and the
@@ -269,6 +274,11 @@ def track(
         columns[f"C_{process}_drt_F_cm2"] = columns[f"C_{process}_drt_F"] / area
     for process, resolved in (drt_resolved or {}).items():
         columns[f"R_{process}_drt_resolved"] = np.asarray(resolved, dtype=bool)
+    for process, stderr in (drt_R_stderr_ohm or {}).items():
+        per = interfaces if process == "int" else 1
+        stderr = np.asarray(stderr, dtype=np.float64) / per
+        columns[f"R_{process}_drt_stderr_ohm_cm2"] = stderr * area
+        columns[f"R_{process}_drt_stderr_ohm"] = stderr
     # Reliability of C_int: a resolved, precisely fitted interface arc.
     c_int = columns["C_int_F"]
     with np.errstate(invalid="ignore", divide="ignore"):

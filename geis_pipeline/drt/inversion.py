@@ -429,7 +429,10 @@ def _refined_peaks(
     """
     peak_log_tau = np.log([peak.tau for peak in peaks])
     updated = []
-    for resistance, tau, alpha in zip(refined.R, refined.tau, refined.alpha, strict=True):
+    stderrs = refined.R_stderr if refined.R_stderr is not None else np.full(refined.R.size, np.nan)
+    for resistance, tau, alpha, stderr in zip(
+        refined.R, refined.tau, refined.alpha, stderrs, strict=True
+    ):
         log_tau = math.log(float(tau))
         nearest = peaks[int(np.argmin(np.abs(peak_log_tau - log_tau)))]
         updated.append(
@@ -441,6 +444,7 @@ def _refined_peaks(
                 process=assign_process(float(tau), windows),
                 alpha=float(alpha),
                 R_gamma=nearest.R,
+                R_stderr=scale * float(stderr),
             )
         )
     return tuple(sorted(updated, key=lambda peak: peak.tau))

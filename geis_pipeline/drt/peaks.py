@@ -80,6 +80,8 @@ class DRTPeak:
     R_gamma
         Area of γ between the valleys, ohm, when ``R`` is the refined value
         (NaN: not refined, ``R`` is that area).
+    R_stderr
+        Standard error of the refined ``R``, ohm (NaN: not refined).
     """
 
     tau: float
@@ -89,6 +91,7 @@ class DRTPeak:
     process: str | None = None
     alpha: float = math.nan
     R_gamma: float = math.nan
+    R_stderr: float = math.nan
 
 
 def validate_windows(windows: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
@@ -284,6 +287,8 @@ class ProcessTrack:
         several major peaks or the inversion failed.
     R
         Resistance of that peak, ohm; NaN where ``tau`` is.
+    R_stderr
+        Its standard error, ohm (NaN where ``R`` is, or not refined).
     width
         Its full width at half maximum, decades; NaN where ``tau`` is.
     n_peaks
@@ -306,9 +311,10 @@ class ProcessTrack:
     n_peaks: np.ndarray
     R_window: np.ndarray
     resolved: np.ndarray
+    R_stderr: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("tau", "R", "width", "n_peaks", "R_window", "resolved"):
+        for name in ("tau", "R", "width", "n_peaks", "R_window", "resolved", "R_stderr"):
             values = np.array(getattr(self, name), copy=True)
             values.flags.writeable = False
             object.__setattr__(self, name, values)
@@ -394,6 +400,7 @@ def track_peaks(
     names = list(windows)
     tau = np.full((len(names), n_steps), np.nan)
     resistance = np.full((len(names), n_steps), np.nan)
+    resistance_stderr = np.full((len(names), n_steps), np.nan)
     width = np.full((len(names), n_steps), np.nan)
     window_R = np.full((len(names), n_steps), np.nan)
     counts = np.zeros((len(names), n_steps), dtype=np.int64)
@@ -423,6 +430,7 @@ def track_peaks(
             if len(major) == 1:
                 tau[row, step] = major[0].tau
                 resistance[row, step] = major[0].R
+                resistance_stderr[row, step] = major[0].R_stderr
                 width[row, step] = major[0].width
                 if measured is not None:
                     index = next(i for i, other in enumerate(ordered) if other is major[0])
@@ -446,6 +454,7 @@ def track_peaks(
             n_peaks=counts[row],
             R_window=window_R[row],
             resolved=resolved[row],
+            R_stderr=resistance_stderr[row],
         )
         for row, name in enumerate(names)
     }

@@ -100,6 +100,12 @@ class Refined:
     ----------
     R, tau, alpha
         Per peak: resistance (scaled), time constant (s), exponent.
+    R_stderr
+        Per peak: standard error of R (scaled) from the fit's covariance,
+        σ² (JᵀJ)⁻¹ with σ² the residual variance (NaN: singular). Calibrated
+        where the data determine R (simulated Li | LLZO to 100 MHz: |error| /
+        stderr of the grain boundary's R median 0.6, p95 1.7); not where an
+        arc beside it peaks outside the measured range (its error is a bias).
     R_inf, L
         Series resistance (scaled) and inductance (scaled ohm s).
     rms
@@ -119,6 +125,7 @@ class Refined:
     R_inf: float
     L: float
     rms: float
+    R_stderr: np.ndarray | None = None
     drt_rms: float = math.nan
     searched: int = 0
     searched_rms_ratio: float = math.nan
@@ -343,6 +350,7 @@ def _accepted(
     log_r, log_tau, alpha = (np.array(values) for values in zip(*state.terms, strict=True))
     return Refined(
         R=np.exp(log_r),
+        R_stderr=np.exp(log_r) * _log_r_stderr(model, state),
         tau=np.exp(log_tau),
         alpha=alpha,
         R_inf=float(state.series[0]),
@@ -352,6 +360,21 @@ def _accepted(
         searched=searched,
         searched_rms_ratio=searched_ratio,
     )
+
+
+def _log_r_stderr(model: _Model, state: _State) -> np.ndarray:
+    """Standard errors of the terms' ln R: σ² (JᵀJ)⁻¹ at the solution (NaN if singular)."""
+    n_terms = len(state.terms)
+    dof = model.n_rows - model.n_series - 3 * n_terms
+    if state.normal is None or dof <= 0:
+        return np.full(n_terms, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        try:
+            covariance = np.linalg.inv(state.normal) * (state.cost / dof)
+        except np.linalg.LinAlgError:
+            return np.full(n_terms, np.nan)
+        variance = np.diagonal(covariance)[model.n_series :: 3]
+        return np.where(variance > 0, np.sqrt(np.abs(variance)), np.nan)
 
 
 def _warm_state(model: _Model, previous: Refined, rescale: float) -> _State | None:
@@ -449,6 +472,7 @@ class _State:
     terms: list[tuple[float, float, float]]  # (ln R, ln τ, α) per ZARC
     cost: float
     criterion: float  # Bayesian information criterion of the fit
+    normal: np.ndarray | None = None  # JᵀJ at the solution
 
 
 class _Model:
@@ -570,4 +594,5 @@ class _Model:
             terms=fitted,  # type: ignore[arg-type]
             cost=cost,
             criterion=criterion,
+            normal=solution.normal,
         )

@@ -281,7 +281,8 @@ def _tracking(
         drt_R_int_ohm=drt.sweeps["int_R_ohm"][:n_done] if drt_ready else None,
         drt_tau_int_s=drt.sweeps["int_tau_s"][:n_done] if drt_ready else None,
         drt_processes=_drt_processes(drt, n_done),
-        drt_resolved=_drt_resolved(drt, n_done),
+        drt_resolved=_drt_columns(drt, n_done, "_resolved"),
+        drt_R_stderr_ohm=_drt_columns(drt, n_done, "_R_stderr_ohm"),
         current_mA=np.array([spectrum.current_mA for spectrum in spectra]),
         freq_band_hz=_fit_band(spectra, fit, n_done),
         ocv_current_density_mA_cm2=section.ocv_current_density_mA_cm2,
@@ -434,14 +435,14 @@ def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return processes
 
 
-def _drt_resolved(drt, n_done: int) -> dict[str, np.ndarray]:
-    """Every DRT window's ``<process>_resolved`` (files written before it have none)."""
+def _drt_columns(drt, n_done: int, suffix: str) -> dict[str, np.ndarray]:
+    """Every DRT window's ``<process><suffix>`` column (files written before have none)."""
     if drt is None:
         return {}
     return {
-        column[: -len("_resolved")]: np.asarray(values[:n_done], dtype=bool)
+        column.removesuffix(suffix): values[:n_done]
         for column, values in drt.sweeps.items()
-        if column.endswith("_resolved") and values.size >= n_done
+        if column.endswith(suffix) and values.size >= n_done
     }
 
 

@@ -267,6 +267,7 @@ def _run_drt(
         process_track = tracks[process]
         sweeps[f"{process}_tau_s"] = np.asarray(process_track.tau, dtype=np.float64)
         sweeps[f"{process}_R_ohm"] = np.asarray(process_track.R, dtype=np.float64)
+        sweeps[f"{process}_R_stderr_ohm"] = np.asarray(process_track.R_stderr, dtype=np.float64)
         sweeps[f"{process}_R_window_ohm"] = np.asarray(process_track.R_window, dtype=np.float64)
         # Peak counts per window: the experiment's split / appear / vanish events come from them.
         sweeps[f"{process}_n_peaks"] = np.asarray(process_track.n_peaks, dtype=np.int64)

@@ -604,13 +604,17 @@ def _process_experiment(
 def _has_current_columns(stage: str, stored: StageData, config: Config) -> bool:
     """Whether a stored stage has the columns this version writes (else it is recomputed).
 
-    The DRT's ``<process>_resolved`` came after files already written: reusing
-    such a stage would leave its R values without the flag (or chunks with and
-    without it side by side).
+    The DRT's ``<process>_resolved`` and ``<process>_R_stderr_ohm`` came after
+    files already written: reusing such a stage would leave its R values without
+    them (or chunks with and without them side by side).
     """
     if stage != "drt":
         return True
-    return all(f"{process}_resolved" in stored.sweeps for process in config.drt.windows)
+    return all(
+        f"{process}{suffix}" in stored.sweeps
+        for process in config.drt.windows
+        for suffix in ("_resolved", "_R_stderr_ohm")
+    )
 
 
 def _process_dc_only(name: str, experiment: Experiment, state: RunState) -> ExperimentReport:

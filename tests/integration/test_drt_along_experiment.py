@@ -39,6 +39,10 @@ def test_tracked_drt_resistances_follow_the_truth(tmp_path: Path) -> None:
     # ... and is flagged so: the bulk apex (~26 MHz) lies above the top frequency (7 MHz).
     assert not table["R_gb_drt_resolved"].any()
     assert table["R_int_drt_resolved"].mean() > 0.98
+    # R_int's standard error from the refined fit: its error within a few of them.
+    z = (table["R_int_drt_ohm"].to_numpy() - truth["R_int_ohm"]) / table["R_int_drt_stderr_ohm"]
+    assert np.nanmedian(np.abs(z)) < 1.5
+    assert np.nanpercentile(np.abs(z), 95) < 5
 
 
 def test_a_chunk_starts_refined_like_the_sweeps_within_it(tmp_path: Path) -> None:

@@ -141,17 +141,16 @@ def test_reprocess_changed_drt_lambda_reruns_only_drt(reference_run, tmp_path: P
 def test_a_drt_stage_without_the_resolved_flags_is_recomputed(
     reference_run, tmp_path: Path
 ) -> None:
-    """A file written before ``<process>_resolved`` existed: reprocess adds the flags."""
+    """A file written before ``<process>_resolved`` and ``_R_stderr_ohm``: reprocess adds them."""
     output, _ = reference_run
     records, attrs = read_store(output)
     name = "Li_LLZO_run"
     drt = records[name].stages["drt"]
+    new_columns = ("_resolved", "_R_stderr_ohm", "_drt_stderr_ohm", "_drt_stderr_ohm_cm2")
     old_drt = replace(
-        drt, sweeps={k: v for k, v in drt.sweeps.items() if not k.endswith("_resolved")}
+        drt, sweeps={k: v for k, v in drt.sweeps.items() if not k.endswith(new_columns)}
     )
-    old_tracking = {
-        k: v for k, v in records[name].tracking.items() if not k.endswith("_drt_resolved")
-    }
+    old_tracking = {k: v for k, v in records[name].tracking.items() if not k.endswith(new_columns)}
     older = replace(
         records[name], stages={**records[name].stages, "drt": old_drt}, tracking=old_tracking
     )
@@ -165,6 +164,7 @@ def test_a_drt_stage_without_the_resolved_flags_is_recomputed(
     table = open_results(tmp_path / "new.h5")[name].tracking()
     assert not table["R_gb_drt_resolved"].any()  # the bulk apex lies above 7 MHz
     assert table["R_int_drt_resolved"].mean() > 0.9
+    assert np.isfinite(table["R_int_drt_stderr_ohm_cm2"]).mean() > 0.9
 
 
 def test_incremental_run_processes_only_new_sweeps(

@@ -100,3 +100,8 @@ def test_with_the_bulk_apex_measured_the_grain_boundary_is_resolved_and_right() 
     assert np.median(error[gb.resolved]) < 0.05
     # Wrong but resolved: none (the 7 MHz cell had sweeps off by up to 80 %).
     assert not np.any(error[gb.resolved] > 0.5)
+    # The refined fit's standard errors say how far off a resolved value may be.
+    z = (gb.R - np.asarray(truth.R_gb_ohm)) / gb.R_stderr
+    assert np.all(np.isfinite(z[gb.resolved]))
+    assert np.median(np.abs(z[gb.resolved])) < 1.0
+    assert np.percentile(np.abs(z[gb.resolved]), 95) < 2.6
