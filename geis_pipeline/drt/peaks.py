@@ -12,8 +12,10 @@ process through the time steps and reports, rather than guesses, when its
 window holds no peak, two or more peaks (a split), or when a peak outside
 every window appears.
 
-A tracked peak is *resolved* when its apex and those of its significant
-neighbours lie inside the measured frequencies. An arc whose apex lies
+A tracked peak is *resolved* when its R is the refined ZARC's (γ's own
+area misses the tails that spill into its neighbours: ~5 % low for a lone
+arc) and its apex and those of its significant neighbours lie inside the
+measured frequencies. An arc whose apex lies
 beyond the highest (or lowest) frequency is seen only by one flank: how its
 resistance is shared with the series resistance and with the process next
 to it is not in the data. On a Li | LLZO cell measured to 7 MHz, the bulk
@@ -234,14 +236,15 @@ def peak_resolved(
     Returns
     -------
     bool
-        False when the peak's own apex, or that of the next peak on either
-        side (if it matters), lies outside the range: their shares are not
-        in the data (see the module docstring). Peaks further away are
-        shielded by the one in between.
+        False when the peak's R is γ's area (not refined: ``alpha`` NaN), or
+        when its own apex, or that of the next peak on either side (if it
+        matters), lies outside the range: their shares are not in the data
+        (see the module docstring). Peaks further away are shielded by the
+        one in between.
     """
     low, high = tau_measured_s
     peak = peaks[index]
-    if not low <= peak.tau <= high:
+    if math.isnan(peak.alpha) or not low <= peak.tau <= high:
         return False
     for other in (index - 1, index + 1):
         if 0 <= other < len(peaks) and not low <= peaks[other].tau <= high:
@@ -299,10 +302,10 @@ class ProcessTrack:
         none; NaN where the inversion failed): the process resistance even
         when its peak is split.
     resolved
-        True where ``R`` is determined by the data: the peak's apex and its
-        significant neighbours' lie inside the measured frequencies
-        (:func:`peak_resolved`; False where ``R`` is NaN, and for results
-        that do not say what range they measured).
+        True where ``R`` is a measurement: the refined ZARC's R, with the
+        peak's apex and its significant neighbours' inside the measured
+        frequencies (:func:`peak_resolved`; False where ``R`` is NaN or γ's
+        area, and for results that do not say what range they measured).
     """
 
     tau: np.ndarray
