@@ -172,8 +172,8 @@ class Quality:
         (reason, count) of the failed steps, most common first (at most 3).
     drt_unresolved
         (process, steps with a DRT resistance, of which not resolved) per DRT
-        window: the value is there, but an apex (its own or a neighbour's)
-        lies outside the measured frequencies (empty for files without the flag).
+        window with any value: the value is there, but it is not a measurement
+        (``R_<process>_drt_resolved``; empty for files without the flag).
     """
 
     n_spectra: int
@@ -210,8 +210,8 @@ class Quality:
             rows.append(
                 (
                     "DRT unresolved",
-                    f"{listed} (an apex, its own or a neighbour's, lies outside the measured "
-                    "frequencies: use the circuit fit's value)",
+                    f"{listed} (gamma's own area, an apex outside the measured frequencies, "
+                    "its own or a neighbour's, or a spectrum failing KK: not a measurement)",
                 )
             )
         return rows
@@ -253,7 +253,11 @@ def quality(record: ExperimentRecord) -> Quality:
         for column, resolved in drt.sweeps.items():
             process = column.removesuffix("_resolved")
             if process != column and f"{process}_R_ohm" in drt.sweeps:
+                # The tracking's flag (which also asks for KK) where stored.
+                resolved = record.tracking.get(f"R_{process}_drt_resolved", resolved)
                 has_value = np.isfinite(np.asarray(drt.sweeps[f"{process}_R_ohm"], dtype=float))
+                if has_value.size != np.size(resolved) or not has_value.any():
+                    continue
                 n_unresolved = int((has_value & ~np.asarray(resolved, dtype=bool)).sum())
                 unresolved.append((process, int(has_value.sum()), n_unresolved))
         counts["drt_unresolved"] = tuple(unresolved)

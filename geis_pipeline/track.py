@@ -158,7 +158,8 @@ def track(
         Process -> whether its DRT R is determined by the data, per step (the
         apexes of its peak and of the peaks beside it measured:
         :attr:`geis_pipeline.drt.ProcessTrack.resolved`), giving
-        ``R_<process>_drt_resolved``. A value that is not resolved is still
+        ``R_<process>_drt_resolved`` (False too where the spectrum failed
+        Kramers-Kronig, ``kk_ok``). A value that is not resolved is still
         reported (it is what the data hold), but it is not a measurement.
     drt_R_stderr_ohm
         Process -> standard error of its DRT R per step, ohm (the refined
@@ -272,8 +273,11 @@ def track(
         with np.errstate(divide="ignore", invalid="ignore"):
             columns[f"C_{process}_drt_F"] = drt_tau / drt_r
         columns[f"C_{process}_drt_F_cm2"] = columns[f"C_{process}_drt_F"] / area
+    # A spectrum that fails Kramers-Kronig is not a linear, causal, stable impedance:
+    # its DRT holds no measurement either.
+    kk_valid = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, dtype=bool)
     for process, resolved in (drt_resolved or {}).items():
-        columns[f"R_{process}_drt_resolved"] = np.asarray(resolved, dtype=bool)
+        columns[f"R_{process}_drt_resolved"] = np.asarray(resolved, dtype=bool) & kk_valid
     for process, stderr in (drt_R_stderr_ohm or {}).items():
         per = interfaces if process == "int" else 1
         stderr = np.asarray(stderr, dtype=np.float64) / per

@@ -169,6 +169,26 @@ def test_every_drt_window_is_tracked() -> None:
     np.testing.assert_allclose(columns["C_sei_drt_F_cm2"], tau / r / 0.5)
 
 
+def test_a_drt_resistance_is_a_measurement_only_where_resolved_and_the_spectrum_passes_kk() -> None:
+    steps = 4
+    r = np.array([10.0, 20.0, 40.0, 80.0])
+    columns = track(
+        np.arange(steps, dtype=float),
+        roles={},
+        fit_ok=np.ones(steps, dtype=bool),
+        kk_ok=np.array([True, True, False, True]),
+        area_cm2=0.5,
+        drt_processes={"int": (r, np.full(steps, 1e-4))},
+        drt_resolved={"int": np.array([True, False, True, True])},
+        drt_R_stderr_ohm={"int": r / 100},
+        interfaces=2,
+    ).columns
+    assert list(columns["R_int_drt_resolved"]) == [True, False, False, True]
+    # Per interface, like R itself.
+    np.testing.assert_allclose(columns["R_int_drt_stderr_ohm"], r / 200)
+    np.testing.assert_allclose(columns["R_int_drt_stderr_ohm_cm2"], r / 200 * 0.5)
+
+
 def test_penetration_raises_the_short_circuit_flag_at_the_right_step() -> None:
     """R_b and R_gb falling over the last 10 % of the steps: lithium penetrating the electrolyte."""
     steps = 50
