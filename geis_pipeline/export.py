@@ -352,8 +352,9 @@ def column_description(name: str, table: str = "tracking") -> str:
     if name.startswith("R_") and name.endswith("_drt_resolved"):
         role = name.removeprefix("R_").removesuffix("_drt_resolved")
         return (
-            f"the DRT resistance of the {_ROLE_NAMES.get(role, role)} is determined by the data: "
-            "its apex and its neighbours' inside the measured frequencies (true/false)"
+            f"the DRT resistance of the {_ROLE_NAMES.get(role, role)} is a measurement: the "
+            "refined ZARC's, its apex and its neighbours' inside the measured frequencies, "
+            "the spectrum passing Kramers-Kronig (true/false)"
         )
     if name in _FIXED:
         unit = _unit(name)

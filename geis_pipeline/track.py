@@ -155,8 +155,8 @@ def track(
         and ``C_<process>_drt_F_cm2`` (tau / R) for each (Lu 2021 follows gb, SEI
         and charge transfer through an alloy's phase transitions).
     drt_resolved
-        Process -> whether its DRT R is determined by the data, per step (the
-        apexes of its peak and of the peaks beside it measured:
+        Process -> whether its DRT R is a measurement, per step (the refined
+        ZARC's R, the apexes of its peak and of the peaks beside it measured:
         :attr:`geis_pipeline.drt.ProcessTrack.resolved`), giving
         ``R_<process>_drt_resolved`` (False too where the spectrum failed
         Kramers-Kronig, ``kk_ok``). A value that is not resolved is still

@@ -15,10 +15,10 @@ every window appears.
 A tracked peak is *resolved* when its R is the refined ZARC's (γ's own
 area misses the tails that spill into its neighbours: ~5 % low for a lone
 arc) and its apex and those of its significant neighbours lie inside the
-measured frequencies. An arc whose apex lies
-beyond the highest (or lowest) frequency is seen only by one flank: how its
-resistance is shared with the series resistance and with the process next
-to it is not in the data. On a Li | LLZO cell measured to 7 MHz, the bulk
+measured frequencies. An arc whose apex lies beyond the highest (or
+lowest) frequency is seen only by one flank: how its resistance is shared
+with the series resistance and with the process next to it is not in the
+data. On a Li | LLZO cell measured to 7 MHz, the bulk
 arc peaks at ~26 MHz, and the DRT's grain-boundary R beside it is off by
 9 % (median) to 80 %. The grain-boundary arc itself lies inside the range.
 Such a value is reported and flagged unresolved; the circuit fit, whose

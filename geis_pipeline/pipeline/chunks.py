@@ -271,7 +271,7 @@ def _run_drt(
         sweeps[f"{process}_R_window_ohm"] = np.asarray(process_track.R_window, dtype=np.float64)
         # Peak counts per window: the experiment's split / appear / vanish events come from them.
         sweeps[f"{process}_n_peaks"] = np.asarray(process_track.n_peaks, dtype=np.int64)
-        # Whether the data determine that R (the apexes beside it measured).
+        # Whether that R is a measurement (refined, the apexes beside it measured).
         sweeps[f"{process}_resolved"] = np.asarray(process_track.resolved, dtype=bool)
     return {
         "sweeps": sweeps,

@@ -1,4 +1,4 @@
-"""Whether a tracked DRT resistance is determined by the data (issue 17's wrong-but-ok DRT R_gb).
+"""Whether a tracked DRT resistance is a measurement (issue 17's wrong-but-ok DRT R_gb).
 
 On a Li | LLZO cell measured to 7 MHz the bulk arc peaks at ~26 MHz: the DRT's
 grain-boundary R beside it was off by 9 % (median) and up to 80 %, with the

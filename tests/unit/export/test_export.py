@@ -107,7 +107,7 @@ def test_readme_names_every_column_with_its_unit(study_file, tmp_path) -> None:
     assert column_description("CPE3_1", "fit_parameters").endswith("dimensionless (alpha)")
     assert column_description("tau_gb_s") == "time constant of the grain boundary, s"
     assert column_description("R_gb_drt_resolved").startswith(
-        "the DRT resistance of the grain boundary is determined by the data"
+        "the DRT resistance of the grain boundary is a measurement"
     )
 
 
