@@ -45,6 +45,7 @@ __all__ = [
     "contact_loss",
     "decimate",
     "decimate_series",
+    "drt_crosscheck",
     "drt_curves",
     "drt_map",
     "evolution",
@@ -656,6 +657,77 @@ def evolution(results, *, x: str = "time", fig: Figure | None = None) -> Figure:
     bottom.set_ylabel(f"R ({unit})")
     bottom.set_xlabel(label)
     return fig
+
+
+#: How a DRT resistance is drawn beside the fit's line: filled where it is a measurement,
+#: hollow where it is not (``R_<process>_drt_resolved`` False).
+DRT_RESOLVED_STYLE = {"linestyle": "none", "marker": "o", "ms": 3}
+DRT_UNRESOLVED_STYLE = {"linestyle": "none", "marker": "o", "ms": 4, "mfc": "none", "alpha": 0.5}
+
+
+def drt_crosscheck(results, *, x: str = "time", ax: Axes | None = None) -> Figure:
+    """Each process's R from the circuit fit (line) beside the DRT's (dots), ohm cm2 or ohm.
+
+    A DRT value that is not a measurement (``R_<process>_drt_resolved`` False: γ's own
+    area, an apex beyond the measured frequencies, or a spectrum failing KK) is a hollow
+    circle; a resolved one a filled dot. Processes the DRT tracks but the fit has no
+    role for are drawn as dots only. Steps whose fit is not ok are crosses.
+    """
+    experiment = _experiment(results)
+    fig, ax = _axes(ax, (7.0, 4.8))
+    table = experiment.tracking(as_frame=False)
+    values, label = _x_axis(experiment, x)
+    keep = key_steps(experiment)
+    ok = _step_ok(experiment)
+    suffix, unit = ("_ohm_cm2", "Ω cm²") if experiment.metadata.area_cm2 else ("_ohm", "Ω")
+    processes = [
+        name.removeprefix("R_").removesuffix(f"_drt{suffix}")
+        for name in table
+        if name.startswith("R_") and name.endswith(f"_drt{suffix}")
+    ]
+    # Fast to slow, as the legend of a spectrum reads.
+    processes.sort(key=lambda process: _median_tau(table, f"tau_{process}_drt_s"))
+    drawn = []
+    for process in processes:
+        drt = np.asarray(table[f"R_{process}_drt{suffix}"], dtype=float)
+        if not np.isfinite(drt).any():
+            continue
+        fitted = _column(table, f"R_{process}{suffix}")
+        colour = None
+        if fitted is not None and np.isfinite(fitted).any():
+            colour = _series(ax, values, fitted, ok, f"R_{process} fit", keep=keep).get_color()
+            drawn.append(fitted)
+        resolved = np.asarray(
+            table.get(f"R_{process}_drt_resolved", np.ones(drt.size, bool)), dtype=bool
+        )
+        style = {} if colour is None else {"color": colour}
+        if resolved.any():
+            line = _points(ax, values[resolved], drt[resolved], "", label=f"R_{process} DRT",
+                           **(DRT_RESOLVED_STYLE | style))  # fmt: skip
+            style = {"color": line.get_color()}
+        unresolved = ~resolved & np.isfinite(drt)
+        if unresolved.any():
+            n = int(unresolved.sum())
+            _points(ax, values[unresolved], drt[unresolved], "",
+                    label=f"R_{process} DRT, not a measurement ({n} step{'s' if n > 1 else ''})",
+                    **(DRT_UNRESOLVED_STYLE | style))  # fmt: skip
+        drawn.append(drt)
+    if drawn:
+        _failed_legend(ax, ok)
+        _value_axis(ax, drawn, np.ones(ok.size, bool))
+        ax.legend(loc="best", fontsize="small")
+    else:
+        _note(ax, "no DRT resistances to draw (no DRT stage, or no tracked peak)")
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"R ({unit})")
+    ax.set_title(f"{experiment.name}: resistances, circuit fit and DRT")
+    return fig
+
+
+def _median_tau(table: Mapping[str, np.ndarray], name: str) -> float:
+    values = _column(table, name)
+    finite = values[np.isfinite(values)] if values is not None else np.empty(0)
+    return float(np.median(finite)) if finite.size else math.inf
 
 
 def _relative(experiment, stem: str, reference: int) -> tuple[np.ndarray, float] | None:

@@ -50,6 +50,12 @@ EXPERIMENT_FIGURES: tuple[tuple[str, str, Callable, str | None], ...] = (
     ),
     ("contact_loss", "Contact loss from capacitance and from resistance", plot.contact_loss, None),
     ("drt_map", "DRT map with the tracked peaks", plot.drt_map, "drt"),
+    (
+        "drt_crosscheck",
+        "Resistances from the circuit fit (lines) and the DRT (dots; hollow: not a measurement)",
+        plot.drt_crosscheck,
+        "drt",
+    ),
     ("drt_curves", "DRT of selected steps", plot.drt_curves, "drt"),
     ("kk_residuals", "Kramers-Kronig residuals (quality control)", plot.kk_residuals, "kk"),
     (

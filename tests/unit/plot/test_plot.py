@@ -161,6 +161,27 @@ def test_contact_loss(experiment, tmp_path: Path) -> None:
     _check_png(fig, tmp_path / "contact_loss.png")
 
 
+def test_drt_crosscheck_draws_what_is_not_a_measurement_hollow(experiment, tmp_path: Path) -> None:
+    fig = plot.drt_crosscheck(experiment)
+    _check_labels(fig)
+    (ax,) = _data_axes(fig)
+    table = experiment.tracking()
+    lines = {line.get_label(): line for line in ax.lines}
+    # Fast to slow: the grain boundary first.
+    assert [label for label in lines if label.endswith(" fit")] == ["R_gb fit", "R_int fit"]
+    # The bulk arc peaks above the top frequency: no DRT R_gb is a measurement.
+    n_gb = int(np.isfinite(table["R_gb_drt_ohm_cm2"]).sum())
+    hollow = lines[f"R_gb DRT, not a measurement ({n_gb} steps)"]
+    assert hollow.get_markerfacecolor() == "none"
+    assert len(hollow.get_xdata()) == n_gb
+    assert "R_gb DRT" not in lines
+    resolved = table["R_int_drt_resolved"].to_numpy()
+    filled = lines["R_int DRT"]
+    np.testing.assert_allclose(filled.get_ydata(), table["R_int_drt_ohm_cm2"][resolved])
+    assert filled.get_color() == lines["R_int fit"].get_color()
+    _check_png(fig, tmp_path / "drt_crosscheck.png")
+
+
 def test_drt_map(experiment, tmp_path: Path) -> None:
     fig = plot.drt_map(experiment)
     _check_labels(fig)
