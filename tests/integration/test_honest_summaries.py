@@ -318,8 +318,11 @@ def test_real_geis_mpt_report_and_info(realdata: Path, tmp_path: Path, capsys, n
         assert reason.split(":")[0] in page
     # the figures drew: every experiment figure is there, and (geis.mpt is a 3-electrode
     # file) the counter electrode's Nyquist plot and DRT map
-    assert len(list((tmp_path / "report").glob("geis_*.png"))) == 10 + 2
-    assert len(list((tmp_path / "report").glob("geis_*_ce.png"))) == 2
+    from geis_pipeline.report import COUNTER_FIGURES, EXPERIMENT_FIGURES
+
+    drawn = {path.name for path in (tmp_path / "report").glob("geis_*.png")}
+    assert drawn == {f"geis_{stem}.png" for stem, *_ in EXPERIMENT_FIGURES + COUNTER_FIGURES}
+    assert len(COUNTER_FIGURES) == 2 and "geis_drt_crosscheck.png" in drawn
 
 
 def test_reprocess_with_the_area_fills_the_area_specific_columns(
