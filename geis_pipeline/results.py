@@ -142,7 +142,8 @@ def _reasons(
     A step's reason may list several ("a; b", or codes "kk,residual" with
     ``separator=","``): each counts; ``codes`` maps a code to its meaning.
     Decimal values are replaced by "…" so that "residual 2.66 %" and
-    "residual 3.25 %" count as one.
+    "residual 3.25 %" count as one. Equally common reasons are in alphabetical
+    order (a run's summary reads the same every time).
     """
     counter: Counter[str] = Counter()
     for reason in np.asarray(reasons, dtype=object)[failed]:
@@ -150,7 +151,7 @@ def _reasons(
         if codes:
             parts = [f"{part}: {codes[part]}" if part in codes else part for part in parts]
         counter.update({_DECIMAL.sub("…", part) for part in parts} or {"no reason recorded"})
-    return tuple(counter.most_common(limit))
+    return tuple(sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:limit])
 
 
 @dataclass(frozen=True)

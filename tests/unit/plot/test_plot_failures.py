@@ -235,6 +235,19 @@ def test_quality_rows_count_the_reasons() -> None:
     assert rows["DRT"] == "not run"
 
 
+def test_equally_common_reasons_read_the_same_every_run() -> None:
+    from geis_pipeline.results import _reasons
+
+    # Each step's codes go through a set: without a tie order, the hash seed chose it.
+    reasons = np.array(["residual,unresolved", "unresolved,residual", "kk", "zeta,kk"])
+    failed = np.ones(4, dtype=bool)
+    assert _reasons(reasons, failed, separator=",") == (
+        ("kk", 2),
+        ("residual", 2),
+        ("unresolved", 2),
+    )
+
+
 def test_short_reprs() -> None:
     experiment = _experiment_results()
     text = repr(experiment)
