@@ -345,7 +345,7 @@ def track(
         if fit_reason is None
         else np.asarray(fit_reason, dtype=str)
     )
-    columns["kk_ok"] = np.ones(n_steps, dtype=bool) if kk_ok is None else np.asarray(kk_ok, bool)
+    columns["kk_ok"] = kk_valid
     return TrackResult(columns, reference, float(ocv_V))
 
 

@@ -423,16 +423,9 @@ def dc_only_summary(experiment: Experiment, config: Config, name: str) -> dict[s
 
 def _drt_processes(drt, n_done: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every DRT window's tracked peak (``<process>_R_ohm``, ``<process>_tau_s``)."""
-    if drt is None:
-        return {}
-    processes = {}
-    for column, values in drt.sweeps.items():
-        if column.endswith("_R_ohm") and not column.endswith("_R_window_ohm"):
-            process = column[: -len("_R_ohm")]
-            tau = drt.sweeps.get(f"{process}_tau_s")
-            if tau is not None and values.size >= n_done and tau.size >= n_done:
-                processes[process] = (values[:n_done], tau[:n_done])
-    return processes
+    resistances = _drt_columns(drt, n_done, "_R_ohm")
+    taus = _drt_columns(drt, n_done, "_tau_s")
+    return {process: (r, taus[process]) for process, r in resistances.items() if process in taus}
 
 
 def _drt_columns(drt, n_done: int, suffix: str) -> dict[str, np.ndarray]:
