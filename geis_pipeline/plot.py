@@ -670,8 +670,10 @@ def drt_crosscheck(results, *, x: str = "time", ax: Axes | None = None) -> Figur
 
     A DRT value that is not a measurement (``R_<process>_drt_resolved`` False: γ's own
     area, an apex beyond the measured frequencies, or a spectrum failing KK) is a hollow
-    circle; a resolved one a filled dot. Processes the DRT tracks but the fit has no
-    role for are drawn as dots only. Steps whose fit is not ok are crosses.
+    circle; a resolved one a filled dot. A file written before the flag existed has
+    no such column: its DRT values are hollow too, labelled "not checked". Processes
+    the DRT tracks but the fit has no role for are drawn as dots only. Steps whose fit
+    is not ok are crosses.
     """
     experiment = _experiment(results)
     fig, ax = _axes(ax, (7.0, 4.8))
@@ -697,8 +699,11 @@ def drt_crosscheck(results, *, x: str = "time", ax: Axes | None = None) -> Figur
         if fitted is not None and np.isfinite(fitted).any():
             colour = _series(ax, values, fitted, ok, f"R_{process} fit", keep=keep).get_color()
             drawn.append(fitted)
+        # A file written before the flag existed cannot say which values are measurements:
+        # unknown is drawn as not a measurement (``reprocess`` computes the flag).
+        flagged = f"R_{process}_drt_resolved" in table
         resolved = np.asarray(
-            table.get(f"R_{process}_drt_resolved", np.ones(drt.size, bool)), dtype=bool
+            table.get(f"R_{process}_drt_resolved", np.zeros(drt.size, bool)), dtype=bool
         )
         style = {} if colour is None else {"color": colour}
         if resolved.any():
@@ -708,8 +713,10 @@ def drt_crosscheck(results, *, x: str = "time", ax: Axes | None = None) -> Figur
         unresolved = ~resolved & np.isfinite(drt)
         if unresolved.any():
             n = int(unresolved.sum())
+            steps = f"{n} step{'s' if n > 1 else ''}"
+            why = "not a measurement" if flagged else "not checked: reprocess the file"
             _points(ax, values[unresolved], drt[unresolved], "",
-                    label=f"R_{process} DRT, not a measurement ({n} step{'s' if n > 1 else ''})",
+                    label=f"R_{process} DRT, {why} ({steps})",
                     **(DRT_UNRESOLVED_STYLE | style))  # fmt: skip
         drawn.append(drt)
     if drawn:

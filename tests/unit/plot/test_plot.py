@@ -182,6 +182,34 @@ def test_drt_crosscheck_draws_what_is_not_a_measurement_hollow(experiment, tmp_p
     _check_png(fig, tmp_path / "drt_crosscheck.png")
 
 
+class _WithoutFlags:
+    """The experiment as a file written before the DRT's resolved flags reads."""
+
+    def __init__(self, experiment) -> None:
+        self._experiment = experiment
+
+    def __getattr__(self, name: str):
+        return getattr(self._experiment, name)
+
+    def tracking(self, as_frame: bool = True):
+        table = self._experiment.tracking(as_frame=False)
+        return {name: values for name, values in table.items() if not name.endswith("_resolved")}
+
+
+def test_drt_crosscheck_draws_values_of_an_older_file_as_unchecked(experiment) -> None:
+    """No flag is not a measurement: every DRT value of an older file is hollow."""
+    fig = plot.drt_crosscheck(_WithoutFlags(experiment))
+    (ax,) = _data_axes(fig)
+    table = experiment.tracking()
+    lines = {line.get_label(): line for line in ax.lines}
+    assert not any(label.endswith(" DRT") for label in lines), "nothing drawn as a measurement"
+    for process in ("gb", "int"):
+        n = int(np.isfinite(table[f"R_{process}_drt_ohm_cm2"]).sum())
+        hollow = lines[f"R_{process} DRT, not checked: reprocess the file ({n} steps)"]
+        assert hollow.get_markerfacecolor() == "none"
+        assert len(hollow.get_xdata()) == n
+
+
 def test_drt_map(experiment, tmp_path: Path) -> None:
     fig = plot.drt_map(experiment)
     _check_labels(fig)
