@@ -200,7 +200,7 @@ def _iterate(
             damping *= max(1 / 3, 1 - (2 * gain - 1) ** 3)
             growth = 2.0
             n_iterations += 1
-            if relative_decrease < cost_tolerance or np.abs(step).max() < step_tolerance:
+            if relative_decrease < cost_tolerance or max(map(abs, step.tolist())) < step_tolerance:
                 converged = True
                 break
             check_gain = True
@@ -312,10 +312,10 @@ class _Local:
         self.free_index: np.ndarray | None = None  # None: every coordinate free
         if check_bounds:
             at_lower, at_upper = x <= lower, x >= upper
-            if at_lower.any() or at_upper.any():
+            if _any(at_lower) or _any(at_upper):
                 active = (at_lower & (self.gradient > 0)) | (at_upper & (self.gradient < 0))
-                if active.any():
-                    self.free_index = np.flatnonzero(~active)
+                if _any(active):
+                    self.free_index = (~active).nonzero()[0]
         if self.free_index is None:
             self.reduced_normal, self.reduced_gradient = self.normal, self.gradient
             self.reduced_scale = self.scale
@@ -352,10 +352,10 @@ class _Local:
             step[free] = reduced
         target = x + step
         candidate = np.minimum(np.maximum(target, lower), upper)
-        if not (candidate != target).any():
+        if not _any(candidate != target):
             self.inside = free is None
             return candidate
-        return self._pinned(damping * self.scale, x, step, lower, upper)
+        return self._pinned(damping * self.scale, x, step, lower, upper, target, candidate)
 
     def _pinned(
         self,
@@ -364,26 +364,34 @@ class _Local:
         step: np.ndarray,
         lower: np.ndarray,
         upper: np.ndarray,
+        target: np.ndarray,
+        bounded: np.ndarray,
     ) -> np.ndarray | None:
-        """Pin the coordinates the step carries across a bound; re-solve for the others."""
-        free = np.zeros(x.size, dtype=bool)
-        free[self.free_index if self.free_index is not None else slice(None)] = True
+        """Pin the coordinates the step carries across a bound; re-solve for the others.
+
+        ``target`` is x + step and ``bounded`` the target within the bounds.
+        """
+        if self.free_index is None:
+            free = np.ones(x.size, dtype=bool)
+        else:
+            free = np.zeros(x.size, dtype=bool)
+            free[self.free_index] = True
         while True:
-            target = x + step
-            bounded = np.minimum(np.maximum(target, lower), upper)
             crossing = free & (bounded != target)
-            if not crossing.any():
+            if not _any(crossing):
                 return bounded
             step[crossing] = bounded[crossing] - x[crossing]
             free &= ~crossing
-            if not free.any():
+            if not _any(free):
                 return np.minimum(np.maximum(x + step, lower), upper)
-            kept, pinned = np.flatnonzero(free), np.flatnonzero(~free)
+            kept, pinned = free.nonzero()[0], (~free).nonzero()[0]
             rhs = -(self.gradient[kept] + self.normal[kept[:, None], pinned] @ step[pinned])
             reduced = _solve(self.normal[kept[:, None], kept], diagonal[kept], rhs)
             if reduced is None:
                 return None
             step[kept] = reduced
+            target = x + step
+            bounded = np.minimum(np.maximum(target, lower), upper)
 
     def corrected_point(
         self,
@@ -410,7 +418,7 @@ class _Local:
             full[free] = correction
             correction = full
         point = candidate + correction
-        if (point < lower).any() or (point > upper).any():
+        if _any(point < lower) or _any(point > upper):
             return None
         self.inside = free is None
         return point
@@ -440,6 +448,13 @@ def _solve(matrix: np.ndarray, diagonal: np.ndarray, rhs: np.ndarray) -> np.ndar
     damped = matrix.copy()
     damped.reshape(-1)[:: matrix.shape[0] + 1] += diagonal
     solution = _gesv(damped, rhs, signature="dd->d")
-    if not np.isfinite(solution).all():
+    # A finite sum of Python floats means every element is finite (~0.8 us against
+    # isfinite().all()'s ~3.6); only a sum that is not (an overflow?) is checked per element.
+    if not math.isfinite(sum(solution.tolist())) and not np.isfinite(solution).all():
         return None
     return solution
+
+
+def _any(mask: np.ndarray) -> bool:
+    """``mask.any()`` for a short boolean vector (count_nonzero: ~0.7 of ~2.7 us)."""
+    return np.count_nonzero(mask) > 0

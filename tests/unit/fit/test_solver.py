@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from geis_pipeline.fit._solver import levenberg_marquardt
+from geis_pipeline.fit._solver import _any, _solve, levenberg_marquardt
 
 
 def _rosenbrock(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +58,24 @@ def test_step_pinned_at_a_bound_keeps_the_others_consistent() -> None:
     best_x1 = column @ (target - matrix[:, 0]) / (column @ column)
     np.testing.assert_allclose(solution.x, [1.0, best_x1], rtol=1e-9)
     assert solution.n_iterations <= 2
+
+
+@example(np.array([1e308, 1e308]))
+@given(
+    arrays(np.float64, st.integers(1, 12), elements=st.floats(allow_nan=True, allow_infinity=True))
+)
+def test_solve_refuses_exactly_the_non_finite_solutions(rhs: np.ndarray) -> None:
+    """``_solve`` returns None when, and only when, an element of the solution is not finite
+    (finite elements whose sum overflows included)."""
+    matrix = np.eye(rhs.size)
+    solution = _solve(matrix, np.zeros(rhs.size), rhs)
+    if np.isfinite(rhs).all():
+        assert solution is not None
+        np.testing.assert_array_equal(solution, rhs)
+    else:
+        assert solution is None
+
+
+@given(arrays(np.bool_, st.integers(0, 12)))
+def test_any_is_numpys_any(mask: np.ndarray) -> None:
+    assert _any(mask) == bool(mask.any())
