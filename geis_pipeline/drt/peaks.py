@@ -18,7 +18,9 @@ arc) and its apex and those of its significant neighbours lie inside the
 measured frequencies. An arc whose apex lies beyond the highest (or
 lowest) frequency is seen only by one flank: how its resistance is shared
 with the series resistance and with the process next to it is not in the
-data. On a Li | LLZO cell measured to 7 MHz, the bulk
+data. Nor is a peak sharing its window with another refined peak,
+however small (a grain-boundary arc slower than the window's edge beside
+the interface took the interface's place). On a Li | LLZO cell measured to 7 MHz, the bulk
 arc peaks at ~26 MHz, and the DRT's grain-boundary R beside it is off by
 9 % (median) to 80 %. The grain-boundary arc itself lies inside the range.
 Such a value is reported and flagged unresolved; the circuit fit, whose
@@ -304,8 +306,10 @@ class ProcessTrack:
     resolved
         True where ``R`` is a measurement: the refined ZARC's R, with the
         peak's apex and its significant neighbours' inside the measured
-        frequencies (:func:`peak_resolved`; False where ``R`` is NaN or γ's
-        area, and for results that do not say what range they measured).
+        frequencies (:func:`peak_resolved`), and no other refined peak in
+        the window (two processes the refinement told apart: which is this
+        one, the window cannot say). False where ``R`` is NaN or γ's area, and
+        for results that do not say what range they measured.
     """
 
     tau: np.ndarray
@@ -435,7 +439,14 @@ def track_peaks(
                 resistance[row, step] = major[0].R
                 resistance_stderr[row, step] = major[0].R_stderr
                 width[row, step] = major[0].width
-                if measured is not None:
+                # A second refined ZARC in the window is a process the model search kept,
+                # however small beside the largest (a grain-boundary arc slower than the
+                # window's edge next to the interface's): which is this process, the
+                # window cannot say.
+                alone = not any(
+                    other is not major[0] and not math.isnan(other.alpha) for other in inside
+                )
+                if measured is not None and alone:
                     index = next(i for i, other in enumerate(ordered) if other is major[0])
                     resolved[row, step] = peak_resolved(ordered, index, measured, split_fraction)
             if previous_counts is not None:
