@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,21 +137,44 @@ def _inputs(
 
 
 def _keep_stored_sweeps(experiment: Experiment, previous: ExperimentRecord | None) -> Experiment:
-    """The experiment plus the stored sweeps of files that cannot be read now.
+    """The experiment plus the stored sweeps of files that cannot be read (in full) now.
 
-    A file still being written by the instrument, or gone, must not make its
-    sweeps vanish from the output: they are kept from the store (their DC rows
-    too) and the file is reported among the skipped ones, saying so.
+    A file still being written by the instrument, gone, or now holding fewer
+    sweeps than the store has from it (rewritten, truncated, a column renamed)
+    must not make its sweeps vanish from the output: they are kept from the
+    store (their DC rows too) and the file is reported among the skipped ones,
+    saying so. A file that holds fewer sweeps on purpose needs a new output file.
     """
     if previous is None:
         return experiment
     readable = {Path(source).name for source in experiment.metadata.sources}
-    lost: dict[str, list[Spectrum]] = {}
+    stored: dict[str, list[Spectrum]] = {}
     for spectrum in previous.experiment.spectra:
-        if Path(spectrum.source).name not in readable:
-            lost.setdefault(Path(spectrum.source).name, []).append(spectrum)
-    if not lost:
+        stored.setdefault(Path(spectrum.source).name, []).append(spectrum)
+    now = Counter(Path(spectrum.source).name for spectrum in experiment.spectra)
+    lost = {name: spectra for name, spectra in stored.items() if name not in readable}
+    shorter = {
+        name: spectra
+        for name, spectra in stored.items()
+        if name in readable and now[name] < len(spectra)
+    }
+    if not lost and not shorter:
         return experiment
+    if shorter:
+        experiment = replace(
+            experiment,
+            spectra=tuple(s for s in experiment.spectra if Path(s.source).name not in shorter),
+            skipped=experiment.skipped
+            + tuple(
+                SkippedFile(
+                    spectra[0].source,
+                    f"holds {now[name]} sweeps now, fewer than the {len(spectra)} stored "
+                    "(rewritten or truncated?)",
+                )
+                for name, spectra in shorter.items()
+            ),
+        )
+        lost.update(shorter)
     new_start, old_start = experiment.metadata.start_time, previous.experiment.metadata.start_time
     # Stored times count from the stored experiment's start (the lost file may have set it).
     offset = (old_start - new_start).total_seconds() if new_start and old_start else 0.0

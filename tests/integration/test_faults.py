@@ -217,6 +217,36 @@ def test_rerun_keeps_the_sweeps_of_a_file_unreadable_now(
     _assert_same(reference, output)
 
 
+def test_rerun_keeps_the_stored_sweeps_of_a_file_that_now_holds_fewer(
+    folder: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A file cut after a third of its bytes, then one whose frequency column was renamed.
+
+    Both still parse: the rerun read 19 of 32 sweeps, then none, and dropped the
+    rest from the store with exit 0 and "skipped 0" (found by a fault-injection pass).
+    """
+    copy = tmp_path / NAME
+    shutil.copytree(folder, copy)
+    output = tmp_path / "out.h5"
+    run([copy], CONFIG, output)
+    before = open_results(output)[NAME]
+    text = (copy / GEIS).read_bytes()
+    for damaged in (
+        text[: text.rfind(b"\r\n", 0, len(text) // 3) + 2],
+        text.replace(b"freq/Hz", b"freq/kHz"),
+    ):
+        (copy / GEIS).write_bytes(damaged)
+        run([copy], CONFIG, output)
+        after = open_results(output)[NAME]
+        assert len(after.spectra) == len(before.spectra)
+        for old, new in zip(before.spectra, after.spectra, strict=True):
+            np.testing.assert_array_equal(old.z, new.z)
+        (skipped,) = after.record.experiment.skipped
+        assert Path(skipped.path).name == GEIS
+        assert "fewer than the" in skipped.reason and "stored sweeps are kept" in skipped.reason
+    _assert_same(reference, output)
+
+
 def test_rerun_keeps_the_sweeps_of_a_file_that_is_gone(folder: Path, tmp_path: Path) -> None:
     copy = tmp_path / NAME
     shutil.copytree(folder, copy)
