@@ -9,6 +9,7 @@ directly with the column header line.
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from geis_pipeline.errors import IngestError
 from geis_pipeline.ingest._eclab import (
     TECHNIQUES,
+    area_in_cm2,
     build_eclab_file,
     current_in_mA,
     mapping_get,
@@ -25,6 +27,8 @@ from geis_pipeline.ingest._eclab import (
 )
 from geis_pipeline.ingest._table import ColumnSpec, check_no_nul, parse_file_table, read_head
 from geis_pipeline.spectrum import InstrumentFile
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MAGIC", "read_mpt"]
 
@@ -108,7 +112,7 @@ def read_mpt(path: Path) -> InstrumentFile:
         path,
         file_format="eclab-mpt",
         start_time=_start_time(setting_map),
-        area_cm2=_area(setting_map),
+        area_cm2=_area(setting_map, path),
         current_setpoint_mA=_setpoint(setting_map, technique),
         technique=technique,
         settings=settings,
@@ -173,10 +177,11 @@ def _start_time(settings: dict[str, str]) -> datetime | None:
     return None
 
 
-def _area(settings: dict[str, str]) -> float | None:
-    text = mapping_get(settings, "Electrode surface area")
-    area = parse_number(text) if text else None
-    return area if area is not None and area > 0 else None
+def _area(settings: dict[str, str], path: Path) -> float | None:
+    area, problem = area_in_cm2(mapping_get(settings, "Electrode surface area"))
+    if problem is not None:
+        log.warning("%s: %s: not used (give the area with --area-cm2)", path, problem)
+    return area
 
 
 def _setpoint(settings: dict[str, str], technique: str | None) -> float | None:

@@ -18,6 +18,7 @@ incomplete.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 
 from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
+from geis_pipeline.ingest._eclab import PLAUSIBLE_AREA_CM2
 from geis_pipeline.ingest._table import (
     ColumnSpec,
     Table,
@@ -37,6 +39,8 @@ from geis_pipeline.ingest._table import (
 )
 from geis_pipeline.ingest.sweeps import spectra_from_rows
 from geis_pipeline.spectrum import DCRecord, InstrumentFile
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TECHNIQUES", "read_dta"]
 
@@ -134,7 +138,7 @@ def read_dta(path: Path) -> InstrumentFile:
         spectra=spectra,
         dc_record=dc_record,
         start_time=_start_time(setting_map),
-        area_cm2=_positive_number(setting_map.get("AREA")),
+        area_cm2=_plausible_area(_positive_number(setting_map.get("AREA")), path),
         current_setpoint_mA=_setpoint_mA(setting_map.get("IDC")),
         technique=_technique(setting_map.get("TAG")),
         settings=settings,
@@ -251,6 +255,22 @@ def _header_number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def _plausible_area(area: float | None, path: Path) -> float | None:
+    """The AREA (cm²) if it is a cell's; else None, with a warning naming the file."""
+    low, high = PLAUSIBLE_AREA_CM2
+    if area is not None and not low <= area <= high:
+        log.warning(
+            "%s: electrode area %.3g cm2 is implausible (expected %g..%g cm2): not used "
+            "(give the area with --area-cm2)",
+            path,
+            area,
+            low,
+            high,
+        )
+        return None
+    return area
 
 
 def _positive_number(text: str | None) -> float | None:

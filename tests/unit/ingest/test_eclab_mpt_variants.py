@@ -198,3 +198,31 @@ def test_truncated_mpr(tmp_path, realdata) -> None:
 def test_missing_file() -> None:
     with pytest.raises(gp.IngestError, match="cannot open"):
         gp.read_spectra("/nonexistent/cell.mpt")
+
+
+@pytest.mark.parametrize(
+    ("stated", "area_cm2", "warned"),
+    [
+        ("1.130 cm\xb2", 1.13, None),
+        ("113.0 mm\xb2", 1.13, None),  # read as 113 cm2, every per-area value was 100x off
+        ("1.130e-4 m2", 1.13, None),
+        ("1.130", 1.13, None),  # EC-Lab's unit
+        ("1.130 in\xb2", None, "unknown unit"),
+        ("1e30 cm\xb2", None, "implausible"),
+        ("inf cm\xb2", None, "implausible"),
+        ("1e-30 cm\xb2", None, "implausible"),
+    ],
+)
+def test_header_area_unit_is_converted_and_implausible_areas_are_not_used(
+    tmp_path: Path, snippet_lines, stated: str, area_cm2: float | None, warned: str | None, caplog
+) -> None:
+    assert any("Electrode surface area : 1.130 cm\xb2" in line for line in snippet_lines)
+    lines = [line.replace("1.130 cm\xb2", stated) for line in snippet_lines]
+    path = _write(tmp_path, lines)
+    area = gp.read_file(path).area_cm2
+    if area_cm2 is None:
+        assert area is None
+        assert warned in caplog.text and path.name in caplog.text and "--area-cm2" in caplog.text
+    else:
+        assert area == pytest.approx(area_cm2)
+        assert "area" not in caplog.text

@@ -152,6 +152,17 @@ def test_zero_area_is_not_an_area(tmp_path: Path, real_lines: list[str]) -> None
     assert read_dta(_write(tmp_path, lines)).area_cm2 is None
 
 
+@pytest.mark.parametrize("value", ["1e30", "1e-30"])
+def test_implausible_area_is_not_used_and_said(
+    tmp_path: Path, real_lines: list[str], value: str, caplog
+) -> None:
+    lines = list(real_lines)
+    lines.insert(_zcurve_index(lines), f"AREA\tQUANT\t{value}\tSample Area (cm^2)")
+    path = _write(tmp_path, lines)
+    assert read_dta(path).area_cm2 is None
+    assert "implausible" in caplog.text and path.name in caplog.text
+
+
 @pytest.mark.parametrize(
     ("date", "time", "expected"),
     [
