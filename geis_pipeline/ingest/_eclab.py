@@ -119,6 +119,16 @@ def build_eclab_file(
     time = columns["time"]
     require_finite(table, ["time"], path, column_names=names)
     spectra: tuple[Spectrum, ...] = ()
+    impedance = [role for role in ("re", "minus_im", "modulus", "phase") if role in columns]
+    if impedance and "freq" not in columns:
+        # Else the file reads as DC rows alone and its sweeps vanish without a word.
+        found = ", ".join(repr(names.get(role, role)) for role in impedance)
+        raise IngestError(
+            f"impedance columns ({found}) but no 'freq/Hz' column: a renamed or damaged "
+            "column header, or a unit the reader does not know",
+            file=path,
+            column="freq/Hz",
+        )
     if "freq" in columns:
         require_finite(table, ["freq"], path, column_names=names)
         freq = columns["freq"]

@@ -222,8 +222,9 @@ def test_rerun_keeps_the_stored_sweeps_of_a_file_that_now_holds_fewer(
 ) -> None:
     """A file cut after a third of its bytes, then one whose frequency column was renamed.
 
-    Both still parse: the rerun read 19 of 32 sweeps, then none, and dropped the
-    rest from the store with exit 0 and "skipped 0" (found by a fault-injection pass).
+    Both parsed: the rerun read 19 of 32 sweeps, then none, and dropped the rest from
+    the store with exit 0 and "skipped 0" (found by a fault-injection pass). The
+    renamed column is now an error of its own; the shorter file is reported as such.
     """
     copy = tmp_path / NAME
     shutil.copytree(folder, copy)
@@ -231,9 +232,9 @@ def test_rerun_keeps_the_stored_sweeps_of_a_file_that_now_holds_fewer(
     run([copy], CONFIG, output)
     before = open_results(output)[NAME]
     text = (copy / GEIS).read_bytes()
-    for damaged in (
-        text[: text.rfind(b"\r\n", 0, len(text) // 3) + 2],
-        text.replace(b"freq/Hz", b"freq/kHz"),
+    for damaged, why in (
+        (text[: text.rfind(b"\r\n", 0, len(text) // 3) + 2], "fewer than the"),
+        (text.replace(b"freq/Hz", b"freq/kHz"), "no 'freq/Hz' column"),
     ):
         (copy / GEIS).write_bytes(damaged)
         run([copy], CONFIG, output)
@@ -243,7 +244,7 @@ def test_rerun_keeps_the_stored_sweeps_of_a_file_that_now_holds_fewer(
             np.testing.assert_array_equal(old.z, new.z)
         (skipped,) = after.record.experiment.skipped
         assert Path(skipped.path).name == GEIS
-        assert "fewer than the" in skipped.reason and "stored sweeps are kept" in skipped.reason
+        assert why in skipped.reason and "stored sweeps are kept" in skipped.reason
     _assert_same(reference, output)
 
 

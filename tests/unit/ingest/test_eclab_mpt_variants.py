@@ -226,3 +226,14 @@ def test_header_area_unit_is_converted_and_implausible_areas_are_not_used(
     else:
         assert area == pytest.approx(area_cm2)
         assert "area" not in caplog.text
+
+
+def test_impedance_columns_without_a_frequency_column_are_an_error(
+    tmp_path: Path, snippet_lines
+) -> None:
+    """freq/kHz in the header: the file read as DC rows alone, its sweeps gone, "skipped 0"."""
+    lines = [line.replace("freq/Hz", "freq/kHz") for line in snippet_lines]
+    assert lines != snippet_lines
+    with pytest.raises(gp.IngestError, match=r"no 'freq/Hz' column") as raised:
+        gp.read_file(_write(tmp_path, lines))
+    assert "cell.mpt" in str(raised.value) and "Re(Z)/Ohm" in str(raised.value)
