@@ -54,6 +54,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 log = logging.getLogger("geis_pipeline")
 
@@ -684,6 +685,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GeisPipelineError as exc:
         print(f"geis-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # The store is written to a temporary file and renamed: an interrupted run
+        # leaves the previous output whole, and its saved chunks let the next run resume.
+        print("geis-pipeline: interrupted; the output file is unchanged", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception:
         log.exception("internal error")
         print(

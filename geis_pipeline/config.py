@@ -351,6 +351,14 @@ def load_config(path: str | Path | None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=path) from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): a TOML config is UTF-8; "
+            "save it as UTF-8 (a Latin-1 accent in a comment, or not a text file?)",
+            file=path,
+            line=line,
+        ) from None
     return parse_config(text, source=path)
 
 

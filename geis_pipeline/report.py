@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from geis_pipeline import plot
+from geis_pipeline.errors import StoreError
 from geis_pipeline.results import ExperimentResults, Results, open_results
 from geis_pipeline.track import sand_fit_note
 
@@ -433,8 +434,10 @@ def write_report(
     Path
         The HTML page.
     """
-    results: Results = open_results(results_path)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise StoreError("the report folder is a file: give another -o", file=out)
+    results: Results = open_results(results_path)
     out.mkdir(parents=True, exist_ok=True)
 
     jobs: list[tuple[str, str, str | None, Callable[[], object]]] = []

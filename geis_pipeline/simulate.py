@@ -1208,6 +1208,8 @@ def write_experiment(
     experiment = simulate_experiment(settings)
     settings = experiment.settings
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SimulationError("is a file, not a folder: give another one", file=folder)
     folder.mkdir(parents=True, exist_ok=True)
 
     stripping = [index for index, kind in enumerate(experiment.technique) if kind == "GEIS"]

@@ -150,3 +150,40 @@ def test_verbose_handler_is_not_added_twice() -> None:
         assert package.handlers == before and package.propagate
     finally:
         cli._configure_logging(argparse.Namespace(verbose=False, quiet=False))
+
+
+def test_a_latin1_config_is_an_error_naming_the_file_and_line(tmp_path: Path, capsys) -> None:
+    """A Latin-1 accent in a comment (a Windows editor) escaped as a UnicodeDecodeError."""
+    config = tmp_path / "cell.toml"
+    config.write_bytes(b"[fit]\n# r\xe9sistance\nnoise_ratio = 2.5\n")
+    code = main(["run", str(tmp_path), "-c", str(config), "-o", str(tmp_path / "out.h5")])
+    assert code == EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert "cell.toml:2:" in error and "UTF-8" in error
+    assert "Traceback" not in error
+
+
+def test_outputs_that_are_files_are_errors_not_tracebacks(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "sim"
+    assert main(["simulate", str(folder), "--sweeps", "4"]) == EXIT_OK
+    assert main(["run", str(folder), "-o", str(tmp_path / "out.h5"), "-q"]) == EXIT_OK
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "out.h5"), "-o", str(taken)]) == EXIT_BAD_INPUT
+    assert main(["simulate", str(taken)]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert error.count("taken.txt:") == 2 and "internal error" not in error
+    assert "report folder is a file" in error and "not a folder" in error
+    assert taken.read_text() == "keep me"
+
+
+def test_ctrl_c_is_reported_with_its_own_exit_code(tmp_path: Path, monkeypatch, capsys) -> None:
+    import geis_pipeline.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_process", interrupted)
+    assert main(["run", str(tmp_path), "-o", str(tmp_path / "out.h5")]) == cli.EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
