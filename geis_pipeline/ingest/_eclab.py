@@ -191,13 +191,31 @@ def _impedance(
     )
 
 
-def role_columns(names: list[str]) -> dict[str, tuple[int, str]]:
-    """Map each role to (index, actual name) of the first matching column present."""
+#: galvani's name for the second column of a name already taken ("|Z|/Ohm 2").
+_RENAMED_TWIN = re.compile(r"^(?P<name>.+) (?P<copy>\d+)$")
+
+
+def role_columns(names: list[str], path: str | Path | None = None) -> dict[str, tuple[int, str]]:
+    """Map each role to (index, actual name) of the matching column present.
+
+    Raises
+    ------
+    IngestError
+        A column the reader uses appears twice (a damaged header: a renamed
+        Re(Z) column read as the |Z| one gave fits 8 % off, marked ok).
+    """
     found: dict[str, tuple[int, str]] = {}
     stripped = [name.strip() for name in names]
+    twins = {match.group("name") for name in stripped if (match := _RENAMED_TWIN.match(name))}
     for role, candidates in COLUMN_NAMES.items():
         for candidate in candidates:
             if candidate in stripped:
+                if stripped.count(candidate) > 1 or candidate in twins:
+                    raise IngestError(
+                        f"column {candidate!r} appears twice: a damaged or edited header",
+                        file=path,
+                        column=candidate,
+                    )
                 found[role] = (stripped.index(candidate), candidate)
                 break
     return found

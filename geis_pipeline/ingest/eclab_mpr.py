@@ -152,7 +152,7 @@ def spectra_from_records(
     names = list(records.dtype.names or ())
     if not names:
         raise IngestError("no data columns in the file", file=path)
-    roles = role_columns(names)
+    roles = role_columns(names, path)
     # Corrupt bytes can decode to values that overflow the cast; require_finite
     # reports them with the row, so numpy's warning would only add noise.
     with np.errstate(invalid="ignore", over="ignore"):

@@ -84,7 +84,7 @@ def read_mpt(path: Path) -> InstrumentFile:
     header = lines[: header_count - 1]
     column_line = lines[header_count - 1]
     names = column_line.split("\t")
-    roles = role_columns(names)
+    roles = role_columns(names, path)
     if "re" in roles and "minus_im" in roles:
         # |Z| and phase are only needed for files without Re/-Im: skip parsing them.
         roles.pop("modulus", None)

@@ -241,3 +241,22 @@ def test_geis_counter_electrode_is_kept_from_mpt_and_mpr(realdata: Path) -> None
 
 def test_two_electrode_files_have_no_counter(realdata: Path) -> None:
     assert not any(spectrum.has_counter for spectrum in gp.read_spectra(realdata / "PEIS_SSB.mpr"))
+
+
+@pytest.mark.parametrize(
+    ("byte", "message"),
+    [
+        (6919, r"no 'freq/Hz' column"),  # the frequency column's id now names |Ewe|/V
+        (6921, r"'\|Z\|/Ohm' appears twice"),  # Re(Z)'s id now names |Z|: galvani's "|Z|/Ohm 2"
+    ],
+)
+def test_a_damaged_mpr_column_id_is_an_error_not_silent(
+    realdata: Path, tmp_path: Path, byte: int, message: str
+) -> None:
+    """Both files read without a word: 61 sweeps gone, or Re(Z) taken for |Z| (fits 8 % off)."""
+    data = bytearray((realdata / "geis.mpr").read_bytes())
+    data[byte] ^= 1
+    damaged = tmp_path / "geis.mpr"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(gp.IngestError, match=message):
+        gp.read_file(damaged)

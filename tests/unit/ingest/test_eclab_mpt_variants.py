@@ -237,3 +237,16 @@ def test_impedance_columns_without_a_frequency_column_are_an_error(
     with pytest.raises(gp.IngestError, match=r"no 'freq/Hz' column") as raised:
         gp.read_file(_write(tmp_path, lines))
     assert "cell.mpt" in str(raised.value) and "Re(Z)/Ohm" in str(raised.value)
+
+
+def test_a_column_the_reader_uses_appearing_twice_is_an_error(
+    tmp_path: Path, snippet_lines
+) -> None:
+    """Re(Z)/Ohm renamed |Z|/Ohm: the Re data were read as |Z|, fits 8 % off and ok."""
+    header = next(i for i, line in enumerate(snippet_lines) if line.startswith("freq/Hz"))
+    lines = list(snippet_lines)
+    lines[header] = lines[header].replace("Re(Z)/Ohm", "|Z|/Ohm")
+    assert lines[header].count("|Z|/Ohm") == 2
+    with pytest.raises(gp.IngestError, match=r"appears twice") as raised:
+        gp.read_file(_write(tmp_path, lines))
+    assert "cell.mpt" in str(raised.value)
