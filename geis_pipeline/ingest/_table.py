@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import io
 import itertools
+import logging
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,6 +28,8 @@ import numpy as np
 
 from geis_pipeline._cores import spare_core
 from geis_pipeline.errors import IngestError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ColumnSpec",
@@ -64,7 +67,37 @@ def read_text(path: Path, encoding: str = "latin-1") -> list[str]:
     if nul >= 0:
         line = raw.count(b"\n", 0, nul) + 1
         raise IngestError("binary bytes in a text file (corrupt?)", file=path, line=line)
-    return raw.decode(encoding, errors="replace").splitlines()
+    lines = raw.decode(encoding, errors="replace").splitlines()
+    if raw and not raw.endswith((b"\n", b"\r")) and _cut_short(lines):
+        log.warning(
+            "%s, line %d: the last line is cut short (still being written?): left out",
+            path,
+            len(lines),
+        )
+        return lines[:-1]
+    return lines
+
+
+_CELLS = re.compile(r"[\t,;]|\s+")
+
+
+def _cut_short(lines: list[str]) -> bool:
+    """Whether a last line without a line end holds fewer cells than the data row before it.
+
+    (A cut inside the last cell keeps the count: the readers of fixed-format numbers
+    catch that, variable-width ones cannot.)
+    """
+    if len(lines) < 2:
+        return False
+    before = [cell for cell in _CELLS.split(lines[-2].strip()) if cell]
+    last = [cell for cell in _CELLS.split(lines[-1].strip()) if cell]
+    if len(before) < 2 or len(last) >= len(before):
+        return False
+    try:
+        [float(cell.replace(",", ".")) for cell in before]
+    except ValueError:
+        return False  # not a data row: the last line is a footer
+    return True
 
 
 _TAIL_BYTES = 1 << 16

@@ -191,3 +191,27 @@ def test_no_data_rows(tmp_path: Path) -> None:
         read_z(_write(tmp_path, [*_HEADER, "", ""]))
     assert caught.value.line == 5
     assert caught.value.column is None
+
+
+@pytest.mark.parametrize("name", ["exampleDataZPlot.z", "EISGALV_EISTest3.DTA"])
+def test_a_last_line_cut_short_is_left_out_not_misread(
+    realdata: Path, tmp_path: Path, name: str, caplog
+) -> None:
+    """Cut after two cells of its Z'' (ZPlot: ``-1.3`` of ``-1.3713E+02``): it was read as -1.3."""
+    whole = (realdata / name).read_bytes().rstrip(b"\r\n")
+    last_line_start = whole.rfind(b"\n") + 1
+    cells = whole[last_line_start:].split(b"\t")
+    cut = whole[:last_line_start] + b"\t".join(cells[: len(cells) // 2])
+    path = tmp_path / name
+    path.write_bytes(cut)
+    expected = gp.read_file(realdata / name)
+    got = gp.read_file(path)
+    assert sum(s.n_points for s in got.spectra) == sum(s.n_points for s in expected.spectra) - 1
+    for kept, reference in zip(got.spectra, expected.spectra, strict=True):
+        np.testing.assert_array_equal(kept.z, reference.z[: kept.n_points])
+    assert "cut short" in caplog.text and name in caplog.text
+    # A whole last line without a line end (an export) is kept.
+    path.write_bytes(whole)
+    assert sum(s.n_points for s in gp.read_file(path).spectra) == sum(
+        s.n_points for s in expected.spectra
+    )
