@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from geis_pipeline.errors import GeisPipelineError, NoImpedanceDataError, UnknownFormatError
+from geis_pipeline.errors import (
+    GeisPipelineError,
+    IngestError,
+    NoImpedanceDataError,
+    UnknownFormatError,
+)
 from geis_pipeline.ingest._eclab import PLACEHOLDER_AREA_CM2, is_placeholder_area
 from geis_pipeline.spectrum import (
     DCRecord,
@@ -200,11 +205,17 @@ def read_experiment(
     if area_cm2 is not None and not area_cm2 > 0:
         raise GeisPipelineError(f"electrode area must be > 0 cm2, got {area_cm2!r}", key="area_cm2")
     extensions = {extension for entry in _FORMAT_LIST for extension in entry.extensions}
-    paths = sorted(
-        path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in extensions
-    )
+    named = sorted(path for path in folder.iterdir() if path.suffix.lower() in extensions)
+    paths = [path for path in named if path.is_file()]
     files: list[InstrumentFile] = []
     skipped: list[SkippedFile] = []
+    for path in named:
+        if path not in paths:  # listed, not read: a folder, a FIFO, a broken or looping link
+            if strict:
+                raise IngestError(f"{_not_a_file(path)}, not an instrument file", file=path)
+            reason = f"{path}: {_not_a_file(path)}, not an instrument file"
+            log.warning("skipped %s", reason)
+            skipped.append(SkippedFile(str(path), reason))
     for done, path in enumerate(paths, start=1):
         try:
             files.append(read_file(path))
@@ -230,6 +241,18 @@ def read_experiment(
             file=folder,
         )
     return _merge(files, skipped, area_cm2)
+
+
+def _not_a_file(path: Path) -> str:
+    """What a directory entry named like an instrument file is instead."""
+    try:
+        if path.is_dir():
+            return "a folder"
+        if path.is_symlink() and not path.exists():
+            return "a broken or looping link"
+        return "not a regular file (a FIFO or a device?)"
+    except OSError as exc:  # a link loop on some systems
+        return f"unreadable entry ({exc.strerror or exc})"
 
 
 def _merge(

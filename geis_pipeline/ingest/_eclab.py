@@ -119,9 +119,14 @@ def build_eclab_file(
     time = columns["time"]
     require_finite(table, ["time"], path, column_names=names)
     spectra: tuple[Spectrum, ...] = ()
-    impedance = [role for role in ("re", "minus_im", "modulus", "phase") if role in columns]
+    impedance = [
+        role
+        for role in ("re", "minus_im", "modulus", "phase")
+        if role in columns and np.any(np.nan_to_num(columns[role]) != 0)
+    ]
     if impedance and "freq" not in columns:
-        # Else the file reads as DC rows alone and its sweeps vanish without a word.
+        # Impedance values without frequencies: else the file reads as DC rows alone and
+        # its sweeps vanish without a word (DC rows carry Re(Z) = 0).
         found = ", ".join(repr(names.get(role, role)) for role in impedance)
         raise IngestError(
             f"impedance columns ({found}) but no 'freq/Hz' column: a renamed or damaged "

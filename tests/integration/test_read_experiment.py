@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -138,3 +139,23 @@ def test_mixed_formats_folder(tmp_path: Path, realdata: Path) -> None:
         "EISGALV_EISTest3.DTA",
         "PEIS_SSB.mpr",
     ]
+
+
+def test_entries_named_like_instrument_files_that_are_not_files_are_listed(
+    linked_folder: Path,
+) -> None:
+    """A folder, a broken link, a link loop and a FIFO named *.mpt were ignored without a word."""
+    (linked_folder / "folder_05_GEIS_C01.mpt").mkdir()
+    (linked_folder / "broken_06_GEIS_C01.mpt").symlink_to(linked_folder / "nowhere.mpt")
+    loop = linked_folder / "loop_07_GEIS_C01.mpt"
+    loop.symlink_to(loop)
+    os.mkfifo(linked_folder / "fifo_08_GEIS_C01.mpt")  # reading it would block the run
+    experiment = gp.read_experiment(linked_folder)
+    assert len(experiment) == 61
+    reasons = {Path(item.path).name: item.reason for item in experiment.skipped}
+    assert "a folder" in reasons["folder_05_GEIS_C01.mpt"]
+    assert "broken or looping link" in reasons["broken_06_GEIS_C01.mpt"]
+    assert "broken or looping link" in reasons["loop_07_GEIS_C01.mpt"]
+    assert "not a regular file" in reasons["fifo_08_GEIS_C01.mpt"]
+    with pytest.raises(gp.IngestError, match="broken_06_GEIS_C01"):  # the first, sorted
+        gp.read_experiment(linked_folder, strict=True)
