@@ -58,6 +58,7 @@ import itertools
 import json
 import math
 import os
+import re
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -584,7 +585,7 @@ def read_store(path: str | Path) -> tuple[dict[str, ExperimentRecord], dict[str,
             where = "/study"
             study = {name: _study_entry(group) for name, group in handle.get("study", {}).items()}
     except OSError as exc:
-        raise StoreError(f"cannot read results: {exc}", file=path) from exc
+        raise StoreError(f"cannot read results: {_why_unreadable(path, exc)}", file=path) from exc
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         # The checks above name the common defects; anything else malformed ends here.
         raise StoreError(f"malformed result file ({where}): {exc}", file=path) from exc
@@ -739,6 +740,20 @@ def _read_attrs(attrs) -> dict[str, object]:
                 pass
         decoded[key] = value
     return decoded
+
+
+def _why_unreadable(path: Path, exc: OSError) -> str:
+    """HDF5's reason for not opening ``path``, in words a user can act on."""
+    text = str(exc)
+    if Path(path).is_dir():
+        return "it is a folder, not a result file"
+    if "truncated file" in text:
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        held = f": it holds {int(sizes[1]):,} of {int(sizes[2]):,} bytes" if sizes else ""
+        return f"the file is truncated (an interrupted copy, or a full disk?){held}"
+    if "file signature not found" in text:
+        return "not an HDF5 file (no HDF5 signature)"
+    return text
 
 
 def _read_record(name: str, group: h5py.Group, path: Path) -> ExperimentRecord:

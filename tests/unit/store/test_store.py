@@ -175,6 +175,26 @@ def test_foreign_hdf5_is_refused(tmp_path: Path) -> None:
         read_store(path)
 
 
+def test_unreadable_files_are_said_in_words(tmp_path: Path) -> None:
+    """HDF5's own "truncated file: eof = ..., sblock->base_addr = 0, stored_eof = ..." and
+    errno dumps reached the user as they were."""
+    whole = tmp_path / "results.h5"
+    record = ExperimentRecord("run", _counter_experiment(n_sweeps=20, n_points=200))
+    write_store(whole, [record], config_toml="", package_version="1")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(gp.StoreError, match=f"truncated .*holds {len(data) // 2:,} of"):
+        read_store(cut)
+    text = tmp_path / "notes.h5"
+    text.write_text("not results")
+    with pytest.raises(gp.StoreError, match="not an HDF5 file"):
+        read_store(text)
+    (tmp_path / "folder.h5").mkdir()
+    with pytest.raises(gp.StoreError, match="a folder, not a result file"):
+        read_store(tmp_path / "folder.h5")
+
+
 def test_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "results.h5"
     write_store(path, [], config_toml="", package_version="1")
