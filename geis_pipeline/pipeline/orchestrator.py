@@ -273,6 +273,12 @@ def _tau_range(experiment: Experiment, config: Config) -> tuple[float, float]:
     f_max = max(float(spectrum.freq.max()) for spectrum in experiment.spectra)
     f_min = min(float(spectrum.freq.min()) for spectrum in experiment.spectra)
     if config.kk.max_freq_hz is not None:
+        if config.kk.max_freq_hz <= f_min:
+            raise ConfigError(
+                f"{config.kk.max_freq_hz:g} Hz is at or below the lowest measured frequency "
+                f"({f_min:g} Hz): no point would be kept",
+                key="kk.max_freq_hz",
+            )
         f_max = min(f_max, config.kk.max_freq_hz)
     decade = 10.0
     return 1 / (2 * math.pi * f_max) / decade, 1 / (2 * math.pi * f_min) * decade

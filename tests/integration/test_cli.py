@@ -187,3 +187,18 @@ def test_ctrl_c_is_reported_with_its_own_exit_code(tmp_path: Path, monkeypatch, 
     monkeypatch.setattr(cli, "_process", interrupted)
     assert main(["run", str(tmp_path), "-o", str(tmp_path / "out.h5")]) == cli.EXIT_INTERRUPTED
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_crop_below_every_frequency_names_its_key(tmp_path: Path, capsys) -> None:
+    """kk.max_freq_hz = 1e-300 failed deep in the DRT, naming an internal key 'tau_range'."""
+    folder = tmp_path / "sim"
+    assert main(["simulate", str(folder), "--sweeps", "4"]) == EXIT_OK
+    config = tmp_path / "crop.toml"
+    config.write_text("[kk]\nmax_freq_hz = 1e-300\n")
+    capsys.readouterr()
+    code = main(["run", str(folder), "-c", str(config), "-o", str(tmp_path / "out.h5"), "-q"])
+    assert code == EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert "kk.max_freq_hz" in error and "lowest measured frequency" in error
+    assert "tau_range" not in error
+    assert not (tmp_path / "out.h5").exists()
