@@ -236,6 +236,17 @@ class FitOptions:
         )
 
     @functools.cached_property
+    def user_bounded(self) -> frozenset[str]:
+        """Parameters whose bounds are tighter than :data:`DEFAULT_BOUNDS` (``fit.bounds``)."""
+        names = self.circuit.parameter_names
+        tighter = set()
+        for position, kind in enumerate(_parameter_kinds(self.circuit)):
+            low, high = DEFAULT_BOUNDS[kind]
+            if self.lower[position] > low or self.upper[position] < high:
+                tighter.add(names[position])
+        return frozenset(tighter)
+
+    @functools.cached_property
     def _layout(self) -> _Layout:
         """What every fit with these options needs, computed once per options."""
         return _Layout.build(self)

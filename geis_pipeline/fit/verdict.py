@@ -221,10 +221,13 @@ def judge(
         reasons.append("not_converged")
         clauses.append("not converged")
     # Parameters of an arc the data do not resolve may sit at a bound: the arc is flagged.
+    # Not at a bound the user set (fit.bounds): that bound, not the data, put them there
+    # (R3 held above 1e6 ohm moved the interface's role to another arc, R_b 22 % off, ok).
     exempt = set()
     for index, (r_resolved, c_resolved) in enumerate(resolution):
         if not (r_resolved and c_resolved):
             exempt.update(_arc_parameters(options, index))
+    exempt -= options.user_bounded
     stuck = [
         detail
         for name, detail in zip(evaluated.at_bounds, evaluated.bound_details, strict=True)
