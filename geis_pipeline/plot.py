@@ -669,11 +669,11 @@ def drt_crosscheck(results, *, x: str = "time", ax: Axes | None = None) -> Figur
     """Each process's R from the circuit fit (line) beside the DRT's (dots), ohm cm2 or ohm.
 
     A DRT value that is not a measurement (``R_<process>_drt_resolved`` False: γ's own
-    area, an apex beyond the measured frequencies, or a spectrum failing KK) is a hollow
-    circle; a resolved one a filled dot. A file written before the flag existed has
-    no such column: its DRT values are hollow too, labelled "not checked". Processes
-    the DRT tracks but the fit has no role for are drawn as dots only. Steps whose fit
-    is not ok are crosses.
+    area, an apex beyond the measured frequencies, a second refined peak in its window,
+    or a spectrum failing KK) is a hollow circle; a resolved one a filled dot. A file
+    written before the flag existed has no such column: its DRT values are hollow too,
+    labelled "not checked". Processes the DRT tracks but the fit has no role for are
+    drawn as dots only. Steps whose fit is not ok are crosses.
     """
     experiment = _experiment(results)
     fig, ax = _axes(ax, (7.0, 4.8))

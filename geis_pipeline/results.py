@@ -212,7 +212,8 @@ class Quality:
                 (
                     "DRT unresolved",
                     f"{listed} (gamma's own area, an apex outside the measured frequencies, "
-                    "its own or a neighbour's, or a spectrum failing KK: not a measurement)",
+                    "its own or a neighbour's, a second refined peak in the window, or a "
+                    "spectrum failing KK: not a measurement)",
                 )
             )
         return rows
