@@ -169,7 +169,10 @@ def judge(
         _resolution(r, r_stderr, c, c_stderr, f, band, z_max)
         for r, _, _, c, _, f, r_stderr, c_stderr in numbers
     ]
-    twins = _twins([tau for _, _, _, _, tau, _, _, _ in numbers])
+    # A negligible arc (R -> 0) holds no share of a process to trade.
+    twins = _twins(
+        [tau if r >= _R_MIN_FRACTION * z_max else math.nan for r, _, _, _, tau, _, _, _ in numbers]
+    )
     for index in twins:
         resolution[index] = (False, False)
     previous_roles = previous.roles if previous is not None else {}

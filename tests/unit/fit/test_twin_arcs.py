@@ -57,3 +57,22 @@ def test_a_depleted_interface_split_in_two_arcs_is_not_ok_and_the_fallback_finds
             assert abs(result.roles["int"].R_ohm_cm2 / expected - 1) < 0.05
     # The step that was split (0.1 decade apart) is refitted from scratch and right.
     assert results[3].start == "fallback" and results[3].ok
+
+
+def test_a_negligible_arc_is_no_twin() -> None:
+    """An arc holding nothing (R below 1e-3 of max |Z|) at the interface's time constant
+    takes no share of it: the interface stays resolved."""
+    from geis_pipeline.fit import fit_circuit
+
+    freq = np.geomspace(1e6, 0.1, 60)
+    jw = 2j * np.pi * freq
+    z = 50 + 200 / (1 + 200 * 1e-6 * jw**0.9)  # tau = (R Q)^(1/alpha) ~ 7.7e-5 s
+    tau = (200 * 1e-6) ** (1 / 0.9)
+    # R2 = 0.1 ohm, its Q giving the same tau: pinned there.
+    fixed = {"R2": 0.1, "CPE2_0": tau**0.9 / 0.1, "CPE2_1": 0.9}
+    result = fit_circuit(
+        freq, z, "R0-p(R1,CPE1)-p(R2,CPE2)", fixed=fixed, roles={"R0": "series", "R1": "int"}
+    )
+    taus = sorted(arc.tau_s for arc in result.capacitances.values())
+    assert abs(np.log10(taus[1] / taus[0])) < 0.3  # the two arcs are twins by tau alone
+    assert result.ok, result.status
