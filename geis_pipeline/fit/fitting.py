@@ -199,19 +199,20 @@ def _split_starts(problem: _Problem, best: FitResult) -> list[np.ndarray]:
     arc = numbers[target]
     if not (arc.alpha < 0.9 and math.isfinite(arc.tau_s) and arc.tau_s > 0):
         return []
-    fixed = set(options.fixed)
+    # (R, Q, alpha) positions of the two arcs; none of them may be fixed.
+    positions = [
+        (int(arcs.resistance[index]), int(arcs.charge[index]), int(arcs.alpha[index]))
+        for index in (target, spare[0])
+    ]
+    names = options.circuit.parameter_names
+    if {names[position] for triple in positions for position in triple} & set(options.fixed):
+        return []
+    resistance, alpha = arc.R_ohm / 2, min(arc.alpha + 0.15, 1.0)
     starts = []
     for side in (-1.0, 1.0):
         vector = best.vector.copy()
-        alpha = min(arc.alpha + 0.15, 1.0)
-        moved = arc.tau_s * 10 ** (side * _SPLIT_DECADES)
-        for index, tau in ((target, arc.tau_s), (spare[0], moved)):
-            r_position = int(arcs.resistance[index])
-            q_position, a_position = int(arcs.charge[index]), int(arcs.alpha[index])
-            names = options.circuit.parameter_names
-            if {names[r_position], names[q_position], names[a_position]} & fixed:
-                return []
-            resistance = arc.R_ohm / 2
+        taus = (arc.tau_s, arc.tau_s * 10 ** (side * _SPLIT_DECADES))
+        for (r_position, q_position, a_position), tau in zip(positions, taus, strict=True):
             vector[r_position] = resistance
             vector[a_position] = alpha
             vector[q_position] = tau**alpha / resistance  # tau = (R Q)^(1/alpha)
