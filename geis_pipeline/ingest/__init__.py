@@ -205,17 +205,18 @@ def read_experiment(
     if area_cm2 is not None and not area_cm2 > 0:
         raise GeisPipelineError(f"electrode area must be > 0 cm2, got {area_cm2!r}", key="area_cm2")
     extensions = {extension for entry in _FORMAT_LIST for extension in entry.extensions}
-    named = sorted(path for path in folder.iterdir() if path.suffix.lower() in extensions)
-    paths = [path for path in named if path.is_file()]
+    paths: list[Path] = []
+    others: list[Path] = []  # named like one, not read: a folder, a FIFO, a broken link
+    for path in sorted(path for path in folder.iterdir() if path.suffix.lower() in extensions):
+        (paths if path.is_file() else others).append(path)
     files: list[InstrumentFile] = []
     skipped: list[SkippedFile] = []
-    for path in named:
-        if path not in paths:  # listed, not read: a folder, a FIFO, a broken or looping link
-            if strict:
-                raise IngestError(f"{_not_a_file(path)}, not an instrument file", file=path)
-            reason = f"{path}: {_not_a_file(path)}, not an instrument file"
-            log.warning("skipped %s", reason)
-            skipped.append(SkippedFile(str(path), reason))
+    for path in others:
+        what = f"{_not_a_file(path)}, not an instrument file"
+        if strict:
+            raise IngestError(what, file=path)
+        log.warning("skipped %s: %s", path, what)
+        skipped.append(SkippedFile(str(path), f"{path}: {what}"))
     for done, path in enumerate(paths, start=1):
         try:
             files.append(read_file(path))

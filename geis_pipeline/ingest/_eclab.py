@@ -7,7 +7,6 @@ formats give identical spectra for the same measurement.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -119,21 +118,22 @@ def build_eclab_file(
     time = columns["time"]
     require_finite(table, ["time"], path, column_names=names)
     spectra: tuple[Spectrum, ...] = ()
-    impedance = [
-        role
-        for role in ("re", "minus_im", "modulus", "phase")
-        if role in columns and np.any(np.nan_to_num(columns[role]) != 0)
-    ]
-    if impedance and "freq" not in columns:
+    if "freq" not in columns:
         # Impedance values without frequencies: else the file reads as DC rows alone and
         # its sweeps vanish without a word (DC rows carry Re(Z) = 0).
-        found = ", ".join(repr(names.get(role, role)) for role in impedance)
-        raise IngestError(
-            f"impedance columns ({found}) but no 'freq/Hz' column: a renamed or damaged "
-            "column header, or a unit the reader does not know",
-            file=path,
-            column="freq/Hz",
-        )
+        impedance = [
+            role
+            for role in ("re", "minus_im", "modulus", "phase")
+            if role in columns and np.any(np.nan_to_num(columns[role]) != 0)
+        ]
+        if impedance:
+            found = ", ".join(repr(names.get(role, role)) for role in impedance)
+            raise IngestError(
+                f"impedance columns ({found}) but no 'freq/Hz' column: a renamed or damaged "
+                "column header, or a unit the reader does not know",
+                file=path,
+                column="freq/Hz",
+            )
     if "freq" in columns:
         require_finite(table, ["freq"], path, column_names=names)
         freq = columns["freq"]
@@ -224,41 +224,6 @@ def role_columns(names: list[str], path: str | Path | None = None) -> dict[str, 
                 found[role] = (stripped.index(candidate), candidate)
                 break
     return found
-
-
-#: Electrode areas (cm²) outside this range are a typing or reading slip, not a cell: a
-#: 1 µm microelectrode is ~1e-8 cm², a pouch cell's electrode ~1e3.
-PLAUSIBLE_AREA_CM2 = (1e-8, 1e4)
-#: Area units a header may state, to cm² (EC-Lab writes cm²; a hand-typed header may not).
-_AREA_UNIT = re.compile(r"^(?P<length>[µμu]m|cm|mm|m)(?:²|2|\^2|\ufffd)?$")
-_AREA_SCALE = {"cm": 1.0, "mm": 1e-2, "m": 1e4, "µm": 1e-8, "μm": 1e-8, "um": 1e-8}
-
-
-def area_in_cm2(text: str | None) -> tuple[float | None, str | None]:
-    """A header's electrode area in cm², and why it is not used (None: it is).
-
-    The unit after the number is converted (cm² when there is none); an unknown
-    unit, or an area outside :data:`PLAUSIBLE_AREA_CM2`, gives no area and the
-    reason (a 78.5 mm² read as 78.5 cm² made every per-area value 100x off).
-    """
-    if not text or not text.strip():
-        return None, None
-    value = parse_number(text)
-    if value is None:
-        return None, f"electrode area {text.strip()!r} is not a number"
-    tokens = text.strip().split()
-    unit = tokens[1] if len(tokens) > 1 else "cm²"
-    match = _AREA_UNIT.match(unit)
-    if match is None:
-        return None, f"electrode area {text.strip()!r}: unknown unit {unit!r} (cm², mm², m²)"
-    area = value * _AREA_SCALE[match.group("length")]
-    low, high = PLAUSIBLE_AREA_CM2
-    if not (math.isfinite(area) and low <= area <= high):
-        return None, (
-            f"electrode area {text.strip()!r} = {area:.3g} cm² is implausible "
-            f"(expected {low:g}..{high:g} cm²)"
-        )
-    return area, None
 
 
 def parse_number(text: str) -> float | None:

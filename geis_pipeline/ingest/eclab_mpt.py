@@ -17,7 +17,6 @@ from pathlib import Path
 from geis_pipeline.errors import IngestError
 from geis_pipeline.ingest._eclab import (
     TECHNIQUES,
-    area_in_cm2,
     build_eclab_file,
     current_in_mA,
     mapping_get,
@@ -25,6 +24,7 @@ from geis_pipeline.ingest._eclab import (
     role_columns,
     technique_from_filename,
 )
+from geis_pipeline.ingest._header_area import area_in_cm2
 from geis_pipeline.ingest._table import ColumnSpec, check_no_nul, parse_file_table, read_head
 from geis_pipeline.spectrum import InstrumentFile
 

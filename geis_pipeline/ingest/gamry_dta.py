@@ -27,7 +27,7 @@ import numpy as np
 
 from geis_pipeline._arrays import complex_from_parts
 from geis_pipeline.errors import IngestError
-from geis_pipeline.ingest._eclab import PLAUSIBLE_AREA_CM2
+from geis_pipeline.ingest._header_area import implausible_area
 from geis_pipeline.ingest._table import (
     ColumnSpec,
     Table,
@@ -259,15 +259,10 @@ def _header_number(text: str | None) -> float | None:
 
 def _plausible_area(area: float | None, path: Path) -> float | None:
     """The AREA (cm²) if it is a cell's; else None, with a warning naming the file."""
-    low, high = PLAUSIBLE_AREA_CM2
-    if area is not None and not low <= area <= high:
+    problem = None if area is None else implausible_area(area)
+    if problem is not None:
         log.warning(
-            "%s: electrode area %.3g cm2 is implausible (expected %g..%g cm2): not used "
-            "(give the area with --area-cm2)",
-            path,
-            area,
-            low,
-            high,
+            "%s: electrode area %s: not used (give the area with --area-cm2)", path, problem
         )
         return None
     return area
