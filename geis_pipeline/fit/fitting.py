@@ -25,7 +25,7 @@ from geis_pipeline.fit.initial import initial_guesses
 from geis_pipeline.fit.options import FitOptions, _is_cpe_exponent
 from geis_pipeline.fit.problem import _check_data, _Problem, _solve, evaluate
 from geis_pipeline.fit.result import FitResult
-from geis_pipeline.fit.verdict import judge
+from geis_pipeline.fit.verdict import judge, judge_fixed
 from geis_pipeline.spectrum import Spectrum
 
 __all__ = ["fit_circuit", "fit_experiment"]
@@ -104,10 +104,19 @@ def fit_circuit(
     problem = _Problem(fit_options, freq, z, used, all_points=True if mask is None else None)
     verdict = {"kk_ok": kk_ok, "noise_rms": noise_rms, "previous": previous}
     if initial is None:
-        return _cold_fit(problem, freq, z, used, verdict)
-    start = _start_vector(fit_options, initial)
-    evaluated = evaluate(problem, _solve(problem, start, warm=True), freq, z, used)
-    return judge(problem, evaluated, used, "warm", **verdict)
+        result = _cold_fit(problem, freq, z, used, verdict)
+    else:
+        start = _start_vector(fit_options, initial)
+        evaluated = evaluate(problem, _solve(problem, start, warm=True), freq, z, used)
+        result = judge(problem, evaluated, used, "warm", **verdict)
+    if not (fit_options.fixed and result.ok):
+        return result
+    # Fixed values are the user's assumption: test it against the same fit with them free.
+    freed_problem = _Problem(fit_options._freed, freq, z, used, all_points=problem.all_points)
+    solution = _solve(freed_problem, result.vector, warm=True)
+    evaluated = evaluate(freed_problem, solution, freq, z, used)
+    freed = judge(freed_problem, evaluated, used, "warm", **verdict)
+    return judge_fixed(result, freed, fit_options)
 
 
 def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -245,6 +245,11 @@ class FitOptions:
             if self.lower[position] > low or self.upper[position] < high:
                 tighter.add(names[position])
         return frozenset(tighter)
+
+    @functools.cached_property
+    def _freed(self) -> FitOptions:
+        """These options with every fixed parameter free: the test of the fixed values."""
+        return replace(self, fixed=MappingProxyType({}))
 
     @functools.cached_property
     def _layout(self) -> _Layout:

@@ -28,6 +28,7 @@ REASONS: Mapping[str, str] = MappingProxyType(
         "kk": "the spectrum failed Kramers-Kronig validation",
         "unmatched": "a required role has no arc of its capacitance class",
         "unresolved": "a required role's arc is not determined by the data",
+        "fixed": "the data contradict a value the user fixed (fit.fixed)",
     }
 )
 

@@ -13,6 +13,7 @@ A fit is ``ok`` only when every number it reports is one the data support:
   errors and not negligible, the apex inside the fitted band and C known to
   better than a factor 1.5. (Other arcs count as resolved from 3 standard
   errors; below that their values are NaN.)
+* the data do not contradict a value the user fixed (:func:`judge_fixed`).
 
 Each failed condition is one code of :data:`~geis_pipeline.fit.result.REASONS`
 and one clause of the status.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from types import MappingProxyType
 
 import numpy as np
@@ -32,7 +34,7 @@ from geis_pipeline.fit.problem import Evaluated, _Problem
 from geis_pipeline.fit.result import ArcCapacitance, FitResult, RoleValues
 from geis_pipeline.fit.roles import ArcEstimate, identify_arcs
 
-__all__ = ["judge"]
+__all__ = ["judge", "judge_fixed"]
 
 # R is determined when it exceeds this many standard errors (a required role's,
 # the interface's, this many: a number to publish needs ~10 % precision) ...
@@ -48,6 +50,13 @@ _BAND_MARGIN = 10**0.25
 # split in two: their R trade freely (a depleted interface fitted as "gb" + "int", R_int
 # 43 % low at 10 standard errors), so neither is resolved.
 _MIN_SEPARATION_DECADES = 0.3
+# The data contradict a fixed value when freeing it lowers chi-square beyond chance
+# (F-test p below this) and moves a resolved role's R or C by more than this many of
+# its standard errors and this fraction (CPE1_1 fixed at 0.8 against 0.95: R_gb 26 %
+# low in every step, residuals 1.06x KK, all ok).
+_FIXED_P_VALUE = 1e-3
+_FIXED_SHIFT_SIGMAS = 3.0
+_FIXED_SHIFT_FRACTION = 0.02
 
 
 def _arc_numbers(
@@ -368,3 +377,116 @@ def _role_table(
             role, area, elements=(element,), R_resolved=resolved, **known
         )
     return table
+
+
+def judge_fixed(fixed: FitResult, freed: FitResult, options: FitOptions) -> FitResult:
+    """The verdict on an ok fit with fixed parameters, given the same fit with them freed.
+
+    A fixed value is the user's assumption, and the fit's standard errors hold
+    only if it is true. Two outcomes:
+
+    * the data contradict it: freeing the fixed parameters lowers chi-square
+      more than chance allows (F-test for nested models, p < 0.001) and moves
+      some resolved role's R or C by more than 3 of its standard errors and
+      2 %. The fit is not ok (reason ``fixed``); the status names the freed
+      values, so the user can free or re-fix them;
+    * otherwise each resolved role's standard error widens to cover the freed
+      fit: the larger of the freed fit's and hypot(fixed error, shift)
+      (CPE1_1 fixed at 0.8 against 0.95 in data that cannot tell: R_gb
+      39.5 +- 3.1 ohm fixed, 52 +- 9 freed, truth 51; reported 39.5 +- 15.5).
+      A required role that is then imprecise fails as ``unresolved``.
+
+    The values stay the fixed fit's.
+
+    Parameters
+    ----------
+    fixed
+        The fit with ``options.fixed`` held.
+    freed
+        The same spectrum and mask fitted with every parameter free.
+    options
+        The options of ``fixed``.
+    """
+    if not (fixed.ok and options.fixed and freed.converged):
+        return fixed
+    moved = []
+    roles = dict(fixed.roles)
+    for role, value in fixed.roles.items():
+        other = freed.roles.get(role)
+        if other is None:
+            continue
+        widened = {}
+        for symbol, quantity, stderr, resolved in (
+            ("R", "R_ohm", "R_stderr_ohm", value.R_resolved),
+            ("C", "C_F", "C_stderr_F", value.C_resolved),
+        ):
+            held, free = getattr(value, quantity), getattr(other, quantity)
+            if not (resolved and math.isfinite(held) and math.isfinite(free)):
+                continue
+            shift = free - held
+            sigma = getattr(value, stderr)
+            if abs(shift) > _FIXED_SHIFT_SIGMAS * sigma and abs(
+                shift
+            ) > _FIXED_SHIFT_FRACTION * abs(held):
+                moved.append(f"{symbol}_{role} by {shift / held:+.0%}")
+            # The error bar covers the freed fit's value and its own error bar.
+            honest = max(getattr(other, stderr), math.hypot(sigma, shift))
+            if honest > sigma:
+                widened[stderr] = honest
+        if widened:
+            roles[role] = replace(value, **widened)
+    p_value = _nested_p_value(fixed, freed, options) if moved else 1.0
+    if p_value < _FIXED_P_VALUE:
+        values = ", ".join(
+            f"{name} = {value:.3g} (freed: {freed.parameters[name]:.3g})"
+            for name, value in options.fixed.items()
+        )
+        status = (
+            f"the data contradict the fixed {values}: freed, chi-square falls "
+            f"{1 - freed.chi2 / fixed.chi2:.0%} (F-test p = {p_value:.1g}) and "
+            + ", ".join(moved)
+            + " (free them or fix them where the data put them: fit.fixed)"
+        )
+        return replace(fixed, ok=False, status=status, reasons=("fixed",))
+    capacitances = {
+        key: replace(arc, R_stderr_ohm=roles[key].R_stderr_ohm, C_stderr_F=roles[key].C_stderr_F)
+        if key in roles and roles[key] is not fixed.roles[key]
+        else arc
+        for key, arc in fixed.capacitances.items()
+    }
+    imprecise = []
+    for role in options.required_roles:
+        value = roles.get(role)
+        if value is None or value is fixed.roles.get(role):
+            continue
+        if value.R_resolved and not value.R_ohm > _REQUIRED_R_MIN_SIGMAS * value.R_stderr_ohm:
+            imprecise.append(
+                f"{role} arc imprecise once the fixed values are freed: R = {value.R_ohm:.3g} "
+                f"+- {value.R_stderr_ohm:.2g} ohm (needs R > {_REQUIRED_R_MIN_SIGMAS:g} "
+                "standard errors)"
+            )
+        elif value.C_resolved and not value.C_stderr_F < _C_MAX_REL_STDERR * abs(value.C_F):
+            imprecise.append(
+                f"{role} arc unresolved once the fixed values are freed: C = {value.C_F:.3g} "
+                f"+- {value.C_stderr_F:.2g} F"
+            )
+    return replace(
+        fixed,
+        roles=MappingProxyType(roles),
+        capacitances=MappingProxyType(capacitances),
+        ok=not imprecise,
+        status="; ".join(imprecise) if imprecise else fixed.status,
+        reasons=("unresolved",) if imprecise else fixed.reasons,
+    )
+
+
+def _nested_p_value(fixed: FitResult, freed: FitResult, options: FitOptions) -> float:
+    """F-test p-value that freeing ``options.fixed`` lowers chi-square by chance alone."""
+    dof = 2 * int(fixed.mask.sum()) - options._freed._layout.free_index.size
+    if dof < 1 or not 0 < freed.chi2 < fixed.chi2:
+        return 1.0
+    from scipy.special import fdtrc  # only fits with fixed values pay the import
+
+    n_freed = len(options.fixed)
+    f_statistic = (fixed.chi2 - freed.chi2) / n_freed / (freed.chi2 / dof)
+    return float(fdtrc(n_freed, dof, f_statistic))

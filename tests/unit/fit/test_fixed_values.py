@@ -1,0 +1,120 @@
+"""A value the user fixed (fit.fixed) is an assumption the verdict tests.
+
+The bulk exponent fixed at 0.8 (truth 0.95) gave R_gb 26 % low in every step of a
+Li | LLZO run, residuals 1.06-1.15x the KK noise, every fit ok (found by the
+wrong-but-ok hunt). Each ok fit with fixed values is now refitted with them freed:
+the data contradict a fixed value (F-test, and a role moved beyond its errors) ->
+not ok; the data cannot tell -> the role's error bar covers the freed fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geis_pipeline.fit import REASONS, FitOptions, fit_circuit, fit_experiment
+from geis_pipeline.fit.verdict import judge_fixed
+from geis_pipeline.kk import check_kk_batch
+from geis_pipeline.simulate import SimulationSettings, simulate_experiment
+
+CIRCUIT = "L0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
+ROLES = {"L0": "cable", "R1": "bulk", "R2": "gb", "R3": "int"}
+TRUTH = {"int": "R_int_ohm", "gb": "R_gb_ohm", "bulk": "R_b_ohm"}
+
+
+def _run(noise: float, fixed: dict[str, float], n_sweeps: int = 8):
+    settings = SimulationSettings(noise_rel=noise, n_sweeps=n_sweeps, n_relaxation=0, seed=3)
+    experiment = simulate_experiment(settings)
+    pairs = [(experiment.freq[i], experiment.z[i]) for i in range(n_sweeps)]
+    kk = check_kk_batch(pairs)
+    masks = [np.asarray(k.mask, bool) & ~np.isin(np.arange(k.mask.size), k.outliers) for k in kk]
+    results = fit_experiment(
+        pairs,
+        CIRCUIT,
+        masks=masks,
+        kk_ok=[k.ok for k in kk],
+        noise_rms=[k.rms for k in kk],
+        roles=ROLES,
+        fixed=fixed,
+        area_cm2=settings.area_cm2,
+    )
+    return experiment, pairs, masks, kk, results
+
+
+def _wrong_but_ok(experiment, results) -> list[tuple[int, str, float]]:
+    """Ok steps whose resolved R is > 5 % and > 3 standard errors from the truth."""
+    wrong = []
+    for step, result in enumerate(results):
+        if not result.ok:
+            continue
+        for role, column in TRUTH.items():
+            value = result.roles[role]
+            true = float(np.asarray(getattr(experiment.truth, column))[step])
+            error = value.R_ohm - true
+            if value.R_resolved and abs(error) > max(0.05 * true, 3 * value.R_stderr_ohm):
+                wrong.append((step, role, error / true))
+    return wrong
+
+
+def test_fixed_is_a_reason_code() -> None:
+    assert "fixed" in REASONS
+
+
+@pytest.mark.parametrize(
+    ("noise", "fixed"),
+    [
+        (0.002, {"CPE1_1": 0.8}),  # bulk exponent, truth 0.95
+        (0.005, {"CPE1_1": 0.8}),  # ... in data that barely tell
+        (0.005, {"CPE2_1": 0.6}),  # grain-boundary exponent, truth 0.9
+        (0.002, {"CPE3_1": 0.7}),  # interface exponent, truth 0.85
+    ],
+)
+def test_a_wrong_fixed_value_gives_no_wrong_ok_number(noise, fixed) -> None:
+    experiment, _, _, _, results = _run(noise, fixed)
+    assert _wrong_but_ok(experiment, results) == []
+
+
+def test_contradicted_fixed_value_is_named_with_where_the_data_put_it() -> None:
+    _, _, _, _, results = _run(0.002, {"CPE1_1": 0.8})
+    flagged = [result for result in results if "fixed" in result.reasons]
+    assert len(flagged) >= 6
+    for result in flagged:
+        assert not result.ok
+        assert "the data contradict the fixed CPE1_1 = 0.8 (freed: " in result.status
+        freed = float(result.status.split("(freed: ")[1].split(")")[0])
+        assert 0.85 < freed <= 1.0  # truth 0.95
+        assert result.parameters["CPE1_1"] == 0.8  # the values stay the fixed fit's
+
+
+@pytest.mark.parametrize("fixed", [{"CPE2_1": 0.9}, {"CPE3_1": 0.85}])
+def test_a_true_fixed_value_keeps_the_fits_ok_and_right(fixed) -> None:
+    experiment, _, _, _, results = _run(0.005, fixed)
+    assert all(result.ok for result in results), [r.status for r in results if not r.ok]
+    assert _wrong_but_ok(experiment, results) == []
+
+
+def test_an_untestable_fixed_value_widens_the_error_bar_to_cover_the_freed_fit() -> None:
+    experiment, pairs, masks, kk, results = _run(0.005, {"CPE1_1": 0.8})
+    widened = 0
+    for step, result in enumerate(results):
+        if not result.ok:
+            continue
+        freq, z = pairs[step]
+        keywords = dict(mask=masks[step], kk_ok=kk[step].ok, noise_rms=kk[step].rms)
+        freed = fit_circuit(freq, z, CIRCUIT, roles=ROLES, initial=result.vector, **keywords)
+        gb, free_gb = result.roles["gb"], freed.roles["gb"]
+        assert gb.R_stderr_ohm >= free_gb.R_stderr_ohm
+        assert abs(gb.R_ohm - free_gb.R_ohm) <= gb.R_stderr_ohm
+        assert result.capacitances["gb"].R_stderr_ohm == gb.R_stderr_ohm
+        true = float(np.asarray(experiment.truth.R_gb_ohm)[step])
+        assert abs(gb.R_ohm - true) < 3 * gb.R_stderr_ohm
+        widened += abs(gb.R_ohm / true - 1) > 0.15
+    assert widened > 0  # the fixed fits are far off: only the wider bars cover the truth
+
+
+def test_judge_fixed_leaves_fits_without_fixed_values_alone() -> None:
+    experiment = simulate_experiment(SimulationSettings(n_sweeps=1, n_relaxation=0, seed=3))
+    freq, z = experiment.freq[0], experiment.z[0]
+    options = FitOptions.build(CIRCUIT, roles=ROLES)
+    result = fit_circuit(freq, z, options, noise_rms=0.005, kk_ok=True)
+    assert judge_fixed(result, result, options) is result
