@@ -180,33 +180,8 @@ def evaluate(
 ) -> Evaluated:
     """Parameters, standard errors (from the Jacobian at the solution), model and residuals."""
     options = problem.options
-    layout = problem.layout
     names = options.circuit.parameter_names
-    values = problem.expand(solution.x)
-    n_free = layout.free_index.size
-    dof = max(solution.residuals.size - n_free, 1)
-    variance = solution.cost / dof
-    try:
-        normal = solution.normal
-        if normal is None:
-            normal = solution.jacobian.T @ solution.jacobian
-        covariance = variance * _inverse(normal)
-        chain = values[problem.free_index]
-        if problem.linear_index.size:
-            chain[problem.linear_index] = problem.linear_scale
-        stderr_free = chain * np.sqrt(np.abs(covariance.diagonal()))
-        # Capacitance errors use ln-parameter covariances; the linear parameters
-        # (inductances) never enter a capacitance: zero their rows.
-        covariance_log = covariance
-        if problem.linear_index.size:
-            covariance_log = covariance.copy()
-            covariance_log[problem.linear_index] = 0.0
-            covariance_log[:, problem.linear_index] = 0.0
-    except np.linalg.LinAlgError:
-        covariance_log = np.full((n_free, n_free), np.nan)
-        stderr_free = np.full(n_free, np.nan)
-    stderr = np.zeros(len(names))
-    stderr[problem.free_index] = stderr_free
+    values, stderr, covariance_log = errors_at(problem, solution)
     at_bounds = _at_bounds(problem, solution.x)
     last_point, last_model = problem.last
     if problem.all_points and last_point is solution.x:
@@ -247,6 +222,41 @@ def evaluate(
         n_iterations=solution.n_iterations,
         residual_rms=rms if math.isfinite(rms) else math.inf,
     )
+
+
+def errors_at(problem: _Problem, solution: Solution) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All parameter values, their standard errors and the free ones' ln-space covariance.
+
+    From ``solution.normal`` (J^T J; else from its Jacobian) and the residual
+    variance ``cost / (n - n_free)``. NaN errors where J^T J is singular; 0
+    for fixed parameters.
+    """
+    values = problem.expand(solution.x)
+    n_free = problem.layout.free_index.size
+    dof = max(solution.residuals.size - n_free, 1)
+    variance = solution.cost / dof
+    try:
+        normal = solution.normal
+        if normal is None:
+            normal = solution.jacobian.T @ solution.jacobian
+        covariance = variance * _inverse(normal)
+        chain = values[problem.free_index]
+        if problem.linear_index.size:
+            chain[problem.linear_index] = problem.linear_scale
+        stderr_free = chain * np.sqrt(np.abs(covariance.diagonal()))
+        # Capacitance errors use ln-parameter covariances; the linear parameters
+        # (inductances) never enter a capacitance: zero their rows.
+        covariance_log = covariance
+        if problem.linear_index.size:
+            covariance_log = covariance.copy()
+            covariance_log[problem.linear_index] = 0.0
+            covariance_log[:, problem.linear_index] = 0.0
+    except np.linalg.LinAlgError:
+        covariance_log = np.full((n_free, n_free), np.nan)
+        stderr_free = np.full(n_free, np.nan)
+    stderr = np.zeros(values.size)
+    stderr[problem.free_index] = stderr_free
+    return values, stderr, covariance_log
 
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -34,7 +34,7 @@ from geis_pipeline.fit.problem import Evaluated, _Problem
 from geis_pipeline.fit.result import ArcCapacitance, FitResult, RoleValues
 from geis_pipeline.fit.roles import ArcEstimate, identify_arcs
 
-__all__ = ["judge", "judge_fixed"]
+__all__ = ["FreedFit", "fixed_p_value", "judge", "judge_fixed"]
 
 # R is determined when it exceeds this many standard errors (a required role's,
 # the interface's, this many: a number to publish needs ~10 % precision) ...
@@ -379,7 +379,18 @@ def _role_table(
     return table
 
 
-def judge_fixed(fixed: FitResult, freed: FitResult, options: FitOptions) -> FitResult:
+@dataclass(frozen=True, eq=False)
+class FreedFit:
+    """The numbers of a fit with the fixed parameters freed that :func:`judge_fixed` needs."""
+
+    values: np.ndarray  # all parameters, natural units
+    stderr: np.ndarray
+    covariance_log: np.ndarray  # ln space, every parameter free
+    chi2: float
+    converged: bool
+
+
+def judge_fixed(fixed: FitResult, freed: FreedFit, options: FitOptions) -> FitResult:
     """The verdict on an ok fit with fixed parameters, given the same fit with them freed.
 
     A fixed value is the user's assumption, and the fit's standard errors hold
@@ -403,42 +414,48 @@ def judge_fixed(fixed: FitResult, freed: FitResult, options: FitOptions) -> FitR
     fixed
         The fit with ``options.fixed`` held.
     freed
-        The same spectrum and mask fitted with every parameter free.
+        The same spectrum and mask with every parameter free: a converged fit,
+        or one Gauss-Newton step from ``fixed`` (with J^T J there).
     options
         The options of ``fixed``.
     """
     if not (fixed.ok and options.fixed and freed.converged):
         return fixed
+    freed_options = options._freed
+    names = options.circuit.parameter_names
+    arc_numbers = _arc_numbers(freed_options, freed.values, freed.covariance_log)
     moved = []
     roles = dict(fixed.roles)
     for role, value in fixed.roles.items():
-        other = freed.roles.get(role)
-        if other is None:
+        if value.arc is not None:
+            r, _, _, c, _, _, r_stderr, c_stderr = arc_numbers[value.arc]
+        elif len(value.elements) == 1 and value.elements[0] in names:
+            position = names.index(value.elements[0])
+            r, r_stderr = float(freed.values[position]), float(freed.stderr[position])
+            c = c_stderr = math.nan
+        else:
             continue
         widened = {}
-        for symbol, quantity, stderr, resolved in (
-            ("R", "R_ohm", "R_stderr_ohm", value.R_resolved),
-            ("C", "C_F", "C_stderr_F", value.C_resolved),
+        for symbol, held, sigma, free, free_sigma, resolved, key in (
+            ("R", value.R_ohm, value.R_stderr_ohm, r, r_stderr, value.R_resolved, "R_stderr_ohm"),
+            ("C", value.C_F, value.C_stderr_F, c, c_stderr, value.C_resolved, "C_stderr_F"),
         ):
-            held, free = getattr(value, quantity), getattr(other, quantity)
             if not (resolved and math.isfinite(held) and math.isfinite(free)):
                 continue
             shift = free - held
-            sigma = getattr(value, stderr)
-            if abs(shift) > _FIXED_SHIFT_SIGMAS * sigma and abs(
-                shift
-            ) > _FIXED_SHIFT_FRACTION * abs(held):
+            beyond = _FIXED_SHIFT_SIGMAS * sigma
+            if abs(shift) > beyond and abs(shift) > _FIXED_SHIFT_FRACTION * abs(held):
                 moved.append(f"{symbol}_{role} by {shift / held:+.0%}")
             # The error bar covers the freed fit's value and its own error bar.
-            honest = max(getattr(other, stderr), math.hypot(sigma, shift))
+            honest = max(free_sigma, math.hypot(sigma, shift))
             if honest > sigma:
-                widened[stderr] = honest
+                widened[key] = honest
         if widened:
             roles[role] = replace(value, **widened)
-    p_value = _nested_p_value(fixed, freed, options) if moved else 1.0
+    p_value = fixed_p_value(fixed.chi2, freed.chi2, fixed.mask, options) if moved else 1.0
     if p_value < _FIXED_P_VALUE:
         values = ", ".join(
-            f"{name} = {value:.3g} (freed: {freed.parameters[name]:.3g})"
+            f"{name} = {value:.3g} (freed: {freed.values[names.index(name)]:.3g})"
             for name, value in options.fixed.items()
         )
         status = (
@@ -480,13 +497,15 @@ def judge_fixed(fixed: FitResult, freed: FitResult, options: FitOptions) -> FitR
     )
 
 
-def _nested_p_value(fixed: FitResult, freed: FitResult, options: FitOptions) -> float:
-    """F-test p-value that freeing ``options.fixed`` lowers chi-square by chance alone."""
-    dof = 2 * int(fixed.mask.sum()) - options._freed._layout.free_index.size
-    if dof < 1 or not 0 < freed.chi2 < fixed.chi2:
+def fixed_p_value(
+    fixed_chi2: float, freed_chi2: float, mask: np.ndarray, options: FitOptions
+) -> float:
+    """F-test p-value that freeing ``options.fixed`` lowers chi-square this much by chance."""
+    dof = 2 * int(mask.sum()) - options._freed._layout.free_index.size
+    if dof < 1 or not 0 < freed_chi2 < fixed_chi2:
         return 1.0
     from scipy.special import fdtrc  # only fits with fixed values pay the import
 
     n_freed = len(options.fixed)
-    f_statistic = (fixed.chi2 - freed.chi2) / n_freed / (freed.chi2 / dof)
+    f_statistic = (fixed_chi2 - freed_chi2) / n_freed / (freed_chi2 / dof)
     return float(fdtrc(n_freed, dof, f_statistic))
