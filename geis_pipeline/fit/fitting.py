@@ -114,7 +114,7 @@ def fit_circuit(
         return result
     # Fixed values are the user's assumption: test it against the same fit with them free.
     # One Gauss-Newton step from the fixed solution predicts the freed fit (a score test,
-    # ~0.2 ms); only a step that looks significant pays the full refit (~2 ms).
+    # ~0.3 ms); only a step that looks significant pays the full refit (~2 ms).
     freed_problem = _Problem(fit_options._freed, freq, z, used, all_points=problem.all_points)
     freed = _gauss_newton_step(freed_problem, result)
     if freed is None or (
