@@ -201,12 +201,18 @@ def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:
     )
     best: FitResult | None = None
 
+    placed = _fixed_blocks(options)
+
     def clean(result: FitResult) -> bool:
         return (
             result.converged
             and result.residual_rms <= clean_limit
             and not result.unmatched
             and not (set(result.reasons) & {"unresolved"})
+            and all(
+                role in result.roles and block in result.roles[role].elements
+                for block, role in placed
+            )
         )
 
     for candidate in candidates:
@@ -235,6 +241,22 @@ def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:
             if clean(best):
                 break
     return best
+
+
+def _fixed_blocks(options: FitOptions) -> list[tuple[str, str]]:
+    """(element, declared role) of each arc block holding a fixed parameter.
+
+    A value fixed for a declared process belongs on that process's arc: a start
+    that puts another process on the block is not clean (the gb exponent fixed on
+    a block the interface took: every step contradicted the fixed value).
+    """
+    placed = []
+    for resistor, capacitor in options.circuit.zarcs:
+        role = options.roles.get(resistor) or options.roles.get(capacitor)
+        names = {resistor, capacitor, f"{capacitor}_0", f"{capacitor}_1"}
+        if role is not None and names & set(options.fixed):
+            placed.append((resistor, role))
+    return placed
 
 
 #: A split puts the spare arc this far (decades) beside the arc it splits, either side.

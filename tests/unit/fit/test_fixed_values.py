@@ -148,3 +148,31 @@ def test_a_freed_minimum_beyond_one_gauss_newton_step_is_still_found() -> None:
     assert not result.ok
     assert "fixed" in result.reasons
     assert "the data contradict the fixed CPE4_1 = 0.85" in result.status
+
+
+def test_a_true_fixed_value_stays_on_the_process_it_was_fixed_for() -> None:
+    """The gb exponent fixed (truth 0.9) on the block written last, after the interface's.
+
+    The cold fit stopped at the first start within 1.3x the noise, which put the
+    interface on that block: its exponent held at 0.9 was then contradicted in every
+    step (found by the wrong-but-ok hunt). A start that puts another process on a
+    block holding a fixed value is no longer clean.
+    """
+    from geis_pipeline.cells import simulate_cell
+
+    cell = simulate_cell("llzo_3arc", n_steps=8, noise_rel=0.005, seed=0)
+    circuit, options = cell.cell.fit_keywords((0, 2, 1))  # R1 bulk, R2 int, R3 gb
+    assert options["roles"]["R3"] == "gb"
+    pairs = [(cell.freq, z) for z in cell.z]
+    kk = check_kk_batch(pairs)
+    masks = [np.asarray(k.mask, bool) & ~np.isin(np.arange(k.mask.size), k.outliers) for k in kk]
+    results = fit_experiment(
+        pairs,
+        circuit,
+        masks=masks,
+        kk_ok=[k.ok for k in kk],
+        noise_rms=[k.rms for k in kk],
+        **dict(options, fixed={"CPE3_1": 0.9}),
+    )
+    assert all(result.ok for result in results), [r.status for r in results if not r.ok]
+    assert all("R3" in result.roles["gb"].elements for result in results)
