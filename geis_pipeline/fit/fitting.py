@@ -371,12 +371,16 @@ def fit_experiment(
             raise FitError(f"{len(values)} {name} for {len(pairs)} spectra", key=name)
     results: list[FitResult] = []
     anchor: FitResult | None = None
+    # The last converged step whose roles the chain carries on: not one whose fixed
+    # values the data contradict (its arcs are bent by them: li_in's sei and interface
+    # labels came swapped out of six such steps, R_int 56 ohm against 1273, ok).
+    labels: FitResult | None = None
     for index, (freq, z) in enumerate(pairs):
         keywords = {
             "mask": None if masks is None else masks[index],
             "kk_ok": None if kk_ok is None else kk_ok[index],
             "noise_rms": None if noise_rms is None else noise_rms[index],
-            "previous": anchor,
+            "previous": labels,
         }
         if anchor is None:
             result = fit_circuit(freq, z, fit_options, **keywords)
@@ -391,6 +395,8 @@ def fit_experiment(
         results.append(result)
         if result.converged:
             anchor = result
+            if "fixed" not in result.reasons:
+                labels = result
         if progress is not None:
             progress(index + 1, len(pairs))
     return results
