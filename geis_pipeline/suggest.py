@@ -94,7 +94,9 @@ _GB_MAX_F_CM2 = DEFAULT_ROLE_CLASSES["gb"].C_max_F_cm2
 # A built-in class is kept when the arc lies within this many decades of it (identification
 # matches within one decade; the margin keeps a drifting arc matched along a run).
 _CLASS_MARGIN_DECADES = 0.5
-_FIT_FAILURES = frozenset({"diverged", "not_converged", "bound", "unmatched", "unresolved"})
+_FIT_FAILURES = frozenset(
+    {"diverged", "not_converged", "bound", "unmatched", "unresolved", "misplaced"}
+)
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,21 @@ class FitOptions:
         return frozenset(tighter)
 
     @functools.cached_property
+    def fixed_blocks(self) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+        """(block index, declared role, its fixed parameters) of each arc block holding one.
+
+        A value fixed on a block written with a role was fixed for that process.
+        """
+        placed = []
+        for index, (resistor, capacitor) in enumerate(self.circuit.zarcs):
+            role = self.roles.get(resistor) or self.roles.get(capacitor)
+            names = (resistor, capacitor, f"{capacitor}_0", f"{capacitor}_1")
+            fixed = tuple(name for name in names if name in self.fixed)
+            if role is not None and fixed:
+                placed.append((index, role, fixed))
+        return tuple(placed)
+
+    @functools.cached_property
     def _freed(self) -> FitOptions:
         """These options with every fixed parameter free: the test of the fixed values."""
         return replace(self, fixed=MappingProxyType({}))

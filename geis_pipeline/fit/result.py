@@ -29,6 +29,7 @@ REASONS: Mapping[str, str] = MappingProxyType(
         "unmatched": "a required role has no arc of its capacitance class",
         "unresolved": "a required role's arc is not determined by the data",
         "fixed": "the data contradict a value the user fixed (fit.fixed)",
+        "misplaced": "a value fixed for a declared role sits on an arc that is no process",
     }
 )
 

@@ -298,6 +298,24 @@ def judge(
     if unresolved:
         reasons.append("unresolved")
         clauses.extend(unresolved)
+    # A value fixed for a declared process must not sit on an arc that is no process:
+    # a fixed R3 parked on a spare arc at 650 s while bulk and gb merged (R_b +53 %, ok).
+    # (On another declared process's arc it is that arc's value: the fixed-value test
+    # judges it; the cold search prefers starts that keep it on its own block.)
+    misplaced = [
+        f"{', '.join(fixed)} fixed for {role} (block {arcs.resistors[index]}) sits on an "
+        f"arc that is none of the declared processes (the fit's {role} is "
+        + (
+            f"block {arcs.resistors[identification.arc_of[role]]})"
+            if identification.arc_of.get(role) is not None
+            else "no arc)"
+        )
+        for index, role, fixed in options.fixed_blocks
+        if index not in role_of_arc
+    ]
+    if misplaced:
+        reasons.append("misplaced")
+        clauses.extend(misplaced)
     return FitResult(
         circuit=options.circuit.text,
         parameters=MappingProxyType(dict(zip(names, values.tolist(), strict=True))),
