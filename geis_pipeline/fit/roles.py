@@ -258,6 +258,9 @@ def identify_arcs(
     ranks = [classes[role].rank for role in roles]
     best: tuple[float, tuple[int | None, ...]] = (math.inf, tuple(None for _ in roles))
     # Fast path: the previous step's (or the user's) arcs, each inside its class, in order.
+    # An arc kept only by continuity goes through the full search, where its class
+    # distance competes (a sei label carried 1.2 decades outside its class and window
+    # onto the interface's arc: R_int 59 ohm against 2000, ok).
     hint = tuple(
         previous_arcs.get(role, named.get(role)) if previous_arcs else named.get(role)
         for role in roles
@@ -265,11 +268,7 @@ def identify_arcs(
     if (
         all(arc is not None and 0 <= arc < n_arcs for arc in hint)
         and len(set(hint)) == len(hint)
-        and all(
-            distance[position][arc] == 0.0
-            or _continued(roles[position], arc, arcs[arc].tau_s, previous_arcs, previous_tau_s)
-            for position, arc in enumerate(hint)
-        )
+        and all(distance[position][arc] == 0.0 for position, arc in enumerate(hint))
         and _ordered(hint, ranks, arcs)
     ):
         choices = [hint]

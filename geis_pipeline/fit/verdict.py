@@ -420,9 +420,9 @@ def judge_fixed(fixed: FitResult, freed: FreedFit, options: FitOptions) -> FitRe
       2 %. The fit is not ok (reason ``fixed``); the status names the freed
       values, so the user can free or re-fix them;
     * otherwise each resolved role's standard error widens to cover the freed
-      fit: the larger of the freed fit's and hypot(fixed error, shift)
-      (CPE1_1 fixed at 0.8 against 0.95 in data that cannot tell: R_gb
-      39.5 +- 3.1 ohm fixed, 52 +- 9 freed, truth 51; reported 39.5 +- 15.5).
+      fit: hypot(the larger of the two fits' errors, shift) (CPE1_1 fixed at
+      0.8 against 0.95 in data that cannot tell: R_gb 39.5 +- 3.1 ohm fixed,
+      52 +- 9 freed, truth 51; reported 39.5 +- 15.5).
       A required role that is then imprecise fails as ``unresolved``.
 
     The values stay the fixed fit's.
@@ -465,7 +465,7 @@ def judge_fixed(fixed: FitResult, freed: FreedFit, options: FitOptions) -> FitRe
             if abs(shift) > beyond and abs(shift) > _FIXED_SHIFT_FRACTION * abs(held):
                 moved.append(f"{symbol}_{role} by {shift / held:+.0%}")
             # The error bar covers the freed fit's value and its own error bar.
-            honest = max(free_sigma, math.hypot(sigma, shift))
+            honest = math.hypot(max(free_sigma, sigma), shift)
             if honest > sigma:
                 widened[key] = honest
         if widened:

@@ -252,3 +252,30 @@ def test_a_fixed_value_on_an_arc_that_is_no_process_is_not_ok() -> None:
     else:
         assert "misplaced" in result.reasons
         assert "R3 fixed for int (block R3) sits on an arc that is none" in result.status
+
+
+def test_a_label_kept_only_by_continuity_competes_with_the_classes() -> None:
+    """The previous step's sei arc now sits 1.2 decades outside sei's class and window.
+
+    Identification took the previous step's assignment whenever each arc was in its
+    class *or* had kept its time constant, without comparing: sei stayed on the
+    interface's arc (R_int 59 ohm against 2000, ok; found by the wrong-but-ok hunt).
+    """
+    from geis_pipeline.fit.roles import ArcEstimate, identify_arcs, role_classes
+
+    classes = role_classes({"sei": (1e-7, 1e-5)}, {"sei": (1e-5, 1e-3)})
+    arcs = [
+        ArcEstimate(tau_s=3.3e-9, C_F=2.2e-11),  # bulk
+        ArcEstimate(tau_s=2.9e-7, C_F=4.6e-9),  # gb
+        ArcEstimate(tau_s=1.0e-2, C_F=5.0e-6),  # the interface, slowest
+        ArcEstimate(tau_s=9.1e-5, C_F=1.5e-6),  # the sei, inside its window
+    ]
+    identification = identify_arcs(
+        arcs,
+        ["bulk", "gb", "sei", "int"],
+        classes,
+        previous_tau_s={"bulk": 3.3e-9, "gb": 2.9e-7, "sei": 3.2e-3, "int": 1.0e-2},
+        previous_arcs={"bulk": 0, "gb": 1, "sei": 2, "int": 3},
+    )
+    assert identification.arc_of["sei"] == 3
+    assert identification.arc_of["int"] == 2
