@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 __all__ = [
@@ -193,11 +193,15 @@ class Identification:
         Role -> how far its arc lies outside the role's class (0: inside).
     unmatched
         Roles without an arc, each with the reason.
+    ambiguous
+        Role -> the role it could swap arcs with: same rank, and both arcs
+        inside both classes, so the physics cannot tell which is which.
     """
 
     arc_of: Mapping[str, int | None]
     distance_decades: Mapping[str, float]
     unmatched: Mapping[str, str]
+    ambiguous: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def identify_arcs(
@@ -298,7 +302,34 @@ def identify_arcs(
             }
         ),
         unmatched=MappingProxyType(unmatched),
+        ambiguous=MappingProxyType(_ambiguous(roles, ranks, best[1], distance)),
     )
+
+
+def _ambiguous(
+    roles: Sequence[str],
+    ranks: Sequence[int],
+    choice: Sequence[int | None],
+    distance: Sequence[Sequence[float]],
+) -> dict[str, str]:
+    """Role -> the role whose arc it could take as well (see :class:`Identification`).
+
+    A custom role of the interface's rank whose class overlaps the interface's, with
+    no time-constant window: which arc is "int" is then a coin flip (the counter
+    electrode's arc reported as the interface in half the fits, R_int 59 ohm against
+    200-1000, ok).
+    """
+    ambiguous: dict[str, str] = {}
+    for first, second in itertools.combinations(range(len(roles)), 2):
+        a, b = choice[first], choice[second]
+        if a is None or b is None or ranks[first] != ranks[second]:
+            continue
+        if max(distance[first][a], distance[first][b]) <= 0 and (
+            max(distance[second][a], distance[second][b]) <= 0
+        ):
+            ambiguous.setdefault(roles[first], roles[second])
+            ambiguous.setdefault(roles[second], roles[first])
+    return ambiguous
 
 
 def _continued(

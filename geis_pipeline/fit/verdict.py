@@ -202,6 +202,9 @@ def judge(
         named=arcs.named,
     )
     role_of_arc = {arc: role for role, arc in identification.arc_of.items() if arc is not None}
+    # Two roles the physics cannot tell apart: neither arc's values belong to its label.
+    for role in identification.ambiguous:
+        resolution[identification.arc_of[role]] = (False, False)
     capacitances: dict[str, ArcCapacitance] = {}
     for index, (r, _, a, c, t, f, r_stderr, c_stderr) in enumerate(numbers):
         role = role_of_arc.get(index)
@@ -276,7 +279,13 @@ def judge(
             continue
         r, _, _, c, tau, f, r_stderr, c_stderr = numbers[index]
         r_resolved, c_resolved = resolution[index]
-        if index in twins:
+        if role in identification.ambiguous:
+            unresolved.append(
+                f"{role} arc unresolved: {role} and {identification.ambiguous[role]} cannot be "
+                "told apart by their physics (same rank, both arcs inside both capacitance "
+                "classes): give one a time-constant window (fit.role_tau_windows)"
+            )
+        elif index in twins:
             twin = twins[index]
             unresolved.append(
                 f"{role} arc unresolved: its time constant {tau:.3g} s lies within "
