@@ -255,7 +255,7 @@ class FitOptions:
         placed = []
         for index, (resistor, capacitor) in enumerate(self.circuit.zarcs):
             role = self.roles.get(resistor) or self.roles.get(capacitor)
-            names = (resistor, capacitor, f"{capacitor}_0", f"{capacitor}_1")
+            names = _block_parameters(self.circuit, index)
             fixed = tuple(name for name in names if name in self.fixed)
             if role is not None and fixed:
                 placed.append((index, role, fixed))
@@ -510,6 +510,14 @@ def _parameter_kinds(circuit: Circuit) -> list[tuple[str, str]]:
         for kind in [circuit.element_kinds[name]]
         for parameter in ELEMENT_PARAMETERS[kind]
     ]
+
+
+def _block_parameters(circuit: Circuit, index: int) -> tuple[str, ...]:
+    """The parameter names of the circuit's ``index``-th R||CPE (or R||C) block."""
+    resistor, capacitor = circuit.zarcs[index]
+    if circuit.element_kinds[capacitor] == "C":
+        return resistor, capacitor
+    return resistor, f"{capacitor}_0", f"{capacitor}_1"
 
 
 def _is_cpe_exponent(name: str, circuit: Circuit) -> bool:

@@ -29,7 +29,7 @@ from types import MappingProxyType
 import numpy as np
 
 from geis_pipeline.elements import brug_capacitance, time_constant
-from geis_pipeline.fit.options import FitOptions
+from geis_pipeline.fit.options import FitOptions, _block_parameters
 from geis_pipeline.fit.problem import Evaluated, _Problem
 from geis_pipeline.fit.result import ArcCapacitance, FitResult, RoleValues
 from geis_pipeline.fit.roles import ArcEstimate, identify_arcs
@@ -241,7 +241,7 @@ def judge(
     exempt = set()
     for index, (r_resolved, c_resolved) in enumerate(resolution):
         if not (r_resolved and c_resolved):
-            exempt.update(_arc_parameters(options, index))
+            exempt.update(_block_parameters(options.circuit, index))
     exempt -= options.user_bounded
     stuck = [
         detail
@@ -347,13 +347,6 @@ def judge(
         noise_rms=noise,
         converged=evaluated.converged and not stuck,
     )
-
-
-def _arc_parameters(options: FitOptions, index: int) -> tuple[str, ...]:
-    resistor, capacitor = options.circuit.zarcs[index]
-    if options.circuit.element_kinds[capacitor] == "C":
-        return resistor, capacitor
-    return resistor, f"{capacitor}_0", f"{capacitor}_1"
 
 
 def _role_table(
