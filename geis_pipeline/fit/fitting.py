@@ -206,8 +206,6 @@ def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:
     # A start that puts another process on a block holding a fixed value is not clean:
     # the value was fixed for the block's declared role (the gb exponent on the block
     # the interface took: contradicted in every step).
-    placed = [(options.circuit.zarcs[index][0], role) for index, role, _ in options.fixed_blocks]
-
     def clean(result: FitResult) -> bool:
         return (
             result.converged
@@ -215,8 +213,8 @@ def _cold_fit(problem: _Problem, freq, z, mask, verdict: dict) -> FitResult:
             and not result.unmatched
             and not (set(result.reasons) & {"unresolved", "misplaced"})
             and all(
-                role in result.roles and block in result.roles[role].elements
-                for block, role in placed
+                role in result.roles and result.roles[role].arc == index
+                for index, role, _ in options.fixed_blocks
             )
         )
 
