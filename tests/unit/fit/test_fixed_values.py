@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geis_pipeline.cells import simulate_cell
 from geis_pipeline.fit import REASONS, FitOptions, fit_circuit, fit_experiment
 from geis_pipeline.fit.verdict import judge_fixed
 from geis_pipeline.kk import check_kk_batch
@@ -22,12 +23,30 @@ ROLES = {"L0": "cable", "R1": "bulk", "R2": "gb", "R3": "int"}
 TRUTH = {"int": "R_int_ohm", "gb": "R_gb_ohm", "bulk": "R_b_ohm"}
 
 
+def _kk_mask(kk) -> np.ndarray:
+    """The points the pipeline fits: KK's kept points without its outliers."""
+    return np.asarray(kk.mask, bool) & ~np.isin(np.arange(kk.mask.size), kk.outliers)
+
+
+def _chain(pairs, circuit, **options):
+    """fit_experiment with KK's masks, verdicts and noise levels, as the pipeline runs it."""
+    kk = check_kk_batch(pairs)
+    return fit_experiment(
+        pairs,
+        circuit,
+        masks=[_kk_mask(k) for k in kk],
+        kk_ok=[k.ok for k in kk],
+        noise_rms=[k.rms for k in kk],
+        **options,
+    )
+
+
 def _run(noise: float, fixed: dict[str, float], n_sweeps: int = 8):
     settings = SimulationSettings(noise_rel=noise, n_sweeps=n_sweeps, n_relaxation=0, seed=3)
     experiment = simulate_experiment(settings)
     pairs = [(experiment.freq[i], experiment.z[i]) for i in range(n_sweeps)]
     kk = check_kk_batch(pairs)
-    masks = [np.asarray(k.mask, bool) & ~np.isin(np.arange(k.mask.size), k.outliers) for k in kk]
+    masks = [_kk_mask(k) for k in kk]
     results = fit_experiment(
         pairs,
         CIRCUIT,
@@ -138,7 +157,7 @@ def test_a_fit_above_the_noise_gets_the_full_refit(monkeypatch) -> None:
     circuit, options = cell.cell.fit_keywords()
     freq, z = cell.freq, cell.z[6]
     kk = check_kk_batch([(freq, z)])[0]
-    mask = np.asarray(kk.mask, bool) & ~np.isin(np.arange(freq.size), kk.outliers)
+    mask = _kk_mask(kk)
     keywords = dict(options, fixed={"CPE4_1": 0.85}, mask=mask, kk_ok=kk.ok)
     result = fit_circuit(freq, z, circuit, noise_rms=kk.rms, **keywords)
     for role in ("sei", "int"):
@@ -165,22 +184,11 @@ def test_a_true_fixed_value_stays_on_the_process_it_was_fixed_for() -> None:
     step (found by the wrong-but-ok hunt). A start that puts another process on a
     block holding a fixed value is no longer clean.
     """
-    from geis_pipeline.cells import simulate_cell
-
     cell = simulate_cell("llzo_3arc", n_steps=8, noise_rel=0.005, seed=0)
     circuit, options = cell.cell.fit_keywords((0, 2, 1))  # R1 bulk, R2 int, R3 gb
     assert options["roles"]["R3"] == "gb"
     pairs = [(cell.freq, z) for z in cell.z]
-    kk = check_kk_batch(pairs)
-    masks = [np.asarray(k.mask, bool) & ~np.isin(np.arange(k.mask.size), k.outliers) for k in kk]
-    results = fit_experiment(
-        pairs,
-        circuit,
-        masks=masks,
-        kk_ok=[k.ok for k in kk],
-        noise_rms=[k.rms for k in kk],
-        **dict(options, fixed={"CPE3_1": 0.9}),
-    )
+    results = _chain(pairs, circuit, **dict(options, fixed={"CPE3_1": 0.9}))
     assert all(result.ok for result in results), [r.status for r in results if not r.ok]
     assert all("R3" in result.roles["gb"].elements for result in results)
 
@@ -192,21 +200,10 @@ def test_steps_with_contradicted_fixed_values_do_not_pass_on_their_labels() -> N
     fallback fit of step 6, which was right but came out with sei and int swapped:
     R_int 56 ohm against 1273, ok (found by the wrong-but-ok hunt).
     """
-    from geis_pipeline.cells import simulate_cell
-
     cell = simulate_cell("li_in_3proc", n_steps=8, noise_rel=0.002, seed=0)
     circuit, options = cell.cell.fit_keywords()
     pairs = [(cell.freq, z) for z in cell.z]
-    kk = check_kk_batch(pairs)
-    masks = [np.asarray(k.mask, bool) & ~np.isin(np.arange(k.mask.size), k.outliers) for k in kk]
-    results = fit_experiment(
-        pairs,
-        circuit,
-        masks=masks,
-        kk_ok=[k.ok for k in kk],
-        noise_rms=[k.rms for k in kk],
-        **dict(options, fixed={"CPE4_1": 0.9}),
-    )
+    results = _chain(pairs, circuit, **dict(options, fixed={"CPE4_1": 0.9}))
     checked = 0
     for step, result in enumerate(results):
         if not result.ok:
@@ -231,14 +228,12 @@ def test_a_fixed_value_on_an_arc_that_is_no_process_is_not_ok() -> None:
     and merged bulk and gb into one alpha-0.6 "bulk" arc: R_b 368 ohm against 240, ok
     (found by the wrong-but-ok hunt).
     """
-    from geis_pipeline.cells import simulate_cell
-
     cell = simulate_cell("mann_cpe_tail", n_steps=8, noise_rel=0.005, seed=0)
     circuit, options = cell.cell.fit_keywords()
     step = 5
     freq, z = cell.freq, cell.z[step]
     kk = check_kk_batch([(freq, z)])[0]
-    mask = np.asarray(kk.mask, bool) & ~np.isin(np.arange(freq.size), kk.outliers)
+    mask = _kk_mask(kk)
     fixed = {"R3": float(cell.truth["int"]["R_ohm"][step])}
     assert options["roles"]["R3"] == "int"
     result = fit_circuit(
@@ -288,8 +283,6 @@ def test_roles_the_physics_cannot_tell_apart_are_not_reported() -> None:
     the interface in half the fits, R_int 59 ohm against 200-1000, ok (found by the
     wrong-but-ok hunt). Both labels are now unresolved, naming the fix.
     """
-    from geis_pipeline.cells import simulate_cell
-
     cell = simulate_cell("symmetric_2int", n_steps=3, noise_rel=0.002, seed=0)
     circuit, options = cell.cell.fit_keywords()
     options = dict(options, role_tau_windows={})
